@@ -1,0 +1,17 @@
+"""gdjax: a JAX-accelerated, vectorized toolkit for studying gradient descent,
+basins of attraction and learning-rate schedules."""
+
+from gdjax import schedules as schedules
+from gdjax import surfaces as surfaces
+from gdjax.descent import RULES as RULES
+from gdjax.descent import Final as Final
+from gdjax.descent import OptaxFactory as OptaxFactory
+from gdjax.descent import Sweep as Sweep
+from gdjax.descent import Trajectory as Trajectory
+from gdjax.descent import descend as descend
+from gdjax.descent import descend_final as descend_final
+from gdjax.descent import optimizer as optimizer
+from gdjax.descent import sweep as sweep
+from gdjax.surfaces import Surface as Surface
+
+__version__ = "0.1.0"
