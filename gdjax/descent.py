@@ -39,7 +39,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
@@ -425,9 +424,7 @@ def _resolve_fn(fn, x0):
             )
         return fn.fn
     if isinstance(fn, str):
-        raise ValueError(
-            f"fn={fn!r} is a string: pass gdjax.surfaces.get({fn!r}) or a callable"
-        )
+        raise ValueError(f"fn={fn!r} is a string: pass gdjax.surfaces.get({fn!r}) or a callable")
     if not callable(fn):
         raise TypeError(f"fn must be a callable or a gdjax Surface, got {fn!r}")
     return fn
@@ -576,9 +573,7 @@ class Sweep:
     converged_step: Array
 
 
-@functools.partial(
-    jax.jit, static_argnames=("fn", "rule", "epochs", "bound", "has_target")
-)
+@functools.partial(jax.jit, static_argnames=("fn", "rule", "epochs", "bound", "has_target"))
 def _sweep(fn, rule, epochs, bound, has_target, x0s, lrs, kinds, tol, target):
     steps = epochs[-1]
 
@@ -704,4 +699,3 @@ def sweep(
         diverged=finals.diverged,
         converged_step=conv_step,
     )
-

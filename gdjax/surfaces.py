@@ -179,8 +179,7 @@ _SURFACES: dict[str, Surface] = {
                 _m((0.296446, 0.320196), -0.064946),
             ),
             True,
-            "3(1-x)^2 exp(-x^2-(y+1)^2) - 10(x/5 - x^3 - y^5) exp(-x^2-y^2)"
-            " - exp(-(x+1)^2-y^2)/3",
+            "3(1-x)^2 exp(-x^2-(y+1)^2) - 10(x/5 - x^3 - y^5) exp(-x^2-y^2) - exp(-(x+1)^2-y^2)/3",
         ),
         Surface(
             "himmelblau",

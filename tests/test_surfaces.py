@@ -69,7 +69,9 @@ def test_no_unlisted_minima_in_domain(name, x64):
         if not (res.success and np.all((lo <= res.x) & (res.x <= hi))):
             continue
         # a saddle can stop BFGS; only count points with positive curvature
-        h = np.asarray(jax.hessian(surface.fn)(jnp.asarray(res.x[0] if surface.dim == 1 else res.x)))
+        h = np.asarray(
+            jax.hessian(surface.fn)(jnp.asarray(res.x[0] if surface.dim == 1 else res.x))
+        )
         if np.any(np.linalg.eigvalsh(np.atleast_2d(h)) <= 0):
             continue
         dist = np.min(np.linalg.norm(listed - res.x, axis=1))
@@ -90,9 +92,7 @@ def test_grad_matches_finite_differences(name, x64):
             fd = (surface.fn(x + h) - surface.fn(x - h)) / (2 * h)
         else:
             eye = np.eye(surface.dim)
-            fd = np.array(
-                [(surface.fn(x + h * e) - surface.fn(x - h * e)) / (2 * h) for e in eye]
-            )
+            fd = np.array([(surface.fn(x + h * e) - surface.fn(x - h * e)) / (2 * h) for e in eye])
         np.testing.assert_allclose(np.asarray(g(jnp.asarray(x))), fd, rtol=1e-6, atol=1e-6)
 
 

@@ -53,7 +53,9 @@ def test_rules_side_by_side_equal_single_runs():
         for i in range(2):
             for j in range(2):
                 traj = gdjax.descend(QUAD, starts[i], steps=50, lr=lrs[j], rule=rule)
-                np.testing.assert_allclose(sw.value[r, i, j], traj.params[jnp.array([5, 50])], rtol=1e-6)
+                np.testing.assert_allclose(
+                    sw.value[r, i, j], traj.params[jnp.array([5, 50])], rtol=1e-6
+                )
 
 
 def test_sweep_diverged_flags():
