@@ -88,10 +88,12 @@ class Trajectory(NamedTuple):
         return jax.tree.map(lambda p: p[-1], self.params)
 
     @property
-    def grad_norm(self) -> Float[Array, " steps+1"]:
+    def grad_norm(self) -> Float[Array, "*batch steps+1"]:
         """Global gradient norm at every step."""
+        # works with leading batch axes too (vmapped trajectories)
+        lead = self.loss.ndim
         leaves = jax.tree.leaves(self.grads)
-        return jnp.sqrt(sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in leaves))
+        return jnp.sqrt(sum(jnp.sum(g**2, axis=tuple(range(lead, g.ndim))) for g in leaves))
 
 
 class Final(NamedTuple):
@@ -197,6 +199,19 @@ def _parse_rule(rule, lr) -> tuple[int, Any]:
         f"rule must be one of {', '.join(RULES)}, a schedule, an optax.GradientTransformation "
         f"or gdjax.optimizer(...); got {rule!r}"
     )
+
+
+def _is_single_rule(rule) -> bool:
+    # a GradientTransformation is a NamedTuple, hence a Sequence: test it first
+    return isinstance(rule, str | optax.GradientTransformation) or not isinstance(rule, Sequence)
+
+
+def _named_kinds(rules: Sequence[str], lr) -> Array:
+    if not rules:
+        raise ValueError("rules must not be empty")
+    if not all(isinstance(r, str) for r in rules):
+        raise ValueError("only the named rules (fixed, time, grad) can be run side by side")
+    return jnp.asarray([_parse_rule(r, lr)[0] for r in rules], jnp.int32)
 
 
 def _require_lr(lr, what: str) -> None:
@@ -464,11 +479,14 @@ def descend(
         steps: number of updates (>= 1).
         lr: learning rate (> 0), or the scale of the ``"grad"`` rule; leave
             it out for schedule and GradientTransformation rules.
-        rule: see the module docstring.
+        rule: see the module docstring; or a sequence of named rules, run
+            side by side in one vmapped call (``lr`` is then one value or one
+            per rule).
         bound: a parameter magnitude above this counts as divergence.
 
     Returns:
-        A :class:`Trajectory` with ``steps + 1`` points.
+        A :class:`Trajectory` with ``steps + 1`` points; with a sequence of
+        rules every field gets a leading rule axis.
 
     Raises:
         ValueError: lr <= 0 or NaN, steps <= 0, an unknown rule, x0 of the
@@ -480,10 +498,18 @@ def descend(
         0.5
     """
     steps = _schedules.check_count("steps", steps)
-    kind, static_rule = _parse_rule(rule, lr)
+    bound = _check_bound(bound)
     f = _resolve_fn(fn, x0)
     x0 = _as_params(x0)
-    return _descend(f, static_rule, steps, _check_bound(bound), x0, _as_lr(lr, x0), kind)
+    if _is_single_rule(rule):
+        kind, static_rule = _parse_rule(rule, lr)
+        return _descend(f, static_rule, steps, bound, x0, _as_lr(lr, x0), kind)
+    kinds = _named_kinds(rule, lr)
+    if jnp.ndim(lr) not in (0, 1) or jnp.size(lr) not in (1, len(rule)):
+        raise ValueError(f"lr must be one value or one per rule, got shape {jnp.shape(lr)}")
+    lrs = jnp.broadcast_to(_as_lr(lr, x0).reshape(-1), kinds.shape)
+    run = functools.partial(_descend, f, None, steps, bound)
+    return jax.vmap(run, in_axes=(None, 0, 0))(x0, lrs, kinds)
 
 
 def descend_final(
@@ -644,15 +670,13 @@ def sweep(
             raise ValueError(f"epochs must be increasing with no repeats, got {epochs}")
         if steps is not None and steps != epochs[-1]:
             raise ValueError(f"steps={steps} disagrees with max(epochs)={epochs[-1]}")
-    if isinstance(rules, str) or not isinstance(rules, Sequence):
+    if _is_single_rule(rules):
         rules = (rules,)
-    if not rules:
-        raise ValueError("rules must not be empty")
-    parsed = [_parse_rule(r, None if lr is None else 1.0) for r in rules]
-    statics = {s for _, s in parsed}
-    if len(parsed) > 1 and statics != {None}:
-        raise ValueError("only the named rules (fixed, time, grad) can be swept side by side")
-    static_rule = parsed[0][1]
+    if len(rules) == 1:
+        kind, static_rule = _parse_rule(rules[0], None if lr is None else 1.0)
+        kinds = jnp.asarray([kind], jnp.int32)
+    else:
+        kinds, static_rule = _named_kinds(rules, lr), None
     if lr is not None:
         _schedules.check_positive("lr", lr)
     _schedules.check_positive("tol", tol)
@@ -670,7 +694,6 @@ def sweep(
     lrs = jnp.atleast_1d(jnp.asarray(1.0 if lr is None else lr, dtype))
     if lrs.ndim != 1:
         raise ValueError(f"lr must be a scalar or 1-D, got shape {lrs.shape}")
-    kinds = jnp.asarray([k for k, _ in parsed], jnp.int32)
     tgt = None if target is None else jnp.asarray(target, dtype)
     finals, conv_step = _sweep(
         f,

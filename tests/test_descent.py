@@ -225,3 +225,17 @@ def test_surface_name_string_is_a_clear_error():
 def test_validation_is_skipped_under_tracing():
     out = jax.vmap(lambda lr: gdjax.descend(QUAD, 1.0, steps=3, lr=lr).final)(jnp.array([0.1, 0.2]))
     assert out.shape == (2,)
+
+
+def test_named_rules_side_by_side():
+    lrs = jnp.array([0.1, 0.1, 0.02])
+    trajs = gdjax.descend(QUAD, -1.0, steps=20, lr=lrs, rule=gdjax.RULES)
+    assert trajs.params.shape == (3, 21)
+    for r, rule in enumerate(gdjax.RULES):
+        single = gdjax.descend(QUAD, -1.0, steps=20, lr=lrs[r], rule=rule)
+        np.testing.assert_array_equal(trajs.params[r], single.params)
+        np.testing.assert_array_equal(trajs.lr[r], single.lr)
+    with pytest.raises(ValueError, match="one per rule"):
+        gdjax.descend(QUAD, -1.0, steps=20, lr=jnp.array([0.1, 0.2]), rule=gdjax.RULES)
+    with pytest.raises(ValueError, match="only the named rules"):
+        gdjax.descend(QUAD, -1.0, steps=20, lr=0.1, rule=["fixed", optax.sgd(0.1)])

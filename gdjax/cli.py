@@ -1,0 +1,81 @@
+"""The ``gdjax`` command line.
+
+    gdjax lessons [--out DIR]               every lesson on its defaults (the main job)
+    gdjax lesson 1d|2d|dynamic-lr [--out DIR] [options]
+    gdjax surfaces                          the surface zoo and its minima
+
+``gdjax COMMAND --help`` lists each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gdjax.lessons import LESSONS, _common
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gdjax",
+        description="JAX-accelerated, vectorized experiments on gradient descent.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"lessons: {', '.join(LESSONS)} (gdjax lesson NAME --help for each)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_all = sub.add_parser("lessons", help="run every lesson on its defaults (the main job)")
+    p_all.add_argument("--out", default="runs", help="output directory (default: %(default)s)")
+    p_all.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+
+    p_lesson = sub.add_parser("lesson", help="run one lesson")
+    lessons = p_lesson.add_subparsers(dest="lesson", required=True, metavar="LESSON")
+    for name, module in LESSONS.items():
+        p = lessons.add_parser(
+            name, help=module.__doc__.splitlines()[0], description=module.__doc__
+        )
+        _common.add_common(p, f"runs/lesson_{name.replace('-', '_')}")
+        module.add_arguments(p)
+
+    sub.add_parser("surfaces", help="list the surface zoo and its minima")
+    return parser
+
+
+def _surfaces() -> None:
+    from gdjax import surfaces
+
+    for name in surfaces.names():
+        s = surfaces.get(name)
+        box = " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in s.domain)
+        print(f"{name} ({s.dim}D, domain {box}): {s.formula}")
+        suffix = "" if s.all_minima else " (global only; many local minima)"
+        for m in s.minima:
+            loc = ", ".join(f"{v:.6g}" for v in m.location)
+            tag = "global" if m.is_global else "local"
+            print(f"    {tag:6s} min f({loc}) = {m.value:.6g}")
+        if suffix:
+            print(f"   {suffix}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_build_parser().parse_args(argv))
+    command = args.pop("command")
+    if command == "surfaces":
+        _surfaces()
+    elif command == "lesson":
+        _common.run_and_print(LESSONS[args.pop("lesson")], args)
+    elif command == "lessons":
+        out, seed = Path(args["out"]), args["seed"]
+        start = time.perf_counter()
+        for name, module in LESSONS.items():
+            _common.run_and_print(
+                module, {"out": out / f"lesson_{name.replace('-', '_')}", "seed": seed}
+            )
+        print(f"all lessons done in {time.perf_counter() - start:.1f} s; open {out}/*/report.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Lesson A: gradient descent in 1D on f(x) = 3x^2 - 3x + 4 (minimum at x = 0.5).
+
+Shows the learning journey (x and f'(x) vs epoch), what a too-large (lr = 1:
+explodes to ~1e70 in float64) and a too-small (lr = 0.001: still far after
+100 epochs) learning rate do, and the lr x epochs trade-off: 10x smaller lr
+needs about 10x the epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+import gdjax
+from gdjax import plot
+from gdjax.lessons import _common
+from gdjax.report import Report, write_json
+
+SURFACE = "quadratic"
+SWEEP_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+SWEEP_EPOCHS = (10, 30, 100, 300, 1000, 3000, 10000)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lr",
+        type=_common.positive_float("--lr"),
+        default=0.01,
+        help="learning rate of the main run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_common.positive_int("--epochs"),
+        default=100,
+        help="epochs of the main, large-lr and small-lr runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--large-lr",
+        type=_common.positive_float("--large-lr"),
+        default=1.0,
+        help="a learning rate that is too large (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--small-lr",
+        type=_common.positive_float("--small-lr"),
+        default=0.001,
+        help="a learning rate that is too small (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tol",
+        type=_common.positive_float("--tol"),
+        default=0.01,
+        help="arrival: |x - 0.5| < tol (default: %(default)s)",
+    )
+
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    lr: float = 0.01,
+    epochs: int = 100,
+    large_lr: float = 1.0,
+    small_lr: float = 0.001,
+    tol: float = 0.01,
+) -> dict:
+    surface = gdjax.surfaces.get(SURFACE)
+    target = surface.minima[0].location[0]
+    lo, hi = surface.domain[0]
+    x0 = jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
+
+    lrs = jnp.array([lr, small_lr, large_lr])
+    trajs = jax.vmap(lambda r: gdjax.descend(surface, x0, steps=epochs, lr=r))(lrs)
+    with jax.enable_x64(True):
+        big64 = gdjax.descend(
+            surface, jnp.asarray(float(x0), jnp.float64), steps=epochs, lr=large_lr
+        )
+        big64_final = float(big64.final)
+        big64_step = int(big64.diverged_step)
+
+    runs = {}
+    for i, name in enumerate(["main", "small_lr", "large_lr"]):
+        runs[name] = {
+            "lr": float(lrs[i]),
+            "final_x": float(trajs.params[i, -1]),
+            "final_grad": float(trajs.grads[i, -1]),
+            "distance": abs(float(trajs.params[i, -1]) - target),
+            "diverged": bool(trajs.diverged[i]),
+            "diverged_step": int(trajs.diverged_step[i]),
+        }
+    runs["large_lr"]["final_x_float64"] = big64_final
+    runs["large_lr"]["diverged_step_float64"] = big64_step
+
+    sw = gdjax.sweep(surface, x0, jnp.array(SWEEP_LRS), epochs=SWEEP_EPOCHS, target=target, tol=tol)
+    to_arrive = np.asarray(sw.converged_step[0, 0])
+    error = np.abs(np.asarray(sw.value[0, 0]) - target)
+    arrive = dict(zip(SWEEP_LRS, to_arrive.tolist(), strict=True))
+    pairs = [
+        (a, b, arrive[b] / arrive[a])
+        # SWEEP_LRS steps by ~3x, so entries two apart are 10x apart; above lr = 1/6
+        # the iterate overshoots and the 1/lr law no longer applies
+        for a, b in zip(SWEEP_LRS[2:], SWEEP_LRS[:-2], strict=True)
+        if a <= 0.1 and arrive[a] > 0 and arrive[b] > 0
+    ]
+
+    results = {
+        "lesson": "A: gradient descent in 1D",
+        "surface": SURFACE,
+        "seed": seed,
+        "x0": float(x0),
+        "target": target,
+        "epochs": epochs,
+        "tol": tol,
+        "runs": runs,
+        "sweep": {
+            "lr": list(SWEEP_LRS),
+            "epochs": list(SWEEP_EPOCHS),
+            "distance": np.where(np.asarray(sw.diverged[0, 0]), -1.0, error).tolist(),
+            "diverged": np.asarray(sw.diverged[0, 0]).tolist(),
+            "epochs_to_arrive": to_arrive.tolist(),
+            "note": "distance -1 marks a diverged run; epochs_to_arrive -1: not within tol",
+        },
+        "epochs_ratio_for_10x_smaller_lr": [
+            {"lr": a, "smaller_lr": b, "ratio": r} for a, b, r in pairs
+        ],
+    }
+    write_json(out / "results.json", results)
+    _report(out, surface, trajs, lrs, sw, results)
+    return results
+
+
+def _report(out, surface, trajs, lrs, sw, res) -> None:
+    r = Report("Lesson A: gradient descent in 1D")
+    r.text(
+        f"f(x) = {surface.formula}, f'(x) by jax.grad. Start x0 = {res['x0']:.4f} drawn "
+        f"uniformly from {surface.domain[0]} (seed {res['seed']}). Minimum at x = 0.5."
+    )
+    main = res["runs"]["main"]
+    r.heading("The learning journey")
+    main_traj = jax.tree.map(lambda a: a[0], trajs)
+    r.figure(
+        plot.learning_journey(
+            jax.tree.map(lambda a: a[:1], trajs), [f"lr = {main['lr']:g}"], target=0.5
+        ),
+        "journey",
+        "x settles at 0.5 while f'(x) goes to 0: the steps shrink with the "
+        "derivative, so the approach is asymptotic.",
+    )
+    r.figure(plot.curve_1d(surface, main_traj), "curve", "The iterates on the parabola.")
+    r.heading("Too large and too small")
+    small, large = res["runs"]["small_lr"], res["runs"]["large_lr"]
+    r.figure(
+        plot.learning_journey(trajs, [f"lr = {v:g}" for v in np.asarray(lrs)], target=0.5),
+        "lr_compare",
+        "Three learning rates (symlog axis where values explode).",
+    )
+    r.table(
+        ["lr", "x after epochs", "|x - 0.5|", "diverged (step)"],
+        [
+            [
+                v["lr"],
+                v["final_x"],
+                v["distance"],
+                f"yes ({v['diverged_step']})" if v["diverged"] else "no",
+            ]
+            for v in (main, small, large)
+        ],
+    )
+    r.text(
+        f"lr = {large['lr']:g} in float64: x after {res['epochs']} epochs = "
+        f"{large['final_x_float64']:.3e} (the lesson's ~1e70). In float32 the run overflows; "
+        "gdjax freezes it at its last finite point and flags it, so no NaN reaches a plot."
+    )
+    r.heading("Learning rate x epochs")
+    r.figure(
+        plot.error_grid(sw), "lr_epochs_grid", "|x - 0.5| after n epochs for each learning rate."
+    )
+    r.figure(
+        _arrival_plot(res),
+        "epochs_to_arrive",
+        "Epochs to arrive within tol against lr: slope -1 on log-log axes means 10x "
+        "smaller lr needs 10x the epochs.",
+    )
+    r.table(
+        ["lr", "smaller lr", "epochs ratio"],
+        [[p["lr"], p["smaller_lr"], p["ratio"]] for p in res["epochs_ratio_for_10x_smaller_lr"]],
+    )
+    r.heading("Command")
+    r.code(_common.command_line())
+    r.write(out)
+
+
+def _arrival_plot(res):
+    lrs = np.asarray(res["sweep"]["lr"])
+    k = np.asarray(res["sweep"]["epochs_to_arrive"], dtype=float)
+    ok = k > 0
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.loglog(lrs[ok], k[ok], "o-", label="gdjax")
+    ref = k[ok][0] * lrs[ok][0] / lrs[ok]
+    ax.loglog(lrs[ok], ref, "k:", label="epochs proportional to 1/lr")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"epochs to |x - 0.5| < {res['tol']:g}")
+    ax.legend()
+    return fig
+
+
+def summary(res: dict) -> str:
+    main, small, large = (res["runs"][k] for k in ("main", "small_lr", "large_lr"))
+    lines = [
+        f"Lesson A (1D): x0 = {res['x0']:.4f}, {res['epochs']} epochs",
+        f"  lr = {main['lr']:g}: x = {main['final_x']:.5f}, |x - 0.5| = {main['distance']:.2e},"
+        f" f'(x) = {main['final_grad']:.2e}",
+        f"  lr = {small['lr']:g} (too small): still {small['distance']:.3f} away from 0.5",
+        f"  lr = {large['lr']:g} (too large): diverged at epoch {large['diverged_step']};"
+        f" float64 x after {res['epochs']} epochs = {large['final_x_float64']:.3e}",
+    ]
+    for p in res["epochs_ratio_for_10x_smaller_lr"]:
+        lines.append(f"  lr {p['lr']:g} -> {p['smaller_lr']:g}: {p['ratio']:.2f}x the epochs")
+    return "\n".join(lines)

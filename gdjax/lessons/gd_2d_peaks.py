@@ -1,0 +1,172 @@
+"""Lesson B: gradient descent in 2D on MATLAB's peaks surface.
+
+Random starts descend in one vmapped call; the paths are drawn on the
+heatmap and each end point is labelled with the minimum it reached (or "not
+converged": on peaks some starts crawl onto the flat outer plateau). Where a
+run lands depends on where it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+import gdjax
+from gdjax import plot
+from gdjax.lessons import _common
+from gdjax.report import Report, write_json
+
+SURFACE = "peaks"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--starts",
+        type=_common.positive_int("--starts"),
+        default=12,
+        help="number of random starts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=_common.positive_float("--lr"),
+        default=0.01,
+        help="learning rate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_common.positive_int("--steps"),
+        default=1000,
+        help="descent steps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tol",
+        type=_common.positive_float("--tol"),
+        default=1e-3,
+        help="converged: gradient norm < tol (default: %(default)s)",
+    )
+
+
+def classify(surface, final, grad_norm, diverged, tol: float, radius: float = 0.05):
+    """Names the listed minimum each end point reached.
+
+    Returns, per run, the index into ``surface.minima``, or -1 for "not
+    converged" (gradient norm >= tol or no listed minimum within ``radius``)
+    and -2 for "diverged".
+    """
+    final = np.asarray(final)
+    minima = np.asarray([m.location for m in surface.minima])
+    dist = np.linalg.norm(final[:, None, :] - minima[None], axis=-1)
+    nearest = dist.argmin(axis=1)
+    ok = (np.asarray(grad_norm) < tol) & (dist.min(axis=1) < radius)
+    labels = np.where(ok, nearest, -1)
+    return np.where(np.asarray(diverged), -2, labels)
+
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    starts: int = 12,
+    lr: float = 0.01,
+    steps: int = 1000,
+    tol: float = 1e-3,
+) -> dict:
+    surface = gdjax.surfaces.get(SURFACE)
+    lo, hi = np.asarray(surface.domain).T
+    x0 = jax.random.uniform(jax.random.key(seed), (starts, 2), minval=lo, maxval=hi)
+    trajs = jax.vmap(lambda x: gdjax.descend(surface, x, steps=steps, lr=lr))(x0)
+    final = np.asarray(trajs.params[:, -1])
+    gnorm = np.asarray(trajs.grad_norm[:, -1])
+    labels = classify(surface, final, gnorm, trajs.diverged, tol)
+
+    def name(label: int) -> str:
+        if label == -2:
+            return "diverged"
+        if label == -1:
+            return "not converged"
+        m = surface.minima[label]
+        kind = "global" if m.is_global else "local"
+        return f"{kind} min ({m.location[0]:.2f}, {m.location[1]:.2f})"
+
+    runs = [
+        {
+            "start": np.asarray(x0[i]).tolist(),
+            "end": final[i].tolist(),
+            "f_end": float(trajs.loss[i, -1]),
+            "grad_norm_end": float(gnorm[i]),
+            "reached": name(int(labels[i])),
+            "minimum_index": int(labels[i]),
+        }
+        for i in range(starts)
+    ]
+    counts = {}
+    for r in runs:
+        counts[r["reached"]] = counts.get(r["reached"], 0) + 1
+    results = {
+        "lesson": "B: gradient descent in 2D on peaks",
+        "surface": SURFACE,
+        "seed": seed,
+        "lr": lr,
+        "steps": steps,
+        "tol": tol,
+        "minima": [
+            {"location": list(m.location), "value": m.value, "global": m.is_global}
+            for m in surface.minima
+        ],
+        "runs": runs,
+        "counts": counts,
+    }
+    write_json(out / "results.json", results)
+
+    rep = Report("Lesson B: gradient descent on the peaks surface")
+    rep.text(
+        f"z = {surface.formula}; gradient by jax.grad (no SymPy). {starts} random starts "
+        f"(seed {seed}), lr = {lr:g}, {steps} steps, all in one jax.vmap call."
+    )
+    rep.figure(
+        plot.landscape_2d(surface, trajs, labels=[r["reached"] for r in runs]),
+        "paths",
+        "Each path follows the steepest way down from its start; where it "
+        "ends depends on where it starts.",
+    )
+    rep.figure(_loss_plot(trajs, runs), "loss", "f along each path.")
+    rep.table(
+        ["run", "start", "end", "f(end)", "|grad|", "reached"],
+        [
+            [i, _pt(r["start"]), _pt(r["end"]), r["f_end"], r["grad_norm_end"], r["reached"]]
+            for i, r in enumerate(runs)
+        ],
+    )
+    rep.table(["outcome", "runs"], sorted(counts.items()))
+    rep.heading("Command")
+    rep.code(_common.command_line())
+    rep.write(out)
+    return results
+
+
+def _pt(p) -> str:
+    return f"({p[0]:.3f}, {p[1]:.3f})"
+
+
+def _loss_plot(trajs, runs):
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for i, r in enumerate(runs):
+        ax.plot(np.asarray(trajs.loss[i]), color=f"C{i % 10}", label=f"{i}: {r['reached']}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("f(x, y)")
+    ax.set_xscale("symlog")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def summary(res: dict) -> str:
+    lines = [
+        f"Lesson B (peaks): {len(res['runs'])} starts, lr = {res['lr']:g}, {res['steps']} steps"
+    ]
+    for outcome, n in sorted(res["counts"].items()):
+        lines.append(f"  {n:3d} x {outcome}")
+    return "\n".join(lines)

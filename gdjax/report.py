@@ -1,0 +1,166 @@
+"""Reports: files a person opens.
+
+``Report`` collects text, tables and matplotlib figures and writes a
+self-contained HTML page (figures embedded as PNG data), saving every figure
+as a PNG beside it. ``write_json`` writes results strictly: numpy and jax
+values are converted, and a NaN or inf is an error, never silently written.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Report", "to_jsonable", "versions", "write_json"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape the numbers."""
+    import jax
+    import jaxlib
+    import matplotlib
+    import optax
+
+    import gdjax
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "gdjax": gdjax.__version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "matplotlib": matplotlib.__version__,
+        "backend": jax.default_backend(),
+        "devices": str(jax.device_count()),
+    }
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Converts numpy/jax arrays and scalars, tuples and dataclasses to JSON
+    types. Raises ValueError on NaN or inf."""
+    if hasattr(obj, "__array__") and not isinstance(obj, str | bytes):
+        arr = np.asarray(obj)
+        return to_jsonable(arr.tolist() if arr.ndim else arr.item())
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise ValueError(f"refusing to write a non-finite number ({obj}) to JSON")
+        return obj
+    if isinstance(obj, bool | int | str) or obj is None:
+        return obj
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Writes ``data`` as indented JSON (no NaN, no inf)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
+th, td { border: 1px solid #bbb; padding: .3em .7em; text-align: right; }
+th { background: #eee; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: .9em; }
+pre { background: #f5f5f5; padding: .7em; overflow-x: auto; font-size: .85em; }
+.note { background: #fff8e0; border-left: 4px solid #e0b000; padding: .5em 1em; }
+"""
+
+
+class Report:
+    """A self-contained HTML report.
+
+    Example:
+        >>> r = Report("Lesson A")
+        >>> r.text("Gradient descent in 1D.")
+        >>> r.table(["lr", "final x"], [[0.1, 0.5]])
+        >>> r.write("runs/lesson_1d")  # writes report.html
+    """
+
+    def __init__(self, title: str):
+        self.title = title
+        self._parts: list[str] = []
+        self._figures: list[tuple[str, bytes]] = []
+
+    def heading(self, text: str) -> None:
+        self._parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def text(self, text: str, *, note: bool = False) -> None:
+        cls = ' class="note"' if note else ""
+        self._parts.append(f"<p{cls}>{html.escape(text)}</p>")
+
+    def code(self, text: str) -> None:
+        self._parts.append(f"<pre>{html.escape(text)}</pre>")
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+            for row in rows
+        )
+        self._parts.append(f"<table><tr>{head}</tr>{body}</table>")
+
+    def figure(self, fig, name: str, caption: str = "") -> None:
+        """Embeds a matplotlib figure; it is also saved as ``name``.png."""
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        png = buf.getvalue()
+        self._figures.append((name, png))
+        data = base64.b64encode(png).decode("ascii")
+        self._parts.append(
+            f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    def write(self, out_dir: str | Path, filename: str = "report.html") -> Path:
+        """Writes the page and the PNGs into ``out_dir``; returns the page's path."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, png in self._figures:
+            (out / f"{name}.png").write_bytes(png)
+        versions_table = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+            for k, v in versions().items()
+        )
+        page = (
+            f"<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{html.escape(self.title)}</h1>{''.join(self._parts)}"
+            f"<h2>Versions</h2><table>{versions_table}</table></body></html>\n"
+        )
+        path = out / filename
+        path.write_text(page)
+        return path
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float | np.floating):
+        v = float(v)
+        if v == 0 or 1e-3 <= abs(v) < 1e5:
+            return f"{v:.4g}"
+        return f"{v:.3e}"
+    return str(v)

@@ -1,0 +1,108 @@
+"""The lesson experiments write their files and reproduce the lessons' numbers."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from gdjax.cli import main
+from gdjax.lessons import LESSONS, dynamic_lr, gd_1d, gd_2d_peaks
+
+
+def _load(out):
+    data = json.loads((out / "results.json").read_text())
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
+    assert not re.search(r"<td>[^<]*(nan|inf)[^<]*</td>", page), "a NaN or inf reached a table"
+    return data
+
+
+def test_lesson_1d(tmp_path):
+    res = gd_1d.run(tmp_path, seed=3)
+    data = _load(tmp_path)
+    assert data == json.loads(json.dumps(res))
+    for name in ["journey", "curve", "lr_compare", "lr_epochs_grid", "epochs_to_arrive"]:
+        assert (tmp_path / f"{name}.png").stat().st_size > 5000
+    runs = data["runs"]
+    assert runs["main"]["distance"] < 0.01 and not runs["main"]["diverged"]
+    # (1 - 0.006)^100 = 0.548 of the start's distance remains
+    x0 = data["x0"]
+    assert runs["small_lr"]["distance"] == pytest.approx(0.994**100 * abs(x0 - 0.5), rel=1e-3)
+    assert runs["large_lr"]["diverged"]
+    expected = 0.5 + (-5.0) ** 100 * (x0 - 0.5)
+    assert runs["large_lr"]["final_x_float64"] == pytest.approx(expected, rel=1e-6)
+    ratios = {p["lr"]: p["ratio"] for p in data["epochs_ratio_for_10x_smaller_lr"]}
+    assert 9.5 < ratios[0.01] < 11
+
+
+def test_lesson_2d_peaks(tmp_path):
+    res = gd_2d_peaks.run(tmp_path, seed=0, starts=6, steps=400)
+    data = _load(tmp_path)
+    assert (tmp_path / "paths.png").exists() and (tmp_path / "loss.png").exists()
+    assert len(data["runs"]) == 6 and sum(data["counts"].values()) == 6
+    for r in res["runs"]:
+        if r["minimum_index"] >= 0:
+            m = data["minima"][r["minimum_index"]]
+            assert np.linalg.norm(np.subtract(r["end"], m["location"])) < 1e-3
+            assert r["grad_norm_end"] < data["tol"]
+
+
+def test_lesson_2d_global_start_reaches_global():
+    from gdjax import surfaces
+
+    peaks = surfaces.get("peaks")
+    labels = gd_2d_peaks.classify(
+        peaks,
+        np.array([[0.2283, -1.6255], [2.9, 2.9]]),
+        np.array([0.0, 0.1]),
+        np.array([False, False]),
+        tol=1e-3,
+    )
+    assert labels.tolist() == [0, -1]
+
+
+def test_lesson_dynamic_lr(tmp_path):
+    gd = dynamic_lr.run(tmp_path, seed=0)
+    data = _load(tmp_path)
+    side = data["side_by_side"]
+    # at lr_0 = 0.3 > 1/6 the fixed rule oscillates; time-based decay arrives first
+    assert 0 < side["time"]["epochs_to_arrive"] < side["fixed"]["epochs_to_arrive"]
+    fastest = {w["lr"]: w["fastest"] for w in gd["fastest_by_lr"]}
+    assert fastest[0.05] == "fixed" and fastest[0.3] == "time"
+    assert (tmp_path / "rules.png").exists()
+
+
+def test_cli_lesson_and_all(tmp_path, capsys):
+    assert main(["lesson", "dynamic-lr", "--out", str(tmp_path / "d"), "--epochs", "20"]) == 0
+    assert "Lesson D" in capsys.readouterr().out
+    assert json.loads((tmp_path / "d" / "results.json").read_text())["epochs"] == 20
+
+
+def test_cli_lessons_main_job(tmp_path, capsys):
+    assert main(["lessons", "--out", str(tmp_path)]) == 0
+    for name in LESSONS:
+        assert (tmp_path / f"lesson_{name.replace('-', '_')}" / "report.html").exists()
+    assert "all lessons done" in capsys.readouterr().out
+
+
+def test_cli_surfaces(capsys):
+    assert main(["surfaces"]) == 0
+    out = capsys.readouterr().out
+    assert "himmelblau" in out and "-6.55113" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["lesson", "1d", "--lr", "-1"],
+        ["lesson", "2d", "--starts", "0"],
+        ["lesson", "3d"],
+        ["lesson", "1d", "--tol", "nan"],
+    ],
+)
+def test_cli_bad_input(argv, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+    assert "error" in capsys.readouterr().err
