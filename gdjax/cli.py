@@ -1,7 +1,8 @@
 """The ``gdjax`` command line.
 
     gdjax lessons [--out DIR]               every lesson on its defaults (the main job)
-    gdjax lesson 1d|2d|dynamic-lr [--out DIR] [options]
+    gdjax lesson 1d|2d|dynamic-lr|schedules [--out DIR] [options]
+    gdjax schedules [--out DIR]             the textbook's schedule plots, with optax twins
     gdjax surfaces                          the surface zoo and its minima
 
 ``gdjax COMMAND --help`` lists each command's options.
@@ -39,6 +40,13 @@ def _build_parser() -> argparse.ArgumentParser:
         _common.add_common(p, f"runs/lesson_{name.replace('-', '_')}")
         module.add_arguments(p)
 
+    p_sched = sub.add_parser(
+        "schedules",
+        help="draw the textbook's schedules with their optax twins",
+        description=LESSONS["schedules"].__doc__,
+    )
+    _common.add_common(p_sched, "runs/lesson_schedules")
+
     sub.add_parser("surfaces", help="list the surface zoo and its minima")
     return parser
 
@@ -66,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         _surfaces()
     elif command == "lesson":
         _common.run_and_print(LESSONS[args.pop("lesson")], args)
+    elif command == "schedules":
+        _common.run_and_print(LESSONS["schedules"], args)
     elif command == "lessons":
         out, seed = Path(args["out"]), args["seed"]
         start = time.perf_counter()

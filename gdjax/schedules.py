@@ -1,26 +1,82 @@
-"""Learning-rate schedules: pure ``count -> lr`` functions.
+"""Learning-rate schedules, written by hand, each next to its optax twin.
 
-A schedule here speaks optax's language: it is a plain callable of the update
-count that uses only ``jnp`` operations, so it jits, vmaps and can be passed as
-``optax.sgd(learning_rate=schedule)``. Arguments are validated in Python when
-the schedule is built (when they are concrete values).
+A schedule is a :class:`Schedule`: a callable ``count -> lr`` that uses only
+``jnp`` operations, so it jits, vmaps and works as an optax learning rate
+(``optax.sgd(learning_rate=schedule)``). Its arguments are validated in
+Python when it is built. ``schedule.optax()`` returns the matching schedule
+built from optax's own functions, from the same arguments (None where optax
+has none: the square-root schedule).
+
+=================  ==========================================================
+factory            formula at t = count (+ offset)
+=================  ==========================================================
+``constant``       lr
+``square_root``    base_lr (t + 1)^(-1/2)
+``factor``         max(min_lr, base_lr factor^floor(t / every))
+``multi_factor``   base_lr factor^(number of milestones s with t >= s)
+``cosine``         final_lr + (base_lr - final_lr)/2 (1 + cos(pi min(t, T)/T))
+``poly``           final_lr + (base_lr - final_lr)(1 - min(t, T)/T)^power
+``linear_decay``   base_lr (1 - min(t, T)/T)  (lesson D's time-based rule)
+``warmup``         any schedule after a linear (or constant) ramp of k steps
+=================  ==========================================================
 
 Counting convention: like optax and PyTorch, the first update uses
-``schedule(0)``.
+``schedule(0)``. MXNet's lr_scheduler gives the first update
+``scheduler(1)`` (``num_update`` is incremented before the rate is read) and
+its Factor/MultiFactor schedulers decay on a strict ``num_update > step``.
+Every factory takes ``offset`` (the schedule is evaluated at
+``count + offset``); :func:`from_mxnet` builds the schedule that gives update
+k exactly what MXNet's scheduler gives at ``num_update = k + 1``. See
+``docs/schedules.md`` for the table of twins and conventions.
+
+Lesson D's gradient-based rate (lr proportional to |grad|) is not here: it is
+a function of the gradient, not of the count, so it cannot be a
+``count -> lr`` schedule; it is the descent engine's ``rule="grad"``.
+
+Populations: :func:`stack` turns several schedules of any kinds into one
+:class:`ScheduleParams` PyTree of arrays, and :func:`evaluate` computes them
+with a ``lax.switch`` on the kind, so a batch of different schedules is one
+vmapped computation.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike
+import optax
+from jaxtyping import Array, ArrayLike, Float, Int
 
-__all__ = ["Schedule", "linear_decay"]
+__all__ = [
+    "KINDS",
+    "Schedule",
+    "ScheduleParams",
+    "constant",
+    "cosine",
+    "evaluate",
+    "factor",
+    "from_mxnet",
+    "linear_decay",
+    "make",
+    "multi_factor",
+    "names",
+    "poly",
+    "square_root",
+    "stack",
+    "warmup",
+]
 
-Schedule = Callable[[ArrayLike], Array]
+KINDS: tuple[str, ...] = ("constant", "square_root", "factor", "multi_factor", "cosine", "poly")
+"""The formula families, in the order of their integer codes in ScheduleParams."""
+
+
+# --------------------------------------------------------------------------
+# Validation helpers (also used by the descent engine).
 
 
 def _is_concrete(x) -> bool:
@@ -36,40 +92,440 @@ def _as_float(x) -> Array:
 
 def check_positive(name: str, value) -> None:
     """Raises ValueError unless every entry of a concrete ``value`` is finite and > 0."""
+    _check_number(name, value, lambda a: a > 0, "finite and > 0")
+
+
+def check_nonnegative(name: str, value) -> None:
+    """Raises ValueError unless every entry of a concrete ``value`` is finite and >= 0."""
+    _check_number(name, value, lambda a: a >= 0, "finite and >= 0")
+
+
+def _check_number(name, value, ok, what) -> None:
     if not _is_concrete(value):
         return
     try:
         arr = jnp.asarray(value)
     except TypeError:
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
     if not jnp.issubdtype(arr.dtype, jnp.number) or jnp.issubdtype(arr.dtype, jnp.bool_):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not bool(jnp.all(jnp.isfinite(arr))) or not bool(jnp.all(arr > 0)):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not bool(jnp.all(jnp.isfinite(arr))) or not bool(jnp.all(ok(arr))):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
-def check_count(name: str, value) -> int:
-    """Returns ``value`` as an int, or raises ValueError unless it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int | jnp.integer):
-        if not (isinstance(value, float) and value.is_integer()):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """Returns ``value`` as an int, or raises ValueError unless it is an integer >= minimum."""
+    ok_type = isinstance(value, int | jnp.integer) and not isinstance(value, bool)
+    ok_type = ok_type or (isinstance(value, float) and value.is_integer())
+    if not ok_type or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
     return int(value)
 
 
-def linear_decay(base_lr: ArrayLike, total_steps: int) -> Schedule:
-    """Lesson D's time-based decay, ``lr_t = base_lr * (1 - t / total_steps)``.
+def _check_factor(value) -> None:
+    _check_number("factor", value, lambda a: (a > 0) & (a <= 1), "in (0, 1]")
 
-    Big exploring steps early, tiny precise steps late. For t past
-    ``total_steps`` the rate stays at 0.
 
-    Args:
-        base_lr: the rate at t = 0 (> 0; may be a traced array).
-        total_steps: N, the number of updates over which the rate falls to 0.
+# --------------------------------------------------------------------------
+# One set of formulas, shared by single schedules and populations.
 
-    Returns:
-        A schedule ``count -> lr``.
+
+class ScheduleParams(NamedTuple):
+    """Every schedule as arrays (a PyTree), so batches of different schedules
+    vmap. Unused fields of a kind are ignored. Build with :func:`stack` or
+    ``Schedule.params()``.
+
+    Attributes:
+        kind: index into KINDS.
+        base_lr: the starting (peak) rate.
+        final_lr: cosine/poly end rate; factor's min_lr.
+        factor: factor / multi_factor multiplier.
+        every: factor's step size (decay every ``every`` counts).
+        max_steps: cosine/poly horizon T (after warmup).
+        power: poly exponent.
+        milestones: multi_factor's steps, padded with +inf.
+        warmup_steps: k, 0 for none.
+        warmup_begin_lr: the ramp's first value.
+        warmup_constant: True for a constant ramp (stays at warmup_begin_lr).
+        offset: added to the count (1 for MXNet's convention).
+    """
+
+    kind: Int[Array, ""]
+    base_lr: Float[Array, ""]
+    final_lr: Float[Array, ""]
+    factor: Float[Array, ""]
+    every: Float[Array, ""]
+    max_steps: Float[Array, ""]
+    power: Float[Array, ""]
+    milestones: Float[Array, " m"]
+    warmup_steps: Float[Array, ""]
+    warmup_begin_lr: Float[Array, ""]
+    warmup_constant: Array
+    offset: Float[Array, ""]
+
+
+def _f_constant(p: ScheduleParams, t):
+    return jnp.broadcast_to(p.base_lr, jnp.shape(t)).astype(t.dtype)
+
+
+def _f_square_root(p, t):
+    return p.base_lr * (t + 1.0) ** -0.5
+
+
+def _f_factor(p, t):
+    return jnp.maximum(p.final_lr, p.base_lr * p.factor ** jnp.floor(t / p.every))
+
+
+def _f_multi_factor(p, t):
+    milestones = p.milestones.reshape((1,) * t.ndim + (-1,))
+    passed = jnp.sum((t[..., None] >= milestones).astype(t.dtype), axis=-1)
+    return p.base_lr * p.factor**passed
+
+
+def _f_cosine(p, t):
+    frac = jnp.minimum(t, p.max_steps) / p.max_steps
+    return p.final_lr + (p.base_lr - p.final_lr) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+
+
+def _f_poly(p, t):
+    frac = 1.0 - jnp.minimum(t, p.max_steps) / p.max_steps
+    return p.final_lr + (p.base_lr - p.final_lr) * frac**p.power
+
+
+_FORMULAS = (_f_constant, _f_square_root, _f_factor, _f_multi_factor, _f_cosine, _f_poly)
+
+
+def _value(p: ScheduleParams, count, formula) -> Array:
+    c = jnp.asarray(count).astype(p.base_lr.dtype) + p.offset
+    t = jnp.maximum(c - p.warmup_steps, 0.0)
+    peak = formula(p, jnp.zeros_like(c))
+    ramp = p.warmup_begin_lr + (peak - p.warmup_begin_lr) * c / jnp.maximum(p.warmup_steps, 1.0)
+    ramp = jnp.where(p.warmup_constant, p.warmup_begin_lr, ramp)
+    return jnp.where(c < p.warmup_steps, ramp, formula(p, t))
+
+
+def evaluate(params: ScheduleParams, count: ArrayLike) -> Array:
+    """Evaluates a schedule given as arrays; the kind is a ``lax.switch``.
+
+    ``jax.vmap(evaluate, in_axes=(0, None))(stack(schedules), count)`` gives
+    every schedule of a population at once.
+    """
+    branches = [lambda p, c, f=f: _value(p, c, f) for f in _FORMULAS]
+    return jax.lax.switch(params.kind, branches, params, count)
+
+
+# --------------------------------------------------------------------------
+# Schedule objects.
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule: call it with the update count.
+
+    Attributes:
+        name: the factory's name.
+        kind: the formula family (one of KINDS).
+        args: the factory's arguments, as (name, value) pairs.
+        fields: the values of ScheduleParams' fields (Python numbers).
+    """
+
+    name: str
+    kind: str
+    args: tuple[tuple[str, Any], ...]
+    fields: tuple[tuple[str, Any], ...] = dataclasses.field(repr=False)
+    _twin: Callable[[], optax.Schedule | None] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    def params(self, dtype=None) -> ScheduleParams:
+        """This schedule as a ScheduleParams PyTree of arrays."""
+        return _to_params(dict(self.fields), len(dict(self.fields)["milestones"]), dtype)
+
+    def __call__(self, count: ArrayLike) -> Array:
+        fields = dict(self.fields)
+        dtype = _lr_dtype(fields["base_lr"])
+        p = _to_params(fields, len(fields["milestones"]), dtype)
+        return _value(p, count, _FORMULAS[KINDS.index(self.kind)])
+
+    def optax(self) -> optax.Schedule | None:
+        """The matching schedule built with optax's functions from the same
+        arguments, or None where optax has no twin (square_root)."""
+        twin = self._twin() if self._twin is not None else None
+        offset = dict(self.fields)["offset"]
+        if twin is None or offset == 0:
+            return twin
+        return lambda count: twin(count + offset)
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(dict(self.fields)["warmup_steps"])
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args)
+        return f"{self.name}({args})"
+
+
+def _lr_dtype(base_lr):
+    x = jnp.asarray(base_lr)
+    return x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+
+
+_DEFAULT_FIELDS = {
+    "base_lr": 0.0,
+    "final_lr": 0.0,
+    "factor": 1.0,
+    "every": 1.0,
+    "max_steps": 1.0,
+    "power": 1.0,
+    "milestones": (),
+    "warmup_steps": 0,
+    "warmup_begin_lr": 0.0,
+    "warmup_constant": False,
+    "offset": 0,
+}
+
+
+def _to_params(fields: dict, n_milestones: int, dtype=None) -> ScheduleParams:
+    dtype = dtype or _lr_dtype(fields["base_lr"])
+    ms = list(fields["milestones"]) + [math.inf] * (n_milestones - len(fields["milestones"]))
+
+    def f(name):
+        return jnp.asarray(fields[name]).astype(dtype)
+
+    return ScheduleParams(
+        kind=jnp.asarray(KINDS.index(fields["kind"]), jnp.int32),
+        base_lr=f("base_lr"),
+        final_lr=f("final_lr"),
+        factor=f("factor"),
+        every=f("every"),
+        max_steps=f("max_steps"),
+        power=f("power"),
+        milestones=jnp.asarray(ms, dtype).reshape(n_milestones),
+        warmup_steps=f("warmup_steps"),
+        warmup_begin_lr=f("warmup_begin_lr"),
+        warmup_constant=jnp.asarray(bool(fields["warmup_constant"])),
+        offset=f("offset"),
+    )
+
+
+def _build(name, kind, args, twin, offset, **fields) -> Schedule:
+    offset = check_count("offset", offset, minimum=0)
+    all_fields = {**_DEFAULT_FIELDS, **fields, "kind": kind, "offset": offset}
+    if offset:
+        args = {**args, "offset": offset}
+    return Schedule(
+        name=name,
+        kind=kind,
+        args=tuple(args.items()),
+        fields=tuple(sorted(all_fields.items())),
+        _twin=twin,
+    )
+
+
+def constant(lr: float, *, offset: int = 0) -> Schedule:
+    """A constant rate. Twin: ``optax.constant_schedule(lr)``.
+
+    Example:
+        >>> round(float(constant(0.3)(7)), 6)
+        0.3
+    """
+    check_positive("lr", lr)
+    return _build(
+        "constant", "constant", {"lr": lr}, lambda: optax.constant_schedule(lr), offset, base_lr=lr
+    )
+
+
+def square_root(base_lr: float, *, offset: int = 0) -> Schedule:
+    """The textbook's square-root decay, ``base_lr (t + 1)^(-1/2)``.
+
+    optax has no twin (its polynomial_schedule decays to a fixed end over a
+    fixed horizon; this one never ends), so ``.optax()`` is None.
+
+    Example:
+        >>> round(float(square_root(1.0)(3)), 3)
+        0.5
+    """
+    check_positive("base_lr", base_lr)
+    return _build("square_root", "square_root", {"base_lr": base_lr}, None, offset, base_lr=base_lr)
+
+
+def factor(
+    base_lr: float, factor: float, min_lr: float = 0.0, *, every: int = 1, offset: int = 0
+) -> Schedule:
+    """Exponential decay with a floor, ``max(min_lr, base_lr factor^floor(t/every))``.
+
+    The textbook's FactorScheduler (``lr_{t+1} = max(lr_min, lr_t alpha)``)
+    with ``every=1``; PyTorch's StepLR(step_size=every, gamma=factor) with
+    ``min_lr=0``. Twin: ``optax.exponential_decay(base_lr, every, factor,
+    staircase=True, end_value=min_lr)``.
+    """
+    check_positive("base_lr", base_lr)
+    _check_factor(factor)
+    check_nonnegative("min_lr", min_lr)
+    every = check_count("every", every)
+
+    def twin():
+        return optax.exponential_decay(
+            base_lr, every, factor, staircase=True, end_value=min_lr if min_lr > 0 else None
+        )
+
+    args = {"base_lr": base_lr, "factor": factor, "min_lr": min_lr}
+    if every != 1:
+        args["every"] = every
+    return _build(
+        "factor",
+        "factor",
+        args,
+        twin,
+        offset,
+        base_lr=base_lr,
+        factor=factor,
+        final_lr=min_lr,
+        every=every,
+    )
+
+
+def multi_factor(
+    base_lr: float, steps: Sequence[int], factor: float, *, offset: int = 0
+) -> Schedule:
+    """Piecewise constant: multiply by ``factor`` at each count in ``steps``.
+
+    ``base_lr factor^(number of s in steps with t >= s)``; PyTorch's
+    MultiStepLR(milestones=steps, gamma=factor). Twin:
+    ``optax.piecewise_constant_schedule(base_lr, {s: factor for s in steps})``.
+    """
+    check_positive("base_lr", base_lr)
+    _check_factor(factor)
+    steps = tuple(check_count("steps", s) for s in steps)
+    if not steps:
+        raise ValueError("steps must name at least one step")
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise ValueError(f"steps must be strictly increasing, got {list(steps)}")
+
+    def twin():
+        return optax.piecewise_constant_schedule(base_lr, {s: factor for s in steps})
+
+    return _build(
+        "multi_factor",
+        "multi_factor",
+        {"base_lr": base_lr, "steps": steps, "factor": factor},
+        twin,
+        offset,
+        base_lr=base_lr,
+        factor=factor,
+        milestones=tuple(float(s) for s in steps),
+    )
+
+
+def _horizon(name, max_steps, warmup_steps) -> tuple[int, int]:
+    max_steps = check_count("max_steps", max_steps)
+    warmup_steps = check_count("warmup_steps", warmup_steps, minimum=0)
+    if warmup_steps >= max_steps:
+        raise ValueError(
+            f"{name}: warmup_steps ({warmup_steps}) must be shorter than max_steps ({max_steps})"
+        )
+    return max_steps, warmup_steps
+
+
+def cosine(
+    base_lr: float,
+    max_steps: int,
+    final_lr: float = 0.0,
+    *,
+    warmup_steps: int = 0,
+    warmup_begin_lr: float = 0.0,
+    offset: int = 0,
+) -> Schedule:
+    """Cosine decay (Loshchilov and Hutter), pinned at ``final_lr`` after
+    ``max_steps``: ``final_lr + (base_lr - final_lr)/2 (1 + cos(pi t/T))``.
+
+    With ``warmup_steps=k`` the rate first rises linearly from
+    ``warmup_begin_lr`` to ``base_lr`` over k steps, then the cosine runs over
+    the remaining ``max_steps - k`` (the textbook's and MXNet's convention:
+    ``max_steps`` counts the warmup). Twins: ``optax.cosine_decay_schedule``,
+    or ``optax.warmup_cosine_decay_schedule`` with warmup. PyTorch:
+    CosineAnnealingLR(T_max=max_steps, eta_min=final_lr) up to T_max.
+    """
+    check_positive("base_lr", base_lr)
+    check_nonnegative("final_lr", final_lr)
+    max_steps, warmup_steps = _horizon("cosine", max_steps, warmup_steps)
+    check_nonnegative("warmup_begin_lr", warmup_begin_lr)
+    decay = max_steps - warmup_steps
+
+    def twin():
+        if warmup_steps:
+            return optax.warmup_cosine_decay_schedule(
+                warmup_begin_lr, base_lr, warmup_steps, max_steps, final_lr
+            )
+        return optax.cosine_decay_schedule(base_lr, max_steps, alpha=final_lr / base_lr)
+
+    args = {"base_lr": base_lr, "max_steps": max_steps, "final_lr": final_lr}
+    if warmup_steps:
+        args.update(warmup_steps=warmup_steps, warmup_begin_lr=warmup_begin_lr)
+    return _build(
+        "cosine",
+        "cosine",
+        args,
+        twin,
+        offset,
+        base_lr=base_lr,
+        final_lr=final_lr,
+        max_steps=decay,
+        warmup_steps=warmup_steps,
+        warmup_begin_lr=warmup_begin_lr,
+    )
+
+
+def poly(
+    base_lr: float,
+    max_steps: int,
+    power: float = 2.0,
+    final_lr: float = 0.0,
+    *,
+    warmup_steps: int = 0,
+    warmup_begin_lr: float = 0.0,
+    offset: int = 0,
+) -> Schedule:
+    """Polynomial decay, ``final_lr + (base_lr - final_lr)(1 - t/T)^power``,
+    pinned at ``final_lr`` after T = ``max_steps`` (warmup counted in it, as
+    in MXNet's PolyScheduler). Twin: ``optax.polynomial_schedule``. PyTorch:
+    PolynomialLR(total_iters=max_steps, power) with ``final_lr=0``.
+    """
+    check_positive("base_lr", base_lr)
+    check_positive("power", power)
+    check_nonnegative("final_lr", final_lr)
+    max_steps, warmup_steps = _horizon("poly", max_steps, warmup_steps)
+    check_nonnegative("warmup_begin_lr", warmup_begin_lr)
+    decay = max_steps - warmup_steps
+
+    def twin():
+        inner = optax.polynomial_schedule(base_lr, final_lr, power, decay)
+        return _optax_warmup(inner, base_lr, warmup_steps, warmup_begin_lr, False)
+
+    args = {"base_lr": base_lr, "max_steps": max_steps, "power": power, "final_lr": final_lr}
+    if warmup_steps:
+        args.update(warmup_steps=warmup_steps, warmup_begin_lr=warmup_begin_lr)
+    return _build(
+        "poly",
+        "poly",
+        args,
+        twin,
+        offset,
+        base_lr=base_lr,
+        final_lr=final_lr,
+        max_steps=decay,
+        power=power,
+        warmup_steps=warmup_steps,
+        warmup_begin_lr=warmup_begin_lr,
+    )
+
+
+def linear_decay(base_lr: ArrayLike, total_steps: int, *, offset: int = 0) -> Schedule:
+    """Lesson D's time-based decay, ``lr_t = base_lr (1 - t / total_steps)``,
+    0 from ``total_steps`` on. It is ``poly(base_lr, total_steps, power=1)``.
+    Twin: ``optax.linear_schedule(base_lr, 0, total_steps)``. The descent
+    engine's ``rule="time"`` is this schedule.
 
     Example:
         >>> s = linear_decay(1.0, 4)
@@ -78,10 +534,226 @@ def linear_decay(base_lr: ArrayLike, total_steps: int) -> Schedule:
     """
     check_positive("base_lr", base_lr)
     total_steps = check_count("total_steps", total_steps)
+    return _build(
+        "linear_decay",
+        "poly",
+        {"base_lr": base_lr, "total_steps": total_steps},
+        lambda: optax.linear_schedule(base_lr, 0.0, total_steps),
+        offset,
+        base_lr=base_lr,
+        max_steps=total_steps,
+        power=1.0,
+    )
 
-    def schedule(count: ArrayLike) -> Array:
-        base = _as_float(base_lr)
-        frac = jnp.clip(jnp.asarray(count).astype(base.dtype) / total_steps, 0.0, 1.0)
-        return base * (1.0 - frac)
 
+def _optax_warmup(inner, peak, steps, begin_lr, constant_mode):
+    if not steps:
+        return inner
+    ramp = (
+        optax.constant_schedule(begin_lr)
+        if constant_mode
+        else optax.linear_schedule(begin_lr, peak, steps)
+    )
+    return optax.join_schedules([ramp, inner], [steps])
+
+
+def warmup(schedule: Schedule, steps: int, begin_lr: float = 0.0, mode: str = "linear") -> Schedule:
+    """Puts a warmup of ``steps`` counts in front of any schedule.
+
+    During the warmup the rate rises linearly from ``begin_lr`` to the
+    schedule's first value (``mode="linear"``) or stays at ``begin_lr``
+    (``mode="constant"``); then the schedule runs, shifted by ``steps``.
+    Twin: ``optax.join_schedules([linear_schedule | constant_schedule,
+    twin], [steps])``.
+    """
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"warmup needs a gdjax schedule, got {schedule!r}")
+    steps = check_count("steps", steps)
+    check_nonnegative("begin_lr", begin_lr)
+    if mode not in ("linear", "constant"):
+        raise ValueError(f"warmup mode must be 'linear' or 'constant', got {mode!r}")
+    fields = dict(schedule.fields)
+    if fields["warmup_steps"]:
+        raise ValueError(f"{schedule!r} already has a warmup")
+    if fields["offset"]:
+        raise ValueError("apply warmup before the offset (build the inner schedule with offset=0)")
+    peak = float(schedule(0))
+    inner_twin = schedule._twin
+
+    def twin():
+        inner = inner_twin() if inner_twin is not None else None
+        if inner is None:
+            return None
+        return _optax_warmup(inner, peak, steps, begin_lr, mode == "constant")
+
+    fields.update(warmup_steps=steps, warmup_begin_lr=begin_lr, warmup_constant=mode == "constant")
+    args = (("schedule", schedule), ("steps", steps), ("begin_lr", begin_lr), ("mode", mode))
+    return Schedule("warmup", schedule.kind, args, tuple(sorted(fields.items())), twin)
+
+
+# --------------------------------------------------------------------------
+# Registry.
+
+_FACTORIES: dict[str, Callable[..., Schedule]] = {
+    "constant": constant,
+    "square_root": square_root,
+    "factor": factor,
+    "multi_factor": multi_factor,
+    "cosine": cosine,
+    "poly": poly,
+    "linear_decay": linear_decay,
+}
+
+
+def names() -> tuple[str, ...]:
+    """The names ``make`` accepts."""
+    return tuple(_FACTORIES)
+
+
+def make(name: str, **params) -> Schedule:
+    """Builds a schedule by name, for the CLI and configs.
+
+    Besides the factory's own arguments, any schedule takes
+    ``warmup_steps``, ``warmup_begin_lr`` and ``warmup_mode`` (cosine and
+    poly count the warmup in ``max_steps``; the others are shifted).
+
+    Raises:
+        ValueError: unknown name or parameter, or a bad value.
+
+    Example:
+        >>> make("multi_factor", base_lr=0.5, steps=[15, 30], factor=0.5)
+        multi_factor(base_lr=0.5, steps=(15, 30), factor=0.5)
+    """
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown schedule {name!r}; known schedules: {', '.join(_FACTORIES)}")
+    factory = _FACTORIES[name]
+    accepted = set(inspect.signature(factory).parameters)
+    extra = {
+        k: params.pop(k)
+        for k in ("warmup_steps", "warmup_begin_lr", "warmup_mode")
+        if k in params and k not in accepted
+    }
+    unknown = set(params) - accepted
+    if unknown:
+        raise ValueError(
+            f"schedule {name!r} takes {', '.join(sorted(accepted))} (and warmup_steps, "
+            f"warmup_begin_lr, warmup_mode); unknown: {', '.join(sorted(unknown))}"
+        )
+    try:
+        schedule = factory(**params)
+    except TypeError as err:
+        raise ValueError(f"schedule {name!r}: {err}") from None
+    if extra.get("warmup_steps"):
+        schedule = warmup(
+            schedule,
+            extra["warmup_steps"],
+            extra.get("warmup_begin_lr", 0.0),
+            extra.get("warmup_mode", "linear"),
+        )
     return schedule
+
+
+def from_mxnet(
+    scheduler: str,
+    *,
+    base_lr: float = 0.01,
+    warmup_steps: int = 0,
+    warmup_begin_lr: float = 0.0,
+    warmup_mode: str = "linear",
+    **kwargs,
+) -> Schedule:
+    """The schedule that gives update k what MXNet's lr_scheduler gives at
+    ``num_update = k + 1``.
+
+    Args:
+        scheduler: "FactorScheduler" (step, factor, stop_factor_lr),
+            "MultiFactorScheduler" (step, factor), "PolyScheduler"
+            (max_update, pwr, final_lr) or "CosineScheduler" (max_update,
+            final_lr), with MXNet's argument names and defaults.
+        base_lr, warmup_steps, warmup_begin_lr, warmup_mode: as in MXNet.
+
+    MXNet reads ``num_update = count + 1`` and its Factor/MultiFactor
+    schedulers decay when ``num_update > step``, that is when
+    ``count >= step``: they map to gdjax's form with no offset. Poly and
+    Cosine evaluate their formula at ``num_update``: offset 1. MXNet's warmup
+    covers ``num_update < warmup_steps``, and Factor/MultiFactor count their
+    steps from 0 whatever the warmup (milestones are shifted here to match).
+    """
+    constant_mode = warmup_mode == "constant"
+    if warmup_mode not in ("linear", "constant"):
+        raise ValueError(f"warmup_mode must be 'linear' or 'constant', got {warmup_mode!r}")
+    if scheduler in ("FactorScheduler", "MultiFactorScheduler"):
+        if scheduler == "FactorScheduler":
+            step = check_count("step", kwargs.pop("step"))
+            inner = factor(
+                base_lr, kwargs.pop("factor", 1.0), kwargs.pop("stop_factor_lr", 1e-8), every=step
+            )
+        else:
+            steps = [check_count("step", s) for s in kwargs.pop("step")]
+            inner = multi_factor(base_lr, steps, kwargs.pop("factor", 1.0))
+        if kwargs:
+            raise ValueError(f"{scheduler}: unknown arguments {sorted(kwargs)}")
+        if not warmup_steps:
+            return inner
+        return _mxnet_step_warmup(inner, warmup_steps, warmup_begin_lr, constant_mode)
+    if scheduler in ("PolyScheduler", "CosineScheduler"):
+        max_update = check_count("max_update", kwargs.pop("max_update"))
+        final_lr = kwargs.pop("final_lr", 0.0)
+        if scheduler == "PolyScheduler":
+            inner = poly(base_lr, max_update - warmup_steps, kwargs.pop("pwr", 2), final_lr)
+        else:
+            inner = cosine(base_lr, max_update - warmup_steps, final_lr)
+        if kwargs:
+            raise ValueError(f"{scheduler}: unknown arguments {sorted(kwargs)}")
+        fields = dict(inner.fields)
+        fields.update(
+            offset=1,
+            warmup_steps=warmup_steps,
+            warmup_begin_lr=warmup_begin_lr,
+            warmup_constant=constant_mode,
+        )
+        return _mxnet_wrap(scheduler, inner, fields)
+    raise ValueError(
+        f"unknown MXNet scheduler {scheduler!r}; known: FactorScheduler, MultiFactorScheduler, "
+        "PolyScheduler, CosineScheduler"
+    )
+
+
+def _mxnet_step_warmup(inner: Schedule, warmup_steps, begin_lr, constant_mode) -> Schedule:
+    # MXNet: for num_update < W the ramp begin + (base - begin) num_update / W; then the
+    # unshifted step formula. With num_update = count + 1: offset 1, warmup W, and the
+    # formula read at t = count + 1 - W, so its decay points move by W - 1.
+    fields = dict(inner.fields)
+    if inner.kind == "factor":
+        raise ValueError(
+            "FactorScheduler with warmup is not supported: its decay counts from 0 "
+            "through the warmup, which no shifted schedule reproduces"
+        )
+    fields["milestones"] = tuple(float(s - warmup_steps + 1) for s in fields["milestones"])
+    fields.update(
+        offset=1, warmup_steps=warmup_steps, warmup_begin_lr=begin_lr, warmup_constant=constant_mode
+    )
+    return _mxnet_wrap("MultiFactorScheduler", inner, fields)
+
+
+def _mxnet_wrap(scheduler: str, inner: Schedule, fields: dict) -> Schedule:
+    args = (("scheduler", scheduler), ("schedule", inner))
+    return Schedule(f"from_mxnet[{scheduler}]", inner.kind, args, tuple(sorted(fields.items())))
+
+
+def stack(schedules: Sequence[Schedule], dtype=None) -> ScheduleParams:
+    """Stacks schedules of any kinds into one batched ScheduleParams (leading
+    axis: schedule), for :func:`evaluate` under vmap.
+
+    Example:
+        >>> batch = stack([constant(0.1), cosine(0.5, 20, 0.01)])
+        >>> jax.vmap(evaluate, in_axes=(0, None))(batch, 0).shape
+        (2,)
+    """
+    if not schedules:
+        raise ValueError("stack needs at least one schedule")
+    fields = [dict(s.fields) for s in schedules]
+    m = max(len(f["milestones"]) for f in fields)
+    dtype = dtype or jnp.result_type(float)
+    params = [_to_params(f, m, dtype) for f in fields]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *params)

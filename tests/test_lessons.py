@@ -106,3 +106,25 @@ def test_cli_bad_input(argv, capsys):
         main(argv)
     assert err.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_schedule_plots(tmp_path):
+    from gdjax.lessons import schedule_plots
+
+    res = schedule_plots.run(tmp_path)
+    data = _load(tmp_path)
+    assert data == json.loads(json.dumps(res))
+    e = data["schedules"]
+    assert e["square_root"]["optax"] is None
+    for name in ["factor", "multi_factor", "cosine", "cosine_warmup"]:
+        assert e[name]["optax_max_rel_diff"] < 2e-6
+        assert (tmp_path / f"schedule_{name}.png").exists()
+    assert e["multi_factor"]["gdjax"][14:16] == [0.5, 0.25]
+    np.testing.assert_allclose(e["cosine_warmup"]["gdjax"][:3], [0.0, 0.1, 0.2], rtol=1e-6)
+    assert len(e["factor"]["gdjax"]) == 50
+
+
+def test_cli_schedules(tmp_path, capsys):
+    assert main(["schedules", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "schedules.png").exists()
+    assert "no optax twin" in capsys.readouterr().out

@@ -6,12 +6,13 @@ an HTML report into an output directory, and returns a printable summary.
 ``summary(results) -> str``.
 """
 
-from gdjax.lessons import dynamic_lr, gd_1d, gd_2d_peaks
+from gdjax.lessons import dynamic_lr, gd_1d, gd_2d_peaks, schedule_plots
 
 LESSONS = {
     "1d": gd_1d,
     "2d": gd_2d_peaks,
     "dynamic-lr": dynamic_lr,
+    "schedules": schedule_plots,
 }
 
 __all__ = ["LESSONS"]

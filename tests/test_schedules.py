@@ -1,0 +1,432 @@
+"""Hand-written schedules against their optax twins, closed forms, MXNet's and
+PyTorch's formulas, and as vmapped populations."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdjax
+from gdjax import schedules as S
+
+N = 60  # past the end of every phase below
+COUNTS = jnp.arange(N + 1)
+
+# every schedule of the lessons (the textbook chapter's settings) and variants
+CASES = {
+    "constant": S.constant(0.3),
+    "factor": S.factor(2.0, 0.9, 1e-2),
+    "factor_every": S.factor(0.5, 0.5, 0.0, every=7),
+    "multi_factor": S.multi_factor(0.5, [15, 30], 0.5),
+    "cosine": S.cosine(0.5, 20, 0.01),
+    "cosine_warmup": S.cosine(0.5, 20, 0.01, warmup_steps=5),
+    "cosine_warmup_begin": S.cosine(0.3, 30, 0.0, warmup_steps=4, warmup_begin_lr=0.05),
+    "poly": S.poly(0.5, 20, 2.0, 0.01),
+    "poly_warmup": S.poly(0.5, 25, 3.0, 0.0, warmup_steps=5),
+    "linear_decay": S.linear_decay(0.3, 50),
+    "warmup_factor": S.warmup(S.factor(2.0, 0.9, 1e-2), 5),
+    "warmup_multi": S.warmup(S.multi_factor(0.5, [15, 30], 0.5), 3, 0.1),
+    "warmup_constant_mode": S.warmup(S.cosine(0.5, 20, 0.01), 5, 0.05, mode="constant"),
+    "offset": S.cosine(0.5, 20, 0.01, offset=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_optax_twin_at_every_count(name):
+    sched = CASES[name]
+    twin = sched.optax()
+    assert twin is not None
+    ours = jax.jit(jax.vmap(sched))(COUNTS)
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
+        theirs = jax.jit(jax.vmap(twin))(COUNTS)
+    assert ours.dtype == jnp.float32
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_square_root_has_no_twin_and_matches_closed_form():
+    s = S.square_root(1.0)
+    assert s.optax() is None
+    np.testing.assert_allclose(jax.vmap(s)(COUNTS), (np.arange(N + 1) + 1.0) ** -0.5, rtol=1e-6)
+
+
+def test_hand_computed_values():
+    np.testing.assert_allclose(
+        [float(CASES["factor"](t)) for t in [0, 1, 2, 10, 100]],
+        [2.0, 1.8, 1.62, 2.0 * 0.9**10, 0.01],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        [float(CASES["multi_factor"](t)) for t in [0, 14, 15, 29, 30, 45]],
+        [0.5, 0.5, 0.25, 0.25, 0.125, 0.125],
+        rtol=1e-7,
+    )
+    cos = CASES["cosine"]
+    np.testing.assert_allclose(
+        [float(cos(t)) for t in [0, 10, 20, 25]], [0.5, 0.255, 0.01, 0.01], rtol=1e-6
+    )
+    cw = CASES["cosine_warmup"]
+    # linear 0 -> 0.5 over 5 steps, then cosine over the remaining 15
+    expected = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    expected += [0.01 + 0.49 / 2 * (1 + math.cos(math.pi * k / 15)) for k in (1, 15)]
+    np.testing.assert_allclose(
+        [float(cw(t)) for t in [0, 1, 2, 3, 4, 5, 6, 20]], expected, rtol=1e-6, atol=1e-7
+    )
+    assert float(CASES["warmup_constant_mode"](4)) == pytest.approx(0.05)
+    assert float(CASES["warmup_constant_mode"](5)) == pytest.approx(0.5)
+    np.testing.assert_allclose(
+        [float(CASES["poly"](t)) for t in [0, 10, 20, 30]],
+        [0.5, 0.01 + 0.49 * 0.25, 0.01, 0.01],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        [float(CASES["linear_decay"](t)) for t in [0, 25, 50, 60]],
+        [0.3, 0.15, 0.0, 0.0],
+        rtol=1e-6,
+        atol=1e-8,
+    )
+
+
+def test_first_update_uses_schedule_at_zero_in_optax():
+    """optax's convention: the first update reads schedule(0)."""
+    sched = S.multi_factor(0.5, [1], 0.1)
+    tx = optax.sgd(learning_rate=sched)
+    params = jnp.zeros(())
+    state = tx.init(params)
+    lrs = []
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
+        for _ in range(3):
+            updates, state = tx.update(jnp.ones(()), state, params)
+            lrs.append(-float(updates))
+    np.testing.assert_allclose(lrs, [0.5, 0.05, 0.05], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# MXNet: the scheduler classes of mxnet/lr_scheduler.py (1.x), restated as
+# plain stateful Python, called with num_update = 1, 2, ... as MXNet's
+# optimizers do.
+
+
+class MXWarmup:
+    def __init__(self, base_lr, warmup_steps, warmup_begin_lr, warmup_mode):
+        self.base_lr = base_lr
+        self.warmup_steps = warmup_steps
+        self.warmup_begin_lr = warmup_begin_lr
+        self.warmup_final_lr = base_lr
+        self.warmup_mode = warmup_mode
+
+    def get_warmup_lr(self, num_update):
+        if self.warmup_mode == "linear":
+            inc = (self.warmup_final_lr - self.warmup_begin_lr) * num_update / self.warmup_steps
+            return self.warmup_begin_lr + inc
+        return self.warmup_begin_lr
+
+
+class MXFactor(MXWarmup):
+    def __init__(self, step, factor=1, stop_factor_lr=1e-8, base_lr=0.01):
+        super().__init__(base_lr, 0, 0, "linear")
+        self.step, self.factor, self.stop_factor_lr, self.count = step, factor, stop_factor_lr, 0
+
+    def __call__(self, num_update):
+        while num_update > self.count + self.step:
+            self.count += self.step
+            self.base_lr *= self.factor
+            if self.base_lr < self.stop_factor_lr:
+                self.base_lr = self.stop_factor_lr
+        return self.base_lr
+
+
+class MXMultiFactor(MXWarmup):
+    def __init__(
+        self, step, factor=1, base_lr=0.01, warmup_steps=0, warmup_begin_lr=0, warmup_mode="linear"
+    ):
+        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        self.step, self.factor, self.cur_step_ind = list(step), factor, 0
+
+    def __call__(self, num_update):
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        while self.cur_step_ind <= len(self.step) - 1:
+            if num_update > self.step[self.cur_step_ind]:
+                self.cur_step_ind += 1
+                self.base_lr *= self.factor
+            else:
+                return self.base_lr
+        return self.base_lr
+
+
+class MXPoly(MXWarmup):
+    def __init__(
+        self,
+        max_update,
+        base_lr=0.01,
+        pwr=2,
+        final_lr=0,
+        warmup_steps=0,
+        warmup_begin_lr=0,
+        warmup_mode="linear",
+    ):
+        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        self.base_lr_orig, self.max_update, self.power = base_lr, max_update, pwr
+        self.final_lr, self.max_steps = final_lr, max_update - warmup_steps
+
+    def __call__(self, num_update):
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        if num_update <= self.max_update:
+            frac = 1 - (num_update - self.warmup_steps) / self.max_steps
+            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * frac**self.power
+        return self.base_lr
+
+
+class MXCosine(MXPoly):
+    def __call__(self, num_update):
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        if num_update <= self.max_update:
+            frac = (num_update - self.warmup_steps) / self.max_steps
+            self.base_lr = (
+                self.final_lr
+                + (self.base_lr_orig - self.final_lr) * (1 + math.cos(math.pi * frac)) / 2
+            )
+        return self.base_lr
+
+
+MX_CASES = [
+    (
+        MXFactor(step=10, factor=0.5, stop_factor_lr=0.02, base_lr=0.4),
+        ("FactorScheduler", {"step": 10, "factor": 0.5, "stop_factor_lr": 0.02, "base_lr": 0.4}),
+    ),
+    (
+        MXFactor(step=1, factor=0.9, stop_factor_lr=1e-2, base_lr=2.0),
+        ("FactorScheduler", {"step": 1, "factor": 0.9, "stop_factor_lr": 1e-2, "base_lr": 2.0}),
+    ),
+    (
+        MXMultiFactor(step=[15, 30], factor=0.5, base_lr=0.5),
+        ("MultiFactorScheduler", {"step": [15, 30], "factor": 0.5, "base_lr": 0.5}),
+    ),
+    (
+        MXMultiFactor(step=[15, 30], factor=0.5, base_lr=0.5, warmup_steps=5, warmup_begin_lr=0.1),
+        (
+            "MultiFactorScheduler",
+            {
+                "step": [15, 30],
+                "factor": 0.5,
+                "base_lr": 0.5,
+                "warmup_steps": 5,
+                "warmup_begin_lr": 0.1,
+            },
+        ),
+    ),
+    (
+        MXPoly(max_update=40, base_lr=0.5, pwr=2, final_lr=0.01),
+        ("PolyScheduler", {"max_update": 40, "base_lr": 0.5, "pwr": 2, "final_lr": 0.01}),
+    ),
+    (
+        MXPoly(max_update=40, base_lr=0.5, pwr=1, warmup_steps=5),
+        ("PolyScheduler", {"max_update": 40, "base_lr": 0.5, "pwr": 1, "warmup_steps": 5}),
+    ),
+    (
+        MXCosine(max_update=20, base_lr=0.3, final_lr=0.01),
+        ("CosineScheduler", {"max_update": 20, "base_lr": 0.3, "final_lr": 0.01}),
+    ),
+    (
+        MXCosine(max_update=20, base_lr=0.5, final_lr=0.01, warmup_steps=5),
+        (
+            "CosineScheduler",
+            {"max_update": 20, "base_lr": 0.5, "final_lr": 0.01, "warmup_steps": 5},
+        ),
+    ),
+    (
+        MXCosine(
+            max_update=20,
+            base_lr=0.5,
+            final_lr=0.01,
+            warmup_steps=5,
+            warmup_mode="constant",
+            warmup_begin_lr=0.05,
+        ),
+        (
+            "CosineScheduler",
+            {
+                "max_update": 20,
+                "base_lr": 0.5,
+                "final_lr": 0.01,
+                "warmup_steps": 5,
+                "warmup_mode": "constant",
+                "warmup_begin_lr": 0.05,
+            },
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", range(len(MX_CASES)))
+def test_from_mxnet_matches_mxnet_formulas(case):
+    mx, (name, kwargs) = MX_CASES[case]
+    expected = [mx(n) for n in range(1, N + 2)]  # num_update = count + 1
+    ours = jax.jit(jax.vmap(S.from_mxnet(name, **kwargs)))(COUNTS)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_mxnet_convention_differs_from_optax_by_one_count():
+    ours = S.cosine(0.3, 20, 0.01)
+    mx = S.from_mxnet("CosineScheduler", max_update=20, base_lr=0.3, final_lr=0.01)
+    np.testing.assert_allclose(jax.vmap(mx)(COUNTS[:-1]), jax.vmap(ours)(COUNTS[1:]), rtol=1e-6)
+    assert float(mx(0)) < float(ours(0)) == pytest.approx(0.3)
+
+
+def test_from_mxnet_errors():
+    with pytest.raises(ValueError, match="unknown MXNet scheduler"):
+        S.from_mxnet("StepLR", step=3)
+    with pytest.raises(ValueError, match="not supported"):
+        S.from_mxnet("FactorScheduler", step=3, factor=0.5, warmup_steps=2)
+    with pytest.raises(ValueError, match="unknown arguments"):
+        S.from_mxnet("CosineScheduler", max_update=10, gamma=0.1)
+
+
+# ---------------------------------------------------------------------------
+# PyTorch's closed forms (torch.optim.lr_scheduler docs), base lr 0.5.
+
+K = np.arange(N + 1)
+
+
+def test_pytorch_steplr():
+    expected = 0.5 * 0.3 ** np.floor(K / 7)
+    ours = jax.vmap(S.factor(0.5, 0.3, 0.0, every=7))(COUNTS)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+
+
+def test_pytorch_multisteplr():
+    expected = 0.5 * 0.1 ** ((K >= 15).astype(int) + (K >= 40))
+    np.testing.assert_allclose(
+        jax.vmap(S.multi_factor(0.5, [15, 40], 0.1))(COUNTS), expected, rtol=1e-6
+    )
+
+
+def test_pytorch_cosineannealinglr_up_to_tmax():
+    t_max, eta_min = 25, 0.02
+    k = K[: t_max + 1]
+    expected = eta_min + (0.5 - eta_min) * (1 + np.cos(np.pi * k / t_max)) / 2
+    ours = jax.vmap(S.cosine(0.5, t_max, eta_min))(COUNTS[: t_max + 1])
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+
+
+def test_pytorch_polynomiallr():
+    total, power = 30, 1.5
+    expected = 0.5 * (1 - np.minimum(K, total) / total) ** power
+    np.testing.assert_allclose(
+        jax.vmap(S.poly(0.5, total, power))(COUNTS), expected, rtol=1e-6, atol=1e-8
+    )
+
+
+def test_pytorch_linearlr_is_a_warmup():
+    start_factor, total = 1 / 3, 4  # LinearLR's defaults ramp to end_factor = 1
+    expected = 0.5 * (start_factor + (1 - start_factor) * np.minimum(K, total) / total)
+    ours = jax.vmap(S.warmup(S.constant(0.5), total, begin_lr=0.5 * start_factor))(COUNTS)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Populations.
+
+
+def test_vmapped_population_equals_each_alone():
+    pop = [
+        S.constant(0.3),
+        S.square_root(0.1),
+        S.multi_factor(0.5, [15, 30], 0.5),
+        S.cosine(0.3, 20, 0.01),
+        S.cosine(0.3, 20, 0.01, warmup_steps=5),
+        S.factor(2.0, 0.9, 1e-2),
+    ]
+    batch = S.stack(pop)
+    assert batch.kind.shape == (6,) and batch.milestones.shape == (6, 2)
+    grid = jax.jit(jax.vmap(jax.vmap(S.evaluate, in_axes=(None, 0)), in_axes=(0, None)))(
+        batch, COUNTS
+    )
+    assert grid.shape == (6, N + 1)
+    for i, s in enumerate(pop):
+        np.testing.assert_allclose(grid[i], jax.vmap(s)(COUNTS), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(S.evaluate(s.params(), 17), s(17), rtol=1e-6)
+
+
+def test_hyperparameters_are_traceable():
+    def lr_at_10(base_lr):
+        return S.linear_decay(base_lr, 20)(10)
+
+    np.testing.assert_allclose(jax.vmap(lr_at_10)(jnp.array([0.2, 0.4])), [0.1, 0.2], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Registry, errors, and the descent engine.
+
+
+def test_make_builds_every_name():
+    assert set(S.names()) == {
+        "constant",
+        "square_root",
+        "factor",
+        "multi_factor",
+        "cosine",
+        "poly",
+        "linear_decay",
+    }
+    s = S.make("cosine", base_lr=0.5, max_steps=20, final_lr=0.01, warmup_steps=5)
+    np.testing.assert_allclose(jax.vmap(s)(COUNTS), jax.vmap(CASES["cosine_warmup"])(COUNTS))
+    w = S.make("factor", base_lr=2.0, factor=0.9, min_lr=1e-2, warmup_steps=5)
+    np.testing.assert_allclose(jax.vmap(w)(COUNTS), jax.vmap(CASES["warmup_factor"])(COUNTS))
+    assert repr(S.make("multi_factor", base_lr=0.5, steps=[15, 30], factor=0.5)) == (
+        "multi_factor(base_lr=0.5, steps=(15, 30), factor=0.5)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "match"),
+    [
+        ("constant", {"lr": 0.0}, "lr must be finite and > 0"),
+        ("constant", {"lr": -1.0}, "lr must be finite and > 0"),
+        ("square_root", {"base_lr": float("nan")}, "base_lr must be finite"),
+        ("cosine", {"base_lr": 0.5, "max_steps": 0}, "max_steps must be a positive integer"),
+        ("poly", {"base_lr": 0.5, "max_steps": -5}, "max_steps must be a positive integer"),
+        ("factor", {"base_lr": 0.5, "factor": 1.5}, r"factor must be in \(0, 1\]"),
+        ("factor", {"base_lr": 0.5, "factor": 0.0}, r"factor must be in \(0, 1\]"),
+        ("multi_factor", {"base_lr": 0.5, "steps": [30, 15], "factor": 0.5}, "increasing"),
+        ("multi_factor", {"base_lr": 0.5, "steps": [15, 15], "factor": 0.5}, "increasing"),
+        ("cosine", {"base_lr": 0.5, "max_steps": 20, "warmup_steps": 20}, "shorter than"),
+        ("poly", {"base_lr": 0.5, "max_steps": 10, "warmup_steps": 12}, "shorter than"),
+        ("cosine", {"base_lr": 0.5, "max_steps": 20, "gamma": 0.1}, "unknown: gamma"),
+        ("warmdown", {}, "unknown schedule 'warmdown'.*cosine"),
+        (
+            "factor",
+            {"base_lr": 0.5, "factor": 0.5, "warmup_steps": 3, "warmup_mode": "cubic"},
+            "mode",
+        ),
+        ("cosine", {"max_steps": 20}, "missing"),
+    ],
+)
+def test_bad_parameters(name, params, match):
+    with pytest.raises(ValueError, match=match):
+        S.make(name, **params)
+
+
+def test_schedule_as_descent_rule_shares_compiled_program():
+    from gdjax.descent import _descend
+
+    quad = gdjax.surfaces.get("quadratic")
+    traj = gdjax.descend(quad, 2.0, steps=30, rule=S.cosine(0.1, 20, 0.01))
+    np.testing.assert_allclose(
+        traj.lr, jax.vmap(S.cosine(0.1, 20, 0.01))(jnp.arange(30)), rtol=1e-6
+    )
+    before = _descend._cache_size()
+    gdjax.descend(quad, 1.0, steps=30, rule=S.cosine(0.1, 20, 0.01))  # equal, built anew
+    assert _descend._cache_size() == before
+
+
+def test_time_rule_is_the_linear_decay_schedule():
+    quad = gdjax.surfaces.get("quadratic")
+    a = gdjax.descend(quad, 2.0, steps=25, lr=0.2, rule="time")
+    b = gdjax.descend(quad, 2.0, steps=25, rule=S.linear_decay(0.2, 25))
+    np.testing.assert_array_equal(a.params, b.params)
