@@ -374,14 +374,14 @@ class _Stepper:
         )
 
 
-def _scan_steps(stepper, state, start, length, lr, kind, tol, target, record):
+def _scan_steps(stepper, state, start, length, lr, kind, tol, target, record, unroll=1):
     def body(state, count):
         state, lr_used = stepper.step(state, count, lr, kind, tol, target)
         out = (state.params, state.loss, state.grads, lr_used) if record else None
         return state, out
 
     counts = jnp.arange(start, start + length, dtype=jnp.int32)
-    return jax.lax.scan(body, state, counts)
+    return jax.lax.scan(body, state, counts, unroll=unroll)
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "rule", "steps", "bound"))

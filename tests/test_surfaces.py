@@ -13,7 +13,7 @@ from gdjax import surfaces
 # Literature minima are given to 6 decimals; SciPy's BFGS from a nearby start
 # must land within these tolerances.
 LOC_TOL = 2e-4
-VALUE_TOL = 2e-5
+VALUE_TOL = 5e-6
 
 
 def _np_fn(surface):

@@ -1,0 +1,452 @@
+"""Basins of attraction: which minimum gradient descent reaches from each start.
+
+``map_basins`` descends from a regular grid over a 2D surface's domain (for
+maps) or from N uniform random starts (for fractions) in one jitted, vmapped
+program, chunked (memory does not grow with the number of starts or steps:
+each start keeps only its final point and convergence step) and sharded over
+all devices. It then discovers the minima without being told them
+(clustering the converged end points, refining them with Newton's method and
+classifying them by the eigenvalues of ``jax.hessian``), labels every start,
+and computes basin fractions with 95% Wilson intervals.
+
+Labels: ``i >= 0`` the index of the minimum reached (minima sorted by value,
+so 0 is the lowest found), ``NOT_CONVERGED`` (-1: gradient norm still above
+``tol`` at the last step) and ``DIVERGED`` (-2: non-finite, or beyond
+``bound``). Never a NaN.
+
+``critical_points`` finds every critical point in the domain (minima,
+saddles, maxima) by Newton's method on the gradient from a grid of starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, ArrayLike
+
+from gdjax import schedules as _schedules
+from gdjax.descent import _as_lr, _parse_rule, _scan_steps, _Stepper
+from gdjax.surfaces import Surface
+from gdjax.surfaces import get as _get_surface
+
+__all__ = [
+    "DIVERGED",
+    "NOT_CONVERGED",
+    "BasinMap",
+    "CriticalPoint",
+    "best_of_k",
+    "critical_points",
+    "map_basins",
+    "wilson_interval",
+]
+
+NOT_CONVERGED = -1
+DIVERGED = -2
+
+
+@dataclasses.dataclass(frozen=True)
+class CriticalPoint:
+    """A critical point: location, value, Hessian eigenvalues and kind
+    ("min", "saddle" or "max")."""
+
+    location: tuple[float, ...]
+    value: float
+    eigenvalues: tuple[float, ...]
+    kind: str
+
+    def to_json(self) -> dict:
+        return {
+            "location": list(self.location),
+            "value": self.value,
+            "eigenvalues": list(self.eigenvalues),
+            "kind": self.kind,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class BasinMap:
+    """The outcome of :func:`map_basins`.
+
+    Attributes:
+        surface: the Surface.
+        domain: the box the starts were drawn from.
+        starts: (N, 2) starts (for a grid: row-major, y slowest).
+        grid: (ny, nx) for a grid run, None for random starts.
+        labels: (N,) int32 labels (see module docstring).
+        converged_step: (N,) step from which |grad| < tol held; -1 if never.
+        final: (N, 2) end points.
+        minima: discovered minima, sorted by value.
+        fractions: label -> (fraction, ci_low, ci_high); keys are minimum
+            indices as strings, "diverged" and "not_converged".
+        config: the run's settings.
+        timing: seconds, restart-steps per second, compile seconds.
+    """
+
+    surface: Surface
+    domain: tuple[tuple[float, float], ...]
+    starts: np.ndarray
+    grid: tuple[int, int] | None
+    labels: np.ndarray
+    converged_step: np.ndarray
+    final: np.ndarray
+    minima: tuple[CriticalPoint, ...]
+    fractions: dict[str, tuple[float, float, float]]
+    config: dict
+    timing: dict
+
+    def label_grid(self) -> np.ndarray:
+        """Labels as an image (ny, nx), for grid runs."""
+        if self.grid is None:
+            raise ValueError("this map was computed from random starts, not a grid")
+        return self.labels.reshape(self.grid)
+
+
+# --------------------------------------------------------------------------
+# Statistics.
+
+
+def wilson_interval(successes: ArrayLike, n: int, z: float = 1.959964) -> tuple:
+    """95% Wilson score interval for a binomial proportion (vectorised)."""
+    if n <= 0:
+        raise ValueError("n must be > 0")
+    p = np.asarray(successes, dtype=np.float64) / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return p, np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def best_of_k(p_global: float, ks: ArrayLike) -> np.ndarray:
+    """Probability that the best of k independent random restarts reaches the
+    global minimum, ``1 - (1 - p)^k`` (lesson C's argument for restarts)."""
+    return 1.0 - (1.0 - float(p_global)) ** np.asarray(ks, dtype=np.float64)
+
+
+def simulate_best_of_k(labels: np.ndarray, ks: ArrayLike, *, key, trials: int = 2000):
+    """Checks :func:`best_of_k` by simulation: draws k restarts (with
+    replacement) from the observed labels and counts how often one of them is
+    label 0."""
+    labels = jnp.asarray(labels)
+    out = []
+    for k in np.asarray(ks):
+        key, sub = jax.random.split(key)
+        idx = jax.random.randint(sub, (trials, int(k)), 0, labels.shape[0])
+        out.append(float(jnp.mean(jnp.any(labels[idx] == 0, axis=1))))
+    return np.asarray(out)
+
+
+# --------------------------------------------------------------------------
+# The batched descent.
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "rule", "steps", "bound", "unroll"))
+def _descend_batch(fn, rule, steps, bound, unroll, starts, lr, kind, tol):
+    def one(x0):
+        stepper = _Stepper(fn, rule, steps, bound, False)
+        state = stepper.init(x0, lr, tol, None)
+        end, _ = _scan_steps(stepper, state, 0, steps, lr, kind, tol, None, False, unroll)
+        fin = stepper.final(end, steps)
+        return fin.params, fin.diverged, fin.converged, fin.converged_step
+
+    return jax.vmap(one)(starts)
+
+
+def _check_domain(domain, dim) -> tuple[tuple[float, float], ...]:
+    try:
+        dom = tuple((float(lo), float(hi)) for lo, hi in domain)
+    except (TypeError, ValueError):
+        raise ValueError(f"domain must be {dim} (low, high) pairs, got {domain!r}") from None
+    if len(dom) != dim:
+        raise ValueError(f"domain must have {dim} (low, high) pairs, got {len(dom)}")
+    for lo, hi in dom:
+        if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+            raise ValueError(f"each domain interval needs finite low < high, got {(lo, hi)}")
+    return dom
+
+
+def grid_starts(domain, n: int, dtype=np.float32) -> np.ndarray:
+    """An n x n grid of cell centres over a 2D box, row-major (y slowest)."""
+    (x0, x1), (y0, y1) = domain
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    X, Y = np.meshgrid(xs.astype(dtype), ys.astype(dtype))
+    return np.stack([X.ravel(), Y.ravel()], axis=-1)
+
+
+def map_basins(
+    surface: str | Surface,
+    *,
+    grid: int | None = None,
+    starts: int | None = None,
+    key: Array | None = None,
+    steps: int = 1000,
+    lr: float | None = 0.01,
+    rule="fixed",
+    tol: float = 1e-3,
+    domain=None,
+    bound: float | None = None,
+    chunk_size: int = 1 << 18,
+    devices: int | None = None,
+    unroll: int = 8,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> BasinMap:
+    """Maps the basins of attraction of a 2D surface.
+
+    Args:
+        surface: a name or a Surface (2D).
+        grid: n for an n x n grid of starts over the domain (for maps), or
+        starts: N uniform random starts (for fractions); needs ``key``.
+        key: a ``jax.random.key`` for random starts.
+        steps, lr, rule: as in :func:`gdjax.descend`.
+        tol: converged means |grad| < tol at the last step.
+        domain: ((x0, x1), (y0, y1)); the surface's own by default.
+        bound: a coordinate beyond this counts as divergence (default: 100x
+            the domain's largest magnitude).
+        chunk_size: starts per compiled call (rounded to the device count).
+            Labels do not depend on it.
+        devices: how many devices to shard each chunk over (default: all).
+        unroll: ``lax.scan`` unrolling (speed only).
+        progress: called after each chunk with (done, total, seconds).
+
+    Returns:
+        A :class:`BasinMap`.
+    """
+    surface = _get_surface(surface)
+    if surface.dim != 2:
+        raise ValueError(f"map_basins needs a 2D surface; {surface.name!r} is {surface.dim}D")
+    if (grid is None) == (starts is None):
+        raise ValueError("give exactly one of grid=n (a map) or starts=N (random starts)")
+    steps = _schedules.check_count("steps", steps)
+    _schedules.check_positive("tol", tol)
+    chunk_size = _schedules.check_count("chunk_size", chunk_size)
+    unroll = _schedules.check_count("unroll", unroll)
+    kind, static_rule = _parse_rule(rule, lr)
+    dom = _check_domain(surface.domain if domain is None else domain, 2)
+    if bound is None:
+        bound = 100.0 * max(abs(v) for pair in dom for v in pair)
+    _schedules.check_positive("bound", bound)
+    if grid is not None:
+        n = _schedules.check_count("grid", grid)
+        pts = grid_starts(dom, n)
+        grid_shape = (n, n)
+    else:
+        n = _schedules.check_count("starts", starts)
+        if key is None:
+            raise ValueError("random starts need key=jax.random.key(seed)")
+        lo = jnp.asarray([d[0] for d in dom], jnp.float32)
+        hi = jnp.asarray([d[1] for d in dom], jnp.float32)
+        pts = np.asarray(jax.random.uniform(key, (n, 2), minval=lo, maxval=hi))
+        grid_shape = None
+    dtype = jnp.result_type(float)
+    pts = pts.astype(dtype)
+
+    n_dev = jax.device_count() if devices is None else devices
+    if not 1 <= n_dev <= jax.device_count():
+        raise ValueError(f"devices must be in 1..{jax.device_count()}, got {devices}")
+    mesh = Mesh(np.asarray(jax.devices()[:n_dev]), ("starts",))
+    sharding = NamedSharding(mesh, PartitionSpec("starts"))
+    total = pts.shape[0]
+    chunk = min(chunk_size, total)
+    chunk = max(n_dev, chunk // n_dev * n_dev)
+
+    lr_arr = _as_lr(lr, jnp.zeros((), dtype))
+    kind_arr = jnp.asarray(kind, jnp.int32)
+    tol_arr = jnp.asarray(tol, dtype)
+    run = functools.partial(_descend_batch, surface.fn, static_rule, steps, float(bound), unroll)
+    final = np.empty((total, 2), dtype)
+    diverged = np.empty(total, bool)
+    converged = np.empty(total, bool)
+    conv_step = np.empty(total, np.int32)
+
+    t_start = time.perf_counter()
+    compile_s = 0.0
+    for i, begin in enumerate(range(0, total, chunk)):
+        part = pts[begin : begin + chunk]
+        m = part.shape[0]
+        if m < chunk:  # pad so every chunk has one shape: one compiled program
+            part = np.concatenate([part, np.repeat(part[-1:], chunk - m, axis=0)])
+        x = jax.device_put(part, sharding)
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(run(x, lr_arr, kind_arr, tol_arr))
+        if i == 0:
+            compile_s = time.perf_counter() - t0  # includes the first chunk's run
+        f, d, c, s = (np.asarray(o)[:m] for o in out)
+        final[begin : begin + m], diverged[begin : begin + m] = f, d
+        converged[begin : begin + m], conv_step[begin : begin + m] = c, s
+        if progress is not None:
+            progress(begin + m, total, time.perf_counter() - t_start)
+    seconds = time.perf_counter() - t_start
+
+    minima = _discover_minima(surface, final[converged & ~diverged], dom)
+    labels = _label(final, converged, diverged, minima, tol_radius=_radius(dom))
+    fractions = _fractions(labels, len(minima))
+    config = {
+        "surface": surface.name,
+        "domain": [list(d) for d in dom],
+        "mode": "grid" if grid is not None else "random",
+        "grid": grid,
+        "starts": total,
+        "steps": steps,
+        "lr": lr,
+        "rule": _rule_repr(rule),
+        "tol": tol,
+        "bound": float(bound),
+        "chunk_size": chunk,
+        "devices": n_dev,
+        "dtype": str(np.dtype(dtype)),
+    }
+    timing = {
+        "seconds": seconds,
+        "compile_seconds": compile_s,
+        "restart_steps_per_second": total * steps / seconds,
+    }
+    return BasinMap(
+        surface, dom, pts, grid_shape, labels, conv_step, final, minima, fractions, config, timing
+    )
+
+
+def _rule_repr(rule) -> str:
+    return rule if isinstance(rule, str) else repr(rule)
+
+
+def _radius(dom) -> float:
+    return 1e-2 * max(hi - lo for lo, hi in dom)
+
+
+# --------------------------------------------------------------------------
+# Discovering and classifying critical points.
+
+
+def _newton_refine(fn, pts: np.ndarray, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Newton's method on grad f = 0 in float64; returns points and |grad|."""
+    with jax.enable_x64(True):
+        g = jax.grad(fn)
+        h = jax.hessian(fn)
+
+        def step(x, _):
+            # pinv: safe where the Hessian is singular (a flat plateau)
+            return x - jnp.linalg.pinv(h(x)) @ g(x), None
+
+        @jax.jit
+        def refine(x0):
+            x, _ = jax.lax.scan(step, x0, None, length=iters)
+            return x, jnp.linalg.norm(g(x))
+
+        x, gn = jax.vmap(refine)(jnp.asarray(pts, jnp.float64))
+        return np.asarray(x), np.asarray(gn)
+
+
+def _classify(fn, pts: np.ndarray) -> list[CriticalPoint]:
+    with jax.enable_x64(True):
+        x = jnp.asarray(pts, jnp.float64)
+        vals = np.asarray(jax.vmap(fn)(x))
+        eig = np.asarray(jax.vmap(lambda p: jnp.linalg.eigvalsh(jax.hessian(fn)(p)))(x))
+    out = []
+    for p, v, e in zip(pts, vals, eig, strict=True):
+        scale = max(1.0, float(np.max(np.abs(e))))
+        if np.all(e > 1e-8 * scale):
+            kind = "min"
+        elif np.all(e < -1e-8 * scale):
+            kind = "max"
+        elif np.any(e > 1e-8 * scale) and np.any(e < -1e-8 * scale):
+            kind = "saddle"
+        else:
+            kind = "degenerate"
+        out.append(CriticalPoint(tuple(map(float, p)), float(v), tuple(map(float, e)), kind))
+    return out
+
+
+def _cluster(pts: np.ndarray, radius: float) -> np.ndarray:
+    """Greedy clustering of points (rounded to a grid first, so millions are
+    cheap); returns cluster centres ordered by population."""
+    if len(pts) == 0:
+        return np.zeros((0, 2))
+    cells, inverse, counts = np.unique(
+        np.round(pts / radius).astype(np.int64),
+        axis=0,
+        return_inverse=True,
+        return_counts=True,
+    )
+    centres = np.zeros((len(cells), pts.shape[1]))
+    np.add.at(centres, inverse.ravel(), pts)
+    centres /= counts[:, None]
+    order = np.argsort(-counts)
+    kept: list[np.ndarray] = []
+    for c in centres[order]:
+        if all(np.linalg.norm(c - k) > radius for k in kept):
+            kept.append(c)
+    return np.asarray(kept)
+
+
+def _inside(pts, dom) -> np.ndarray:
+    lo = np.asarray([d[0] for d in dom])
+    hi = np.asarray([d[1] for d in dom])
+    return np.all((pts >= lo) & (pts <= hi), axis=-1)
+
+
+def _dedupe(points: list[CriticalPoint], radius: float) -> list[CriticalPoint]:
+    out: list[CriticalPoint] = []
+    for p in points:
+        if all(np.linalg.norm(np.subtract(p.location, q.location)) > radius for q in out):
+            out.append(p)
+    return out
+
+
+def _discover_minima(surface: Surface, ends: np.ndarray, dom) -> tuple[CriticalPoint, ...]:
+    radius = _radius(dom)
+    centres = _cluster(ends, radius)
+    if len(centres) == 0:
+        return ()
+    refined, gnorm = _newton_refine(surface.fn, centres)
+    ok = (gnorm < 1e-8) & np.all(np.isfinite(refined), axis=1)
+    pts = _classify(surface.fn, refined[ok])
+    minima = [p for p in pts if p.kind == "min"]
+    minima = _dedupe(sorted(minima, key=lambda p: p.value), radius / 10)
+    return tuple(minima)
+
+
+def _label(final, converged, diverged, minima, tol_radius) -> np.ndarray:
+    labels = np.full(final.shape[0], NOT_CONVERGED, np.int32)
+    if minima:
+        locs = np.asarray([m.location for m in minima])
+        best = np.full(final.shape[0], np.inf)
+        for i, loc in enumerate(locs):  # one pass per minimum: memory stays O(N)
+            d = np.linalg.norm(final - loc, axis=1)
+            closer = d < best
+            best = np.where(closer, d, best)
+            labels = np.where(closer & converged & (d < tol_radius), i, labels)
+        labels = np.where(converged & (best >= tol_radius), NOT_CONVERGED, labels)
+    labels = np.where(diverged, DIVERGED, labels)
+    return labels.astype(np.int32)
+
+
+def _fractions(labels: np.ndarray, n_minima: int) -> dict:
+    n = labels.shape[0]
+    counts = np.bincount(labels + 2, minlength=n_minima + 2)
+    keys = ["diverged", "not_converged"] + [str(i) for i in range(n_minima)]
+    p, lo, hi = wilson_interval(counts, n)
+    return {k: (float(p[i]), float(lo[i]), float(hi[i])) for i, k in enumerate(keys)}
+
+
+def critical_points(surface: str | Surface, *, grid: int = 48, domain=None) -> list[CriticalPoint]:
+    """Every critical point found in the domain: Newton's method on
+    grad f = 0 from a grid of starts, clustered and classified by the
+    eigenvalues of the Hessian ("min", "saddle", "max"); sorted by kind, then
+    value."""
+    surface = _get_surface(surface)
+    dom = _check_domain(surface.domain if domain is None else domain, surface.dim)
+    pts = grid_starts(dom, _schedules.check_count("grid", grid), np.float64)
+    refined, gnorm = _newton_refine(surface.fn, pts)
+    ok = (gnorm < 1e-8) & np.all(np.isfinite(refined), axis=1) & _inside(refined, dom)
+    centres = _cluster(refined[ok], _radius(dom) / 10)
+    found = [p for p in _classify(surface.fn, centres) if p.kind != "degenerate"]
+    order = {"min": 0, "saddle": 1, "max": 2}
+    return sorted(_dedupe(found, _radius(dom) / 10), key=lambda p: (order[p.kind], p.value))

@@ -1,0 +1,108 @@
+"""Basins: discovered minima against the literature and SciPy, labels that do
+not depend on chunking or sharding, and clear errors."""
+
+import jax
+import numpy as np
+import pytest
+import scipy.optimize
+
+from gdjax import basins, surfaces
+
+
+@pytest.fixture(scope="module")
+def himmelblau_map():
+    return basins.map_basins(
+        "himmelblau", starts=4096, key=jax.random.key(1), steps=400, lr=0.01, chunk_size=1024
+    )
+
+
+def test_himmelblau_every_converged_start_ends_at_a_literature_minimum(himmelblau_map):
+    b = himmelblau_map
+    lit = np.asarray([m.location for m in surfaces.get("himmelblau").minima])
+    conv = b.labels >= 0
+    assert conv.mean() > 0.99
+    d = np.linalg.norm(b.final[conv][:, None] - lit[None], axis=-1).min(axis=1)
+    # |grad| < 1e-3 near a minimum whose Hessian eigenvalues are >= 8 => within ~1e-4
+    assert d.max() < 1e-3
+    assert sum(f[0] for f in b.fractions.values()) == pytest.approx(1.0)
+    assert len(b.minima) == 4
+    for m in b.minima:
+        res = scipy.optimize.minimize(
+            lambda x: float(surfaces.himmelblau(x)),
+            m.location,
+            method="BFGS",
+            options={"gtol": 1e-10},
+        )
+        np.testing.assert_allclose(m.location, res.x, atol=1e-5)
+        assert m.kind == "min" and min(m.eigenvalues) > 0
+    for key, (p, lo, hi) in b.fractions.items():
+        assert lo <= p <= hi, key
+
+
+def test_peaks_minima_and_global():
+    b = basins.map_basins("peaks", grid=64, steps=1000, lr=0.01)
+    lit = surfaces.get("peaks").minima  # validated against SciPy in test_surfaces
+    assert len(b.minima) == len(lit)
+    for m, ref in zip(b.minima, sorted(lit, key=lambda m: m.value), strict=True):
+        np.testing.assert_allclose(m.location, ref.location, atol=1e-5)
+        assert m.value == pytest.approx(ref.value, abs=1e-5)
+    np.testing.assert_allclose(b.minima[0].location, (0.23, -1.63), atol=0.01)
+    assert b.label_grid().shape == (64, 64)
+    assert (b.labels == basins.NOT_CONVERGED).any()  # the flat plateau
+    assert not np.isnan(b.final).any()
+
+
+def test_labels_do_not_depend_on_chunk_size_or_sharding():
+    kw = dict(starts=3000, key=jax.random.key(7), steps=300, lr=0.01)
+    a = basins.map_basins("six_hump_camel", chunk_size=3000, devices=1, **kw)
+    b = basins.map_basins("six_hump_camel", chunk_size=512, **kw)
+    assert jax.device_count() == 8 and b.config["devices"] == 8
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.converged_step, b.converged_step)
+    np.testing.assert_allclose(a.final, b.final, rtol=1e-6, atol=1e-6)
+
+
+def test_critical_points_of_peaks():
+    cps = basins.critical_points("peaks")
+    kinds = [c.kind for c in cps]
+    assert kinds.count("min") == 3 and kinds.count("max") == 3 and kinds.count("saddle") == 3
+    for c in cps:
+        grad = np.asarray(jax.grad(surfaces.peaks)(np.asarray(c.location, np.float32)))
+        assert np.linalg.norm(grad) < 1e-3
+
+
+def test_wilson_and_best_of_k():
+    p, lo, hi = basins.wilson_interval(np.array([0, 50, 100]), 100)
+    np.testing.assert_allclose(p, [0, 0.5, 1])
+    assert lo[0] == 0 and hi[2] == 1
+    # Wilson (1927) for 50 of 100: [0.4038, 0.5962]
+    assert (lo[1], hi[1]) == (pytest.approx(0.4038, abs=1e-4), pytest.approx(0.5962, abs=1e-4))
+    np.testing.assert_allclose(basins.best_of_k(0.25, [1, 2, 4]), [0.25, 0.4375, 1 - 0.75**4])
+    labels = np.array([0] * 25 + [1] * 75)
+    sim = basins.simulate_best_of_k(labels, [1, 3], key=jax.random.key(0), trials=20000)
+    np.testing.assert_allclose(sim, basins.best_of_k(0.25, [1, 3]), atol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"grid": 0}, "grid must be a positive integer"),
+        ({"starts": -5, "key": jax.random.key(0)}, "starts must be a positive integer"),
+        ({"starts": 10}, "need key"),
+        ({}, "exactly one"),
+        ({"grid": 8, "domain": ((1, -1), (0, 1))}, "low < high"),
+        ({"grid": 8, "domain": ((0, 0), (0, 1))}, "low < high"),
+        ({"grid": 8, "lr": 0.0}, "lr must be finite and > 0"),
+        ({"grid": 8, "tol": -1.0}, "tol must be finite and > 0"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        basins.map_basins("peaks", **kwargs)
+
+
+def test_bad_surface():
+    with pytest.raises(ValueError, match="unknown surface"):
+        basins.map_basins("volcano", grid=8)
+    with pytest.raises(ValueError, match="2D"):
+        basins.map_basins("quadratic", grid=8)
