@@ -1,8 +1,9 @@
 """The ``gdjax`` command line.
 
     gdjax lessons [--out DIR]               every lesson on its defaults (the main job)
-    gdjax lesson 1d|2d|dynamic-lr|schedules [--out DIR] [options]
+    gdjax lesson 1d|2d|local-minima|dynamic-lr|schedules [--out DIR] [options]
     gdjax schedules [--out DIR]             the textbook's schedule plots, with optax twins
+    gdjax basins --surface peaks --grid 1024 --lr 0.01 --steps 1000 --out DIR
     gdjax surfaces                          the surface zoo and its minima
 
 ``gdjax COMMAND --help`` lists each command's options.
@@ -47,6 +48,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _common.add_common(p_sched, "runs/lesson_schedules")
 
+    p_basins = sub.add_parser(
+        "basins",
+        help="map basins of attraction (report.html, basins.json, figures)",
+        description=LESSONS["local-minima"].__doc__,
+    )
+    _common.add_common(p_basins, "runs/basins")
+    LESSONS["local-minima"].add_arguments(p_basins, default_grid=1024)
+
     sub.add_parser("surfaces", help="list the surface zoo and its minima")
     return parser
 
@@ -74,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         _surfaces()
     elif command == "lesson":
         _common.run_and_print(LESSONS[args.pop("lesson")], args)
+    elif command == "basins":
+        _common.run_and_print(LESSONS["local-minima"], args)
     elif command == "schedules":
         _common.run_and_print(LESSONS["schedules"], args)
     elif command == "lessons":

@@ -25,6 +25,9 @@ from gdjax.descent import Sweep, Trajectory  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
 __all__ = [
+    "basin_map",
+    "best_of_k_curve",
+    "convergence_time_map",
     "curve_1d",
     "error_grid",
     "landscape_2d",
@@ -220,3 +223,95 @@ def _fig_ax(ax, figsize=(6.5, 4.5)):
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
         return fig, ax
     return ax.figure, ax
+
+
+def basin_map(bmap, critical=(), trajs: Trajectory | None = None) -> Figure:
+    """A grid BasinMap's labels coloured, minima, saddles and maxima marked,
+    and a few trajectories overlaid."""
+    labels = bmap.label_grid()
+    n_min = len(bmap.minima)
+    (x0, x1), (y0, y1) = bmap.domain
+    colors = ["#d9d9d9", "#ffffff"] + [matplotlib.colormaps["tab10"](i % 10) for i in range(n_min)]
+    cmap = mcolors.ListedColormap(colors)
+    fig, ax = plt.subplots(figsize=(9, 7))
+    ax.imshow(
+        labels + 2,
+        origin="lower",
+        extent=(x0, x1, y0, y1),
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=n_min + 1.5,
+        interpolation="nearest",
+    )
+    X, Y, Z = surface_grid(bmap.surface, 200)
+    ax.contour(X, Y, Z, levels=15, colors="k", linewidths=0.4, alpha=0.4)
+    if trajs is not None:
+        for path in np.asarray(trajs.params):
+            ax.plot(path[:, 0], path[:, 1], "-", color="k", lw=1)
+            ax.plot(path[0, 0], path[0, 1], "o", color="k", ms=3)
+    markers = {"min": ("*", "yellow", 15), "saddle": ("X", "white", 9), "max": ("^", "red", 9)}
+    for c in critical:
+        m, col, size = markers.get(c.kind, ("o", "grey", 6))
+        ax.plot(*c.location, m, color=col, mec="k", ms=size)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[i + 2]) for i in range(n_min)]
+    names = [
+        f"min {i}: ({m.location[0]:.2f}, {m.location[1]:.2f}) f = {m.value:.3g}, "
+        f"{100 * bmap.fractions[str(i)][0]:.1f}%"
+        for i, m in enumerate(bmap.minima)
+    ]
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, color=colors[1], ec="k"),
+        plt.Rectangle((0, 0), 1, 1, color=colors[0]),
+    ]
+    names += [
+        f"not converged, {100 * bmap.fractions['not_converged'][0]:.1f}%",
+        f"diverged, {100 * bmap.fractions['diverged'][0]:.1f}%",
+    ]
+    for kind, (m, col, size) in markers.items():
+        handles.append(plt.Line2D([], [], ls="", marker=m, color=col, mec="k", ms=size))
+        names.append(kind)
+    ax.legend(handles, names, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(
+        f"Basins of attraction: {bmap.surface.name}, {bmap.config['rule']} "
+        f"lr = {bmap.config['lr']}, {bmap.config['steps']} steps"
+    )
+    return fig
+
+
+def convergence_time_map(bmap) -> Figure:
+    """Steps to convergence per start (grid maps); grey: never converged."""
+    steps = bmap.converged_step.reshape(bmap.grid).astype(float)
+    steps = np.where(steps >= 0, np.maximum(steps, 1), np.nan)
+    (x0, x1), (y0, y1) = bmap.domain
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.8")
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    im = ax.imshow(
+        steps,
+        origin="lower",
+        extent=(x0, x1, y0, y1),
+        cmap=cmap,
+        norm=mcolors.LogNorm(),
+        interpolation="nearest",
+    )
+    fig.colorbar(im, ax=ax, label="step of convergence (|grad| < tol from then on)")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title("Convergence time (grey: not converged)")
+    return fig
+
+
+def best_of_k_curve(ks, exact, simulated) -> Figure:
+    """Lesson C: probability that the best of k restarts reaches the global minimum."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.plot(ks, exact, "-", label="1 - (1 - p)^k from the basin fraction")
+    ax.plot(ks, simulated, "o", label="simulated from the labels")
+    ax.set_xscale("log")
+    ax.set_xlabel("k random restarts")
+    ax.set_ylabel("P(best of k reaches the global minimum)")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    return fig

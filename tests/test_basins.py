@@ -1,6 +1,8 @@
 """Basins: discovered minima against the literature and SciPy, labels that do
 not depend on chunking or sharding, and clear errors."""
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -106,3 +108,103 @@ def test_bad_surface():
         basins.map_basins("volcano", grid=8)
     with pytest.raises(ValueError, match="2D"):
         basins.map_basins("quadratic", grid=8)
+
+
+def test_cli_basins_writes_everything(tmp_path, capsys):
+    import json
+
+    from gdjax.cli import main
+
+    assert (
+        main(["basins", "--grid", "48", "--steps", "400", "--out", str(tmp_path), "--no-progress"])
+        == 0
+    )
+    data = json.loads((tmp_path / "basins.json").read_text())
+    for key in [
+        "surface",
+        "domain",
+        "rule",
+        "steps",
+        "tol",
+        "starts",
+        "devices",
+        "minima",
+        "critical_points",
+        "fractions",
+        "timing",
+    ]:
+        assert key in data, key
+    assert data["starts"] == 48 * 48
+    assert set(data["fractions"]) == {"0", "1", "2", "diverged", "not_converged"}
+    assert sum(f["fraction"] for f in data["fractions"].values()) == pytest.approx(1.0)
+    assert {"seconds", "restart_steps_per_second", "compile_seconds"} <= set(data["timing"])
+    for name in ["basin_map.png", "convergence_time.png", "best_of_k.png", "report.html"]:
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert "Basins of peaks" in capsys.readouterr().out
+
+
+def test_cli_basins_optimizer_and_schedule(tmp_path):
+    import json
+
+    from gdjax.cli import main
+
+    assert (
+        main(
+            [
+                "basins",
+                "--starts",
+                "500",
+                "--steps",
+                "200",
+                "--optimizer",
+                "sgd",
+                "--momentum",
+                "0.9",
+                "--out",
+                str(tmp_path / "a"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert "sgd" in json.loads((tmp_path / "a" / "basins.json").read_text())["rule"]
+    assert (
+        main(
+            [
+                "basins",
+                "--grid",
+                "16",
+                "--steps",
+                "200",
+                "--schedule",
+                "cosine:max_steps=200,final_lr=0.001",
+                "--lr",
+                "0.02",
+                "--out",
+                str(tmp_path / "b"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert "cosine" in json.loads((tmp_path / "b" / "basins.json").read_text())["rule"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--surface", "volcano"], "unknown surface"),
+        (["--grid", "0"], "--grid must be >= 1"),
+        (["--domain", "1", "-1", "0", "1"], "low < high"),
+        (["--lr", "0"], "--lr must be finite and > 0"),
+        (["--tol", "-1"], "--tol must be finite and > 0"),
+        (["--optimizer", "nope"], "unknown optax optimizer"),
+    ],
+)
+def test_cli_basins_bad_input(argv, match, tmp_path, capsys):
+    from gdjax.cli import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["basins", "--out", str(tmp_path), "--no-progress", *argv])
+    message = str(err.value.code) + capsys.readouterr().err
+    assert re.search(match, message), message

@@ -6,11 +6,12 @@ an HTML report into an output directory, and returns a printable summary.
 ``summary(results) -> str``.
 """
 
-from gdjax.lessons import dynamic_lr, gd_1d, gd_2d_peaks, schedule_plots
+from gdjax.lessons import dynamic_lr, gd_1d, gd_2d_peaks, local_minima, schedule_plots
 
 LESSONS = {
     "1d": gd_1d,
     "2d": gd_2d_peaks,
+    "local-minima": local_minima,
     "dynamic-lr": dynamic_lr,
     "schedules": schedule_plots,
 }
