@@ -208,3 +208,20 @@ def test_cli_basins_bad_input(argv, match, tmp_path, capsys):
         main(["basins", "--out", str(tmp_path), "--no-progress", *argv])
     message = str(err.value.code) + capsys.readouterr().err
     assert re.search(match, message), message
+
+
+def test_fast_path_matches_descend_final():
+    import gdjax
+
+    peaks = surfaces.get("peaks")
+    b1 = basins.map_basins(peaks, grid=6, steps=300, lr=0.01, check_every=1)
+    b10 = basins.map_basins(peaks, grid=6, steps=300, lr=0.01, check_every=10)
+    for i, x0 in enumerate(b1.starts):
+        fin = gdjax.descend_final(peaks, x0, steps=300, lr=0.01, tol=1e-3)
+        np.testing.assert_allclose(b1.final[i], fin.params, rtol=1e-5, atol=1e-6)
+        assert b1.converged_step[i] == int(fin.converged_step)
+        k = int(fin.converged_step)
+        expected = -1 if k < 0 else (0 if k == 0 else min(300, -(-k // 10) * 10))
+        # block checks can only see convergence at block ends, never earlier
+        assert b10.converged_step[i] == expected or b10.converged_step[i] >= k
+    np.testing.assert_array_equal(b1.labels, b10.labels)
