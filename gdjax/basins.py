@@ -371,8 +371,7 @@ def map_basins(
             progress(begin + m, total, time.perf_counter() - t_start)
     seconds = time.perf_counter() - t_start
 
-    minima = _discover_minima(surface, final[converged & ~diverged], dom)
-    labels = _label(final, converged, diverged, minima, tol_radius=_radius(dom))
+    minima, labels = _find_and_label(surface, final, converged, diverged, dom)
     fractions = _fractions(labels, len(minima))
     config = {
         "surface": surface.name,
@@ -456,12 +455,11 @@ def _cluster(pts: np.ndarray, radius: float) -> np.ndarray:
     cheap); returns cluster centres ordered by population."""
     if len(pts) == 0:
         return np.zeros((0, 2))
-    cells, inverse, counts = np.unique(
-        np.round(pts / radius).astype(np.int64),
-        axis=0,
-        return_inverse=True,
-        return_counts=True,
-    )
+    # one int64 key per cell: np.unique on 1-D keys is far faster than on rows
+    cell = np.round(pts / radius).astype(np.int64)
+    cell -= cell.min(axis=0)
+    key = cell[:, 0] * (int(cell[:, 1].max()) + 1) + cell[:, 1]
+    cells, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     centres = np.zeros((len(cells), pts.shape[1]))
     np.add.at(centres, inverse.ravel(), pts)
     centres /= counts[:, None]
@@ -487,17 +485,38 @@ def _dedupe(points: list[CriticalPoint], radius: float) -> list[CriticalPoint]:
     return out
 
 
-def _discover_minima(surface: Surface, ends: np.ndarray, dom) -> tuple[CriticalPoint, ...]:
+_SAMPLE = 1 << 17
+
+
+def _candidate_minima(surface: Surface, ends: np.ndarray, dom) -> list[CriticalPoint]:
     radius = _radius(dom)
+    if len(ends) > _SAMPLE:  # an even subsample; orphans are found again below
+        ends = ends[np.linspace(0, len(ends) - 1, _SAMPLE).astype(np.int64)]
     centres = _cluster(ends, radius)
     if len(centres) == 0:
-        return ()
+        return []
     refined, gnorm = _newton_refine(surface.fn, centres)
     ok = (gnorm < 1e-8) & np.all(np.isfinite(refined), axis=1)
-    pts = _classify(surface.fn, refined[ok])
-    minima = [p for p in pts if p.kind == "min"]
-    minima = _dedupe(sorted(minima, key=lambda p: p.value), radius / 10)
-    return tuple(minima)
+    return [p for p in _classify(surface.fn, refined[ok]) if p.kind == "min"]
+
+
+def _find_and_label(surface, final, converged, diverged, dom, rounds: int = 5):
+    """Discovers minima from (a subsample of) the converged end points, labels
+    every start, then looks again among converged starts that no minimum
+    claimed, until a round finds nothing new."""
+    radius = _radius(dom)
+    found: list[CriticalPoint] = []
+    pool = converged & ~diverged
+    for _ in range(rounds):
+        new = _candidate_minima(surface, final[pool], dom)
+        merged = _dedupe(sorted(found + new, key=lambda p: p.value), radius / 10)
+        grew = len(merged) > len(found)
+        found = merged
+        labels = _label(final, converged, diverged, tuple(found), tol_radius=radius)
+        pool = converged & ~diverged & (labels == NOT_CONVERGED)
+        if not grew or not pool.any():
+            break
+    return tuple(found), labels
 
 
 def _label(final, converged, diverged, minima, tol_radius) -> np.ndarray:
