@@ -411,22 +411,26 @@ def _radius(dom) -> float:
 # Discovering and classifying critical points.
 
 
+@functools.partial(jax.jit, static_argnames=("fn", "iters"))
+def _newton_batch(fn, iters, x0s):
+    g = jax.grad(fn)
+    h = jax.hessian(fn)
+
+    def step(x, _):
+        # pinv: safe where the Hessian is singular (a flat plateau)
+        return x - jnp.linalg.pinv(h(x)) @ g(x), None
+
+    def refine(x0):
+        x, _ = jax.lax.scan(step, x0, None, length=iters)
+        return x, jnp.linalg.norm(g(x))
+
+    return jax.vmap(refine)(x0s)
+
+
 def _newton_refine(fn, pts: np.ndarray, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Newton's method on grad f = 0 in float64; returns points and |grad|."""
     with jax.enable_x64(True):
-        g = jax.grad(fn)
-        h = jax.hessian(fn)
-
-        def step(x, _):
-            # pinv: safe where the Hessian is singular (a flat plateau)
-            return x - jnp.linalg.pinv(h(x)) @ g(x), None
-
-        @jax.jit
-        def refine(x0):
-            x, _ = jax.lax.scan(step, x0, None, length=iters)
-            return x, jnp.linalg.norm(g(x))
-
-        x, gn = jax.vmap(refine)(jnp.asarray(pts, jnp.float64))
+        x, gn = _newton_batch(fn, iters, jnp.asarray(pts, jnp.float64))
         return np.asarray(x), np.asarray(gn)
 
 
@@ -522,16 +526,19 @@ def _find_and_label(surface, final, converged, diverged, dom, rounds: int = 5):
 def _label(final, converged, diverged, minima, tol_radius) -> np.ndarray:
     labels = np.full(final.shape[0], NOT_CONVERGED, np.int32)
     if minima:
-        locs = np.asarray([m.location for m in minima])
-        best = np.full(final.shape[0], np.inf)
-        for i, loc in enumerate(locs):  # one pass per minimum: memory stays O(N)
-            d = np.linalg.norm(final - loc, axis=1)
-            closer = d < best
-            best = np.where(closer, d, best)
-            labels = np.where(closer & converged & (d < tol_radius), i, labels)
-        labels = np.where(converged & (best >= tol_radius), NOT_CONVERGED, labels)
-    labels = np.where(diverged, DIVERGED, labels)
-    return labels.astype(np.int32)
+        x, y = final[:, 0], final[:, 1]
+        best = np.full(final.shape[0], np.inf, final.dtype)
+        nearest = np.zeros(final.shape[0], np.int32)
+        for i, m in enumerate(minima):  # one pass per minimum: memory stays O(N)
+            d2 = np.square(x - final.dtype.type(m.location[0]))
+            d2 += np.square(y - final.dtype.type(m.location[1]))
+            closer = d2 < best
+            best[closer] = d2[closer]
+            nearest[closer] = i
+        claimed = converged & (best < tol_radius**2)
+        labels[claimed] = nearest[claimed]
+    labels[diverged] = DIVERGED
+    return labels
 
 
 def _fractions(labels: np.ndarray, n_minima: int) -> dict:
