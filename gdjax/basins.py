@@ -454,9 +454,10 @@ def _classify(fn, pts: np.ndarray) -> list[CriticalPoint]:
     return out
 
 
-def _cluster(pts: np.ndarray, radius: float) -> np.ndarray:
+def _cluster(pts: np.ndarray, radius: float, max_cells: int = 4096) -> np.ndarray:
     """Greedy clustering of points (rounded to a grid first, so millions are
-    cheap); returns cluster centres ordered by population."""
+    cheap); returns cluster centres ordered by population, from the
+    ``max_cells`` most populated cells."""
     if len(pts) == 0:
         return np.zeros((0, 2))
     # one int64 key per cell: np.unique on 1-D keys is far faster than on rows
@@ -467,12 +468,14 @@ def _cluster(pts: np.ndarray, radius: float) -> np.ndarray:
     centres = np.zeros((len(cells), pts.shape[1]))
     np.add.at(centres, inverse.ravel(), pts)
     centres /= counts[:, None]
-    order = np.argsort(-counts)
-    kept: list[np.ndarray] = []
+    order = np.argsort(-counts, kind="stable")[:max_cells]
+    kept = np.empty((len(order), pts.shape[1]))
+    n = 0
     for c in centres[order]:
-        if all(np.linalg.norm(c - k) > radius for k in kept):
-            kept.append(c)
-    return np.asarray(kept)
+        if n == 0 or np.min(np.sum((kept[:n] - c) ** 2, axis=1)) > radius**2:
+            kept[n] = c
+            n += 1
+    return kept[:n]
 
 
 def _inside(pts, dom) -> np.ndarray:
