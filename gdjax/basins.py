@@ -429,16 +429,35 @@ def _newton_batch(fn, iters, x0s):
 
 def _newton_refine(fn, pts: np.ndarray, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Newton's method on grad f = 0 in float64; returns points and |grad|."""
+    if len(pts) == 0:
+        return np.zeros((0, 2)), np.zeros(0)
     with jax.enable_x64(True):
-        x, gn = _newton_batch(fn, iters, jnp.asarray(pts, jnp.float64))
-        return np.asarray(x), np.asarray(gn)
+        padded, n = _padded(np.asarray(pts, np.float64))
+        x, gn = _newton_batch(fn, iters, jnp.asarray(padded, jnp.float64))
+        return np.asarray(x)[:n], np.asarray(gn)[:n]
+
+
+def _padded(pts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Pads a batch of points to a power of two (>= 16) by repeating the last,
+    so the compiled programs below see few shapes."""
+    n = len(pts)
+    size = max(16, 1 << max(n - 1, 1).bit_length())
+    return np.concatenate([pts, np.repeat(pts[-1:], size - n, axis=0)]), n
+
+
+@functools.partial(jax.jit, static_argnames="fn")
+def _values_and_eigenvalues(fn, x):
+    eig = jax.vmap(lambda p: jnp.linalg.eigvalsh(jax.hessian(fn)(p)))(x)
+    return jax.vmap(fn)(x), eig
 
 
 def _classify(fn, pts: np.ndarray) -> list[CriticalPoint]:
+    if len(pts) == 0:
+        return []
     with jax.enable_x64(True):
-        x = jnp.asarray(pts, jnp.float64)
-        vals = np.asarray(jax.vmap(fn)(x))
-        eig = np.asarray(jax.vmap(lambda p: jnp.linalg.eigvalsh(jax.hessian(fn)(p)))(x))
+        padded, n = _padded(np.asarray(pts, np.float64))
+        vals, eig = _values_and_eigenvalues(fn, jnp.asarray(padded, jnp.float64))
+        vals, eig = np.asarray(vals)[:n], np.asarray(eig)[:n]
     out = []
     for p, v, e in zip(pts, vals, eig, strict=True):
         scale = max(1.0, float(np.max(np.abs(e))))
