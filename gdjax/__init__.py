@@ -1,6 +1,7 @@
 """gdjax: a JAX-accelerated, vectorized toolkit for studying gradient descent,
 basins of attraction and learning-rate schedules."""
 
+from gdjax import basins as basins
 from gdjax import schedules as schedules
 from gdjax import surfaces as surfaces
 from gdjax.descent import RULES as RULES

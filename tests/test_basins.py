@@ -222,6 +222,11 @@ def test_fast_path_matches_descend_final():
         assert b1.converged_step[i] == int(fin.converged_step)
         k = int(fin.converged_step)
         expected = -1 if k < 0 else (0 if k == 0 else min(300, -(-k // 10) * 10))
-        # block checks can only see convergence at block ends, never earlier
-        assert b10.converged_step[i] == expected or b10.converged_step[i] >= k
+        # block checks see convergence only at block ends: the step is rounded up to
+        # one, or later when a check in between happened to fail
+        step = int(b10.converged_step[i])
+        if k < 0:
+            assert step == -1
+        else:
+            assert step == expected or (step >= k and (step % 10 == 0 or step == 300))
     np.testing.assert_array_equal(b1.labels, b10.labels)

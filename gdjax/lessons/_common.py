@@ -42,6 +42,19 @@ def run_and_print(module, args: dict) -> dict:
     return results
 
 
+def quadratic_problem(seed: int):
+    """Lessons A and D's problem: the parabola, its minimum and a random start
+    drawn uniformly from the plotted range. Returns (surface, target, x0)."""
+    import jax
+
+    import gdjax
+
+    surface = gdjax.surfaces.get("quadratic")
+    target = surface.minima[0].location[0]
+    lo, hi = surface.domain[0]
+    return surface, target, jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
+
+
 def positive_float(name: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:

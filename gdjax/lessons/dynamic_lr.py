@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
@@ -62,10 +61,7 @@ def run(
     epochs: int = 50,
     tol: float = 0.01,
 ) -> dict:
-    surface = gdjax.surfaces.get(SURFACE)
-    target = surface.minima[0].location[0]
-    lo, hi = surface.domain[0]
-    x0 = jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
+    surface, target, x0 = _common.quadratic_problem(seed)
 
     rates = jnp.array([lr, lr, grad_scale])
     trajs = gdjax.descend(surface, x0, steps=epochs, lr=rates, rule=gdjax.RULES)

@@ -69,10 +69,7 @@ def run(
     small_lr: float = 0.001,
     tol: float = 0.01,
 ) -> dict:
-    surface = gdjax.surfaces.get(SURFACE)
-    target = surface.minima[0].location[0]
-    lo, hi = surface.domain[0]
-    x0 = jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
+    surface, target, x0 = _common.quadratic_problem(seed)
 
     lrs = jnp.array([lr, small_lr, large_lr])
     trajs = jax.vmap(lambda r: gdjax.descend(surface, x0, steps=epochs, lr=r))(lrs)
