@@ -1,0 +1,248 @@
+"""gdjax.data: the real Fashion-MNIST files, the search order, integrity checks,
+and downloads from a server on 127.0.0.1 (complete, corrupted, cut off)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gdjax import data
+
+
+@pytest.fixture(scope="module")
+def real_dir() -> Path:
+    """The directory holding the real files (Debian's package, or $GDJAX_DATA_DIR)."""
+    directory = data.find_dir()
+    if directory is None:
+        pytest.fail(
+            "Fashion-MNIST files not found; run ./setup.sh (installs Debian's "
+            "dataset-fashion-mnist) or set GDJAX_DATA_DIR"
+        )
+    return directory
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No cache, no $GDJAX_DATA_DIR, no Debian directory: only what a test puts there."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GDJAX_DATA_DIR", raising=False)
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
+    return tmp_path
+
+
+def _copy_real(real_dir: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for spec in data.FILES.values():
+        shutil.copy(data._file_in(real_dir, spec), dest / (spec.name + ".gz"))
+    return dest
+
+
+def _rewrite_labels(directory: Path, change) -> Path:
+    """Rewrites the test labels file through ``change(bytes) -> bytes``, gzipped."""
+    path = directory / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(change(gzip.decompress(path.read_bytes()))))
+    return path
+
+
+def test_real_files_are_fashion_mnist(real_dir):
+    ds = data.fashion_mnist(real_dir)
+    assert ds.train_images.shape == (60000, 28, 28) and ds.train_images.dtype == np.uint8
+    assert ds.test_images.shape == (10000, 28, 28) and ds.test_images.dtype == np.uint8
+    assert ds.train_labels.shape == (60000,) and ds.test_labels.shape == (10000,)
+    # Fashion-MNIST is balanced: 6000 train and 1000 test images per class.
+    np.testing.assert_array_equal(np.bincount(ds.train_labels), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(ds.test_labels), [1000] * 10)
+    # Published facts: the first training label is 9 (ankle boot), the first test one 9 too.
+    assert ds.train_labels[0] == 9 and ds.test_labels[0] == 9
+    assert 0 < ds.train_images.mean() < 255
+    assert ds.source == str(real_dir)
+    assert len(data.CLASS_NAMES) == 10
+
+
+def test_checksums_are_of_decompressed_bytes(real_dir):
+    for spec in data.FILES.values():
+        raw = gzip.decompress(data._file_in(real_dir, spec).read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == spec.sha256
+
+
+def test_uncompressed_files_are_accepted(real_dir, isolated):
+    plain = isolated / "plain"
+    plain.mkdir()
+    for spec in data.FILES.values():
+        (plain / spec.name).write_bytes(gzip.decompress(data._file_in(real_dir, spec).read_bytes()))
+    ds = data.fashion_mnist(plain, download_missing=False)
+    np.testing.assert_array_equal(ds.test_labels, data.fashion_mnist(real_dir).test_labels)
+
+
+def test_search_order(real_dir, isolated, monkeypatch):
+    explicit = _copy_real(real_dir, isolated / "explicit")
+    env = _copy_real(real_dir, isolated / "env")
+    monkeypatch.setenv("GDJAX_DATA_DIR", str(env))
+    assert data.search_dirs(explicit) == [
+        explicit,
+        env,
+        isolated / "cache" / "gdjax" / "fashion-mnist",
+        isolated / "no-debian",
+    ]
+    assert data.find_dir(explicit) == explicit
+    assert data.find_dir() == env
+    # A directory missing a file is passed over.
+    (explicit / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert data.find_dir(explicit) == env
+    assert data.fashion_mnist(explicit).source == str(env)
+
+
+def test_nothing_found_without_download_is_a_clear_error(isolated):
+    with pytest.raises(data.DatasetError, match="apt-get install dataset-fashion-mnist"):
+        data.fashion_mnist(isolated / "empty", download_missing=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda b: b[:-10], "truncated or corrupted: its header promises 10000 bytes"),
+        (lambda b: b[:6], "header cut short"),
+        (lambda b: b"\x00\x00\x0d\x01" + b[4:], "bad magic number"),
+        (lambda b: b[:-1] + bytes([(b[-1] + 1) % 10]), "corrupted: SHA-256"),
+    ],
+    ids=["truncated-data", "truncated-header", "bad-magic", "one-label-changed"],
+)
+def test_corrupted_file_names_the_file(real_dir, isolated, change, match):
+    bad = _copy_real(real_dir, isolated / "bad")
+    path = _rewrite_labels(bad, change)
+    with pytest.raises(data.DatasetError, match=match) as info:
+        data.fashion_mnist(bad, download_missing=False)
+    assert str(path) in str(info.value) and "delete it" in str(info.value)
+
+
+def test_truncated_gzip_names_the_file(real_dir, isolated):
+    bad = _copy_real(real_dir, isolated / "bad")
+    path = bad / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(data.DatasetError, match="not a complete gzip file") as info:
+        data.fashion_mnist(bad, download_missing=False)
+    assert str(path) in str(info.value)
+
+
+# --------------------------------------------------------------------------
+# Downloads from a local server.
+
+
+class _Server:
+    """Serves ``files`` (name -> bytes) on 127.0.0.1; ``cut`` names files whose
+    transfer stops halfway with the connection closed."""
+
+    def __init__(self, files: dict[str, bytes], cut: frozenset[str] = frozenset()):
+        self.files, self.cut, self.requests = files, cut, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the stdlib's name)
+                name = self.path.rsplit("/", 1)[-1]
+                outer.requests.append(name)
+                if name not in outer.files:
+                    self.send_error(404)
+                    return
+                body = outer.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if name in outer.cut:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def real_files(real_dir) -> dict[str, bytes]:
+    return {
+        spec.name + ".gz": data._file_in(real_dir, spec).read_bytes()
+        for spec in data.FILES.values()
+    }
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_download_into_cache_then_load(real_files, isolated):
+    with _Server(real_files) as server:
+        ds = data.fashion_mnist(base_url=server.url)
+    cache = data.cache_dir()
+    assert ds.source == str(cache)
+    assert _leftovers(cache) == sorted(real_files)
+    assert ds.train_images.shape == (60000, 28, 28)
+    # A second call finds the cache and asks the server for nothing.
+    with _Server(real_files) as server:
+        again = data.fashion_mnist(base_url=server.url)
+        assert server.requests == []
+    np.testing.assert_array_equal(again.test_images, ds.test_images)
+
+
+def test_download_of_a_corrupted_file_leaves_nothing(real_files, isolated):
+    files = dict(real_files)
+    labels = bytearray(gzip.decompress(files["t10k-labels-idx1-ubyte.gz"]))
+    labels[100] = (labels[100] + 1) % 10
+    files["t10k-labels-idx1-ubyte.gz"] = gzip.compress(bytes(labels))
+    dest = isolated / "dl"
+    with _Server(files) as server, pytest.raises(data.DatasetError) as info:
+        data.download(dest, base_url=server.url, progress=False)
+    assert "t10k-labels-idx1-ubyte.gz" in str(info.value) and "SHA-256" in str(info.value)
+    # The files before it verified and stay; the corrupted one and any .part are gone.
+    assert "t10k-labels-idx1-ubyte.gz" not in _leftovers(dest)
+    assert not [n for n in _leftovers(dest) if n.endswith(".part")]
+    # Once the server is fixed, only the missing file is fetched again.
+    with _Server(real_files) as server:
+        data.download(dest, base_url=server.url, progress=False)
+        assert server.requests == ["t10k-labels-idx1-ubyte.gz"]
+    assert _leftovers(dest) == sorted(real_files)
+
+
+def test_connection_cut_mid_transfer_leaves_nothing(real_files, isolated):
+    dest = isolated / "dl"
+    with (
+        _Server(real_files, cut=frozenset({"train-images-idx3-ubyte.gz"})) as server,
+        pytest.raises(data.DatasetError, match="cut off"),
+    ):
+        data.download(dest, base_url=server.url, progress=False)
+    assert _leftovers(dest) == []  # train images is the first file fetched
+
+
+def test_missing_on_server_is_a_clear_error(isolated):
+    with _Server({}) as server, pytest.raises(data.DatasetError, match="HTTP 404"):
+        data.download(isolated / "dl", base_url=server.url, progress=False)
+    assert _leftovers(isolated / "dl") == []
+
+
+def test_unreachable_server_is_a_clear_error(isolated):
+    with pytest.raises(data.DatasetError, match="could not download"):
+        data.download(isolated / "dl", base_url="http://127.0.0.1:9/", timeout=5, progress=False)
+
+
+def test_unknown_source():
+    with pytest.raises(ValueError, match="unknown source"):
+        data.fashion_mnist(source="kaggle")
