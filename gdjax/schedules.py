@@ -65,6 +65,7 @@ __all__ = [
     "make",
     "multi_factor",
     "names",
+    "parse_spec",
     "poly",
     "square_root",
     "stack",
@@ -651,6 +652,41 @@ def make(name: str, **params) -> Schedule:
             extra.get("warmup_mode", "linear"),
         )
     return schedule
+
+
+def parse_spec(spec: str, **defaults) -> Schedule:
+    """Builds a schedule from a command-line spec ``NAME[:key=value,...]``.
+
+    Values are numbers; ``a/b/c`` is a tuple of integers (multi_factor's
+    steps). ``defaults`` fill the parameters the spec leaves out.
+
+    Example:
+        >>> parse_spec("cosine:max_steps=20,final_lr=0.01", base_lr=0.3)
+        cosine(base_lr=0.3, max_steps=20, final_lr=0.01)
+        >>> parse_spec("multi_factor:steps=15/30,factor=0.5,base_lr=0.5")
+        multi_factor(base_lr=0.5, steps=(15, 30), factor=0.5)
+    """
+    name, _, rest = spec.strip().partition(":")
+    params = dict(defaults)
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"schedule parameters are key=value, got {item!r} in {spec!r}")
+        params[key.strip()] = _spec_number(value, key.strip())
+    return make(name, **params)
+
+
+def _spec_number(text: str, key: str):
+    text = text.strip()
+    try:
+        if "/" in text:
+            return tuple(int(v) for v in text.split("/"))
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+    except ValueError:
+        raise ValueError(f"schedule parameter {key} must be a number, got {text!r}") from None
 
 
 def from_mxnet(

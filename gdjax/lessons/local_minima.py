@@ -104,29 +104,9 @@ def parse_rule(lr: float, optimizer: str | None, momentum: float | None, schedul
         kwargs = {} if momentum is None else {"momentum": momentum}
         return gdjax.optimizer(factory, **kwargs), lr
     if schedule:
-        name, _, rest = schedule.partition(":")
-        params = {}
-        for item in filter(None, rest.split(",")):
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise ValueError(f"schedule parameters are key=value, got {item!r}")
-            params[key.strip()] = _number(value)
-        if name == "constant":
-            params.setdefault("lr", lr)
-        else:
-            params.setdefault("base_lr", lr)
-        return S.make(name, **params), None
+        base = "lr" if schedule.partition(":")[0].strip() == "constant" else "base_lr"
+        return S.parse_spec(schedule, **{base: lr}), None
     return "fixed", lr
-
-
-def _number(text: str):
-    text = text.strip()
-    if "/" in text:
-        return tuple(int(v) for v in text.split("/"))
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 def run(

@@ -1,0 +1,466 @@
+"""Training the LeNet on Fashion-MNIST: one model, or a population of models
+trained together in one compiled program.
+
+:func:`train` runs a Python loop over a jitted step (on this kind of CPU a
+loop over a jitted step beat ``lax.scan`` over the batches by 4x; see
+``shared/notes``), with the training set held on the device and each epoch's
+example order drawn from the seed. It logs the chapter's metrics (train loss
+and accuracy, averaged over the epoch so far, every ``log_every``
+minibatches; test accuracy every epoch), shows a progress bar, writes
+``metrics.json`` and a checkpoint into the run directory after every epoch,
+and resumes a killed run from its last complete epoch, ending with the same
+numbers as an uninterrupted run.
+
+A population (:func:`train` with several configs) vmaps the step over the
+model axis: every model has its own seed (initialisation and data order) and
+its own schedule, and the models are sharded over all devices when there are
+several.
+
+Schedules are written ``NAME[:key=value,...]``; what a spec leaves out comes
+from the chapter (:data:`CHAPTER_DEFAULTS`: constant lr 0.3, square root
+0.1, multi-factor 0.5 halved at epochs 15 and 30, cosine 0.3 -> 0.01 over
+20, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gdjax import lenet
+from gdjax import schedules as S
+from gdjax.data import FashionMNIST, fashion_mnist
+from gdjax.report import write_json
+
+__all__ = [
+    "CHAPTER_DEFAULTS",
+    "CHAPTER_POLICIES",
+    "RunResult",
+    "TrainConfig",
+    "chapter_schedule",
+    "load_checkpoint",
+    "train",
+]
+
+CHAPTER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "constant": {"lr": 0.3},
+    "square_root": {"base_lr": 0.1},
+    "factor": {"base_lr": 2.0, "factor": 0.9, "min_lr": 1e-2},
+    "multi_factor": {"base_lr": 0.5, "steps": (15, 30), "factor": 0.5},
+    "cosine": {"base_lr": 0.3, "max_steps": 20, "final_lr": 0.01},
+    "poly": {"base_lr": 0.3, "max_steps": 30, "power": 2.0, "final_lr": 0.01},
+    "linear_decay": {"base_lr": 0.3, "total_steps": 30},
+}
+"""Each schedule's parameters in the chapter (PyTorch edition), in epochs."""
+
+CHAPTER_POLICIES: dict[str, str] = {
+    "constant": "constant",
+    "square_root": "square_root",
+    "multi_factor": "multi_factor",
+    "cosine": "cosine",
+    "cosine_warmup": "cosine:warmup_steps=5",
+    "factor": "factor",
+}
+"""The chapter's training experiments as schedule specs (factor is only
+plotted in the chapter)."""
+
+
+def chapter_schedule(spec: str) -> S.Schedule:
+    """A schedule from ``NAME[:key=value,...]``, the chapter's values filling the rest.
+
+    Example:
+        >>> chapter_schedule("cosine:warmup_steps=5")
+        cosine(base_lr=0.3, max_steps=20, final_lr=0.01, warmup_steps=5)
+    """
+    name = spec.partition(":")[0].strip()
+    return S.parse_spec(spec, **CHAPTER_DEFAULTS.get(name, {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        schedule: ``NAME[:key=value,...]`` (see :func:`chapter_schedule`).
+        epochs: passes over the training set.
+        batch_size: examples per minibatch (the last one of an epoch is partial).
+        seed: initialisation and data order.
+        per: step the schedule once per ``"epoch"`` (the PyTorch edition) or
+            per ``"update"`` (MXNet, optax).
+        subset: train on the first N training images (None: all 60,000).
+        test_subset: test on the first N test images (None: all 10,000).
+        log_every: minibatches between train-metric points (the chapter's 50).
+    """
+
+    schedule: str = "constant"
+    epochs: int = 30
+    batch_size: int = 256
+    seed: int = 0
+    per: str = "epoch"
+    subset: int | None = None
+    test_subset: int | None = None
+    log_every: int = 50
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "log_every"):
+            S.check_count(name, getattr(self, name))
+        for name in ("subset", "test_subset"):
+            if getattr(self, name) is not None:
+                S.check_count(name, getattr(self, name))
+        if self.per not in ("epoch", "update"):
+            raise ValueError(f"per must be 'epoch' or 'update', got {self.per!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        chapter_schedule(self.schedule)  # a bad spec fails here, before any compute
+
+    def build_schedule(self) -> S.Schedule:
+        return chapter_schedule(self.schedule)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "schedule_resolved": repr(self.build_schedule())}
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What :func:`train` returns (and writes to ``metrics.json``).
+
+    Attributes:
+        configs: one per model.
+        epochs: per model, a list of {"epoch", "train_loss", "train_acc",
+            "test_acc", "lr", "seconds"} (seconds: the epoch's wall time, shared
+            by a population's models).
+        curves: per model, the train points every ``log_every`` minibatches:
+            {"epoch" (fractional), "train_loss", "train_acc"}.
+        compile_seconds: time to compile the step and the evaluation.
+        params: the final parameters (stacked over models for a population).
+        meta: steps per epoch, devices, parameter count, mode.
+    """
+
+    configs: list[TrainConfig]
+    epochs: list[list[dict[str, float]]]
+    curves: list[list[dict[str, float]]]
+    compile_seconds: float
+    params: Any
+    meta: dict[str, Any]
+
+    def final(self, model: int = 0) -> dict[str, float]:
+        return self.epochs[model][-1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "models": [
+                {"config": c.to_dict(), "epochs": e, "curve": k}
+                for c, e, k in zip(self.configs, self.epochs, self.curves, strict=True)
+            ],
+            "compile_seconds": self.compile_seconds,
+            **self.meta,
+        }
+
+
+# --------------------------------------------------------------------------
+# Checkpoints.
+
+CHECKPOINT = "checkpoint.msgpack"
+_RESUME_KEYS = ("schedule", "batch_size", "seed", "per", "subset", "test_subset", "log_every")
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
+
+
+def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoch: int) -> None:
+    payload = {
+        "epoch": epoch,
+        "state": flax.serialization.to_state_dict(jax.device_get(state._asdict())),
+        "configs": [dataclasses.asdict(c) for c in result.configs],
+        "epochs": result.epochs,
+        "curves": result.curves,
+    }
+    _write_atomic(out / CHECKPOINT, flax.serialization.msgpack_serialize(_arrays(payload)))
+
+
+def _arrays(tree):
+    """Device arrays become numpy arrays (msgpack stores them); Python values stay."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x) if hasattr(x, "__array__") else x, tree)
+
+
+def load_checkpoint(out: str | os.PathLike) -> dict[str, Any]:
+    """Reads ``out/checkpoint.msgpack``: epoch, state, configs, metrics so far."""
+    path = Path(out) / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from: {path} does not exist")
+    return flax.serialization.msgpack_restore(path.read_bytes())
+
+
+def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainState):
+    ckpt = load_checkpoint(out)
+    saved = [dict(c) for c in ckpt["configs"]]
+    if len(saved) != len(configs):
+        raise ValueError(
+            f"{out}: the checkpoint holds {len(saved)} models, this run has {len(configs)}"
+        )
+    for i, (old, new) in enumerate(zip(saved, configs, strict=True)):
+        diff = [
+            f"{k}: {old.get(k)!r} in the checkpoint, {getattr(new, k)!r} now"
+            for k in _RESUME_KEYS
+            if _norm(old.get(k)) != _norm(getattr(new, k))
+        ]
+        if diff:
+            raise ValueError(
+                f"{out}: cannot resume model {i} with other settings ({'; '.join(diff)})"
+            )
+    state_dict = flax.serialization.to_state_dict(jax.device_get(template._asdict()))
+    restored = flax.serialization.from_state_dict(state_dict, ckpt["state"])
+    state = lenet.TrainState(**restored)
+    return int(ckpt["epoch"]), state, _as_lists(ckpt["epochs"]), _as_lists(ckpt["curves"])
+
+
+def _norm(v):
+    return list(v) if isinstance(v, tuple | list) else v
+
+
+def _as_lists(d):
+    # msgpack_restore gives dicts keyed "0", "1", ... for lists of lists of dicts
+    if isinstance(d, dict) and all(k.isdigit() for k in d):
+        return [_as_lists(d[k]) for k in sorted(d, key=int)]
+    if isinstance(d, list):
+        return [_as_lists(v) for v in d]
+    if isinstance(d, dict):
+        return {k: (float(v) if isinstance(v, np.generic | float) else v) for k, v in d.items()}
+    return d
+
+
+# --------------------------------------------------------------------------
+# The loop.
+
+
+def _num(x) -> float | None:
+    """A metric as a float; None where training diverged (JSON has no NaN)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _describe(config: TrainConfig, row: dict) -> str:
+    def f(v):
+        return "diverged" if v is None else f"{v:.3f}"
+
+    return (
+        f"{config.schedule} loss {f(row['train_loss'])} train {f(row['train_acc'])} "
+        f"test {f(row['test_acc'])}"
+    )
+
+
+def _check_population(configs: Sequence[TrainConfig]) -> None:
+    if not configs:
+        raise ValueError("give at least one TrainConfig")
+    shared = ("epochs", "batch_size", "per", "subset", "test_subset", "log_every")
+    for name in shared:
+        values = {getattr(c, name) for c in configs}
+        if len(values) > 1:
+            raise ValueError(
+                f"a population shares {name}; got {sorted(values, key=str)} "
+                "(models may differ only in schedule and seed)"
+            )
+
+
+def _model_mesh(k: int) -> Mesh:
+    n = max(d for d in range(1, jax.device_count() + 1) if k % d == 0)
+    return Mesh(np.asarray(jax.devices()[:n]), ("models",))
+
+
+def train(
+    configs: TrainConfig | Sequence[TrainConfig],
+    dataset: FashionMNIST | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[RunResult], None] | None = None,
+) -> RunResult:
+    """Trains one LeNet, or a population of them together.
+
+    Args:
+        configs: one :class:`TrainConfig`, or a list for a population (they
+            may differ only in ``schedule`` and ``seed``); a list of one is
+            trained as a population of one.
+        dataset: the data (default: :func:`gdjax.data.fashion_mnist`).
+        out: run directory for ``metrics.json`` and the checkpoint (None: no files).
+        resume: continue from ``out``'s checkpoint (its settings must match).
+        progress: show a progress bar.
+        on_epoch: called with the result so far after every epoch (plots).
+
+    Returns:
+        A :class:`RunResult`.
+    """
+    population = not isinstance(configs, TrainConfig)
+    configs = list(configs) if population else [configs]
+    _check_population(configs)
+    if resume and out is None:
+        raise ValueError("resume needs the run directory (out)")
+    cfg = configs[0]
+    out = Path(out) if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    ds = dataset if dataset is not None else fashion_mnist()
+    x_train, y_train = ds.train_images[: cfg.subset], ds.train_labels[: cfg.subset]
+    x_test, y_test = ds.test_images[: cfg.test_subset], ds.test_labels[: cfg.test_subset]
+    n = len(x_train)
+    spe = lenet.steps_per_epoch(n, cfg.batch_size)
+    scheds = [c.build_schedule() for c in configs]
+    k = len(configs)
+
+    step = lenet.make_train_step(
+        S.evaluate, batch_size=cfg.batch_size, steps_per_epoch=spe, per=cfg.per
+    )
+    accuracy = lenet.make_eval()
+    perm_fn = lenet.epoch_permutation
+    if population:
+        mesh = _model_mesh(k)
+        model_sharding = NamedSharding(mesh, PartitionSpec("models"))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        step = jax.vmap(step, in_axes=(0, 0, None, 0, None))
+        accuracy = jax.vmap(accuracy, in_axes=(0, None, None))
+        perm_fn = jax.vmap(perm_fn, in_axes=(0, None, None, None))
+        seeds = jnp.asarray([c.seed for c in configs], jnp.int32)
+        state = jax.jit(jax.vmap(lenet.init_state))(seeds)
+        hyper = S.stack(scheds, dtype=jnp.float32)
+        place = lambda tree: jax.device_put(tree, model_sharding)  # noqa: E731
+        data = jax.device_put((x_train, y_train), replicated)
+        test = jax.device_put((x_test, y_test), replicated)
+        n_devices = mesh.size
+    else:
+        state = lenet.init_state(cfg.seed)
+        hyper = scheds[0].params(jnp.float32)
+        place = jax.device_put
+        data = jax.device_put((x_train, y_train))
+        test = jax.device_put((x_test, y_test))
+        n_devices = 1
+    state, hyper = place(state), place(hyper)
+
+    result = RunResult(
+        configs=configs,
+        epochs=[[] for _ in configs],
+        curves=[[] for _ in configs],
+        compile_seconds=0.0,
+        params=None,
+        meta={
+            "steps_per_epoch": spe,
+            "train_examples": n,
+            "test_examples": len(x_test),
+            "param_count": lenet.param_count(jax.tree_util.tree_map(lambda a: a[0], state.params))
+            if population
+            else lenet.param_count(state.params),
+            "mode": "population" if population else "single",
+            "devices": n_devices,
+            "backend": jax.default_backend(),
+        },
+    )
+    start_epoch = 0
+    if resume:
+        start_epoch, state, result.epochs, result.curves = _restore(out, configs, state)
+        state = place(state)
+
+    t0 = time.perf_counter()
+    perm_c = jax.jit(perm_fn, static_argnums=(2, 3))
+    perm0 = perm_c(state.seed, 0, n, cfg.batch_size)
+    step_c = jax.jit(step, donate_argnums=0).lower(state, hyper, data, perm0, np.int32(0)).compile()
+    acc_c = jax.jit(accuracy).lower(state.params, *test).compile()
+    result.compile_seconds = time.perf_counter() - t0
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=cfg.epochs * spe,
+            initial=start_epoch * spe,
+            unit="step",
+            desc="lenet" if not population else f"lenet x{k}",
+            dynamic_ncols=True,
+        )
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            t_epoch = time.perf_counter()
+            perm = perm_c(state.seed, epoch, n, cfg.batch_size)
+            pending: list[lenet.BatchMetrics] = []
+            sums = np.zeros((3, k))  # loss_sum, correct, count, per model
+            first_lr = None
+            for i in range(spe):
+                state, metrics = step_c(state, hyper, data, perm, np.int32(i))
+                pending.append(metrics)
+                if (i + 1) % cfg.log_every == 0 or i + 1 == spe:
+                    got = jax.device_get(pending)
+                    pending = []
+                    if first_lr is None:
+                        first_lr = np.atleast_1d(got[0].lr)
+                    sums += np.sum(
+                        [
+                            np.stack(
+                                [
+                                    np.atleast_1d(m.loss_sum),
+                                    np.atleast_1d(m.correct),
+                                    np.atleast_1d(m.count),
+                                ]
+                            )
+                            for m in got
+                        ],
+                        axis=0,
+                    )
+                    if (i + 1) % cfg.log_every == 0:
+                        for m in range(k):
+                            result.curves[m].append(
+                                {
+                                    "epoch": epoch + (i + 1) / spe,
+                                    "train_loss": _num(sums[0, m] / sums[2, m]),
+                                    "train_acc": _num(sums[1, m] / sums[2, m]),
+                                }
+                            )
+                    if bar is not None:
+                        bar.update(len(got))
+                        bar.set_postfix_str(
+                            f"epoch {epoch + 1}/{cfg.epochs} loss {sums[0, 0] / sums[2, 0]:.3f} "
+                            f"acc {sums[1, 0] / sums[2, 0]:.3f}"
+                        )
+            test_acc = np.atleast_1d(jax.device_get(acc_c(state.params, *test)))
+            seconds = time.perf_counter() - t_epoch
+            for m in range(k):
+                result.epochs[m].append(
+                    {
+                        "epoch": epoch + 1,
+                        "train_loss": _num(sums[0, m] / sums[2, m]),
+                        "train_acc": _num(sums[1, m] / sums[2, m]),
+                        "test_acc": _num(test_acc[m]),
+                        "lr": _num(first_lr[m]),
+                        "seconds": seconds,
+                    }
+                )
+            if bar is not None:
+                rows = [_describe(c, e[-1]) for c, e in zip(configs, result.epochs, strict=True)]
+                bar.write(f"epoch {epoch + 1}: {'; '.join(rows)} ({seconds:.1f} s)")
+            if out is not None:
+                _save_checkpoint(out, state, result, epoch + 1)
+                write_json(out / "metrics.json", result.to_json())
+            if on_epoch is not None:
+                result.params = state.params
+                on_epoch(result)
+    finally:
+        if bar is not None:
+            bar.close()
+    result.params = state.params
+    if out is not None:
+        write_json(out / "metrics.json", result.to_json())
+    return result
