@@ -1,9 +1,10 @@
 """The ``gdjax`` command line.
 
     gdjax lessons [--out DIR]               every lesson on its defaults (the main job)
-    gdjax lesson 1d|2d|local-minima|dynamic-lr|schedules [--out DIR] [options]
+    gdjax lesson 1d|2d|local-minima|dynamic-lr|schedules|lr-scheduling [--out DIR] [options]
     gdjax schedules [--out DIR]             the textbook's schedule plots, with optax twins
     gdjax basins --surface peaks --grid 1024 --lr 0.01 --steps 1000 --out DIR
+    gdjax lenet --schedule cosine --epochs 30 --out DIR [--resume] [--subset N]
     gdjax surfaces                          the surface zoo and its minima
 
 ``gdjax COMMAND --help`` lists each command's options.
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from gdjax.lessons import LESSONS, _common
+from gdjax.lessons import LESSONS, STUDIES, _common, lenet
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="gdjax",
         description="JAX-accelerated, vectorized experiments on gradient descent.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"lessons: {', '.join(LESSONS)} (gdjax lesson NAME --help for each)",
+        epilog=f"lessons: {', '.join({**LESSONS, **STUDIES})} (gdjax lesson NAME --help for each)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -34,7 +35,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p_lesson = sub.add_parser("lesson", help="run one lesson")
     lessons = p_lesson.add_subparsers(dest="lesson", required=True, metavar="LESSON")
-    for name, module in LESSONS.items():
+    for name, module in {**LESSONS, **STUDIES}.items():
         p = lessons.add_parser(
             name, help=module.__doc__.splitlines()[0], description=module.__doc__
         )
@@ -55,6 +56,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _common.add_common(p_basins, "runs/basins")
     LESSONS["local-minima"].add_arguments(p_basins, default_grid=1024)
+
+    p_lenet = sub.add_parser(
+        "lenet",
+        help="train the chapter's LeNet on Fashion-MNIST with a schedule",
+        description=lenet.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common.add_common(p_lenet, "runs/lenet")
+    lenet.add_arguments(p_lenet)
 
     sub.add_parser("surfaces", help="list the surface zoo and its minima")
     return parser
@@ -82,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "surfaces":
         _surfaces()
     elif command == "lesson":
-        _common.run_and_print(LESSONS[args.pop("lesson")], args)
+        name = args.pop("lesson")
+        _common.run_and_print({**LESSONS, **STUDIES}[name], args)
+    elif command == "lenet":
+        _common.run_and_print(lenet, args)
     elif command == "basins":
         _common.run_and_print(LESSONS["local-minima"], args)
     elif command == "schedules":

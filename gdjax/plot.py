@@ -32,6 +32,9 @@ __all__ = [
     "error_grid",
     "landscape_2d",
     "learning_journey",
+    "live",
+    "policy_comparison",
+    "training_curves",
     "rules_comparison",
     "surface_grid",
 ]
@@ -315,3 +318,112 @@ def best_of_k_curve(ks, exact, simulated) -> Figure:
     ax.set_ylim(0, 1.02)
     ax.legend()
     return fig
+
+
+# --------------------------------------------------------------------------
+# LeNet training (gdjax.train.RunResult).
+
+
+def _curve_axes(ax, result, m: int, title: str | None = None) -> None:
+    curve, epochs = result.curves[m], result.epochs[m]
+    if curve:
+        xs = [p["epoch"] for p in curve]
+        ax.plot(xs, [p["train_loss"] for p in curve], color="C0", label="train loss")
+        ax.plot(xs, [p["train_acc"] for p in curve], color="C1", ls="--", label="train acc")
+    elif epochs:  # fewer than log_every minibatches per epoch: the epoch averages
+        xs = [e["epoch"] for e in epochs]
+        ax.plot(xs, [e["train_loss"] for e in epochs], color="C0", label="train loss")
+        ax.plot(xs, [e["train_acc"] for e in epochs], color="C1", ls="--", label="train acc")
+    if epochs:
+        ax.plot(
+            [e["epoch"] for e in epochs],
+            [e["test_acc"] for e in epochs],
+            color="C2",
+            ls=":",
+            marker=".",
+            label="test acc",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_xlim(0, max(result.configs[m].epochs, 1))
+    ax.grid(alpha=0.3)
+    ax.set_title(title or result.configs[m].schedule, fontsize=10)
+
+
+def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
+    """The chapter's plot for each model: train loss and train accuracy (every
+    ``log_every`` minibatches, averaged over the epoch so far) and test
+    accuracy (every epoch) against epochs; one panel per model."""
+    k = len(result.configs)
+    cols = min(k, 3)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, sharey=True
+    )
+    for m in range(k):
+        _curve_axes(axes.flat[m], result, m, titles[m] if titles else None)
+    for ax in axes.flat[k:]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+def policy_comparison(result, *, names: Sequence[str] | None = None) -> Figure:
+    """Test accuracy, train loss and learning rate per epoch, every model on one axis each."""
+    names = names or [c.schedule for c in result.configs]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for m, name in enumerate(names):
+        ep = result.epochs[m]
+        xs = [e["epoch"] for e in ep]
+        axes[0].plot(xs, [e["test_acc"] for e in ep], marker=".", label=name)
+        axes[1].plot(xs, [e["train_loss"] for e in ep], marker=".", label=name)
+        axes[2].step(xs, [e["lr"] for e in ep], where="post", label=name)
+    for ax, title in zip(
+        axes,
+        ("test accuracy", "train loss", "learning rate (at the epoch's first update)"),
+        strict=True,
+    ):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def live(figure_fn=training_curves, *, path: str | None = None):
+    """An ``on_epoch`` callback for :func:`gdjax.train.train` that redraws
+    ``figure_fn(result)`` after every epoch: in place in a Jupyter notebook,
+    and into ``path`` (a PNG) when given.
+
+    Example:
+        >>> from gdjax import plot, train
+        >>> cfg = train.TrainConfig(epochs=3)
+        >>> result = train.train(cfg, on_epoch=plot.live())  # doctest: +SKIP
+    """
+    handle = None
+
+    def callback(result) -> None:
+        nonlocal handle
+        fig = figure_fn(result)
+        if path is not None:
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+        if _in_notebook():
+            from IPython.display import display
+
+            if handle is None:
+                handle = display(fig, display_id=True)
+            else:
+                handle.update(fig)
+        plt.close(fig)
+
+    return callback
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"

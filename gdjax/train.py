@@ -51,6 +51,7 @@ __all__ = [
     "chapter_schedule",
     "load_checkpoint",
     "train",
+    "train_many",
 ]
 
 CHAPTER_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -464,3 +465,78 @@ def train(
     if out is not None:
         write_json(out / "metrics.json", result.to_json())
     return result
+
+
+def train_many(
+    configs: Sequence[TrainConfig],
+    dataset: FashionMNIST | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    mode: str = "auto",
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[RunResult], None] | None = None,
+) -> RunResult:
+    """Trains several models, together or one after another.
+
+    Args:
+        configs: the models (for ``"population"`` they may differ only in
+            schedule and seed).
+        dataset: the data (default: :func:`gdjax.data.fashion_mnist`).
+        names: a directory name per model for ``"sequential"`` (default: the
+            model's index).
+        mode: ``"population"`` (one vmapped program, sharded over devices),
+            ``"sequential"`` (one run per model, each in ``out/NAME``), or
+            ``"auto"``: population on an accelerator, sequential on a CPU, where
+            vmapping convolutions over models measured slower than running
+            them one after another.
+        out, resume, progress, on_epoch: as for :func:`train`; in sequential
+            mode ``on_epoch`` sees the models finished so far plus the current one.
+
+    Returns:
+        One :class:`RunResult` over all models (params stacked on a first axis).
+    """
+    configs = list(configs)
+    if mode == "auto":
+        mode = "population" if jax.default_backend() != "cpu" else "sequential"
+    if mode not in ("population", "sequential"):
+        raise ValueError(f"mode must be 'auto', 'population' or 'sequential', got {mode!r}")
+    names = list(names) if names is not None else [str(i) for i in range(len(configs))]
+    if len(names) != len(configs):
+        raise ValueError(f"give one name per config: {len(names)} names, {len(configs)} configs")
+    if mode == "population":
+        _check_population(configs)
+        return train(configs, dataset, out=out, resume=resume, progress=progress, on_epoch=on_epoch)
+    ds = dataset if dataset is not None else fashion_mnist()
+    names = list(names) if names is not None else [str(i) for i in range(len(configs))]
+    done: list[RunResult] = []
+
+    def merged(current: RunResult | None = None) -> RunResult:
+        parts = done + ([current] if current is not None else [])
+        return RunResult(
+            configs=[c for r in parts for c in r.configs],
+            epochs=[e for r in parts for e in r.epochs],
+            curves=[k for r in parts for k in r.curves],
+            compile_seconds=sum(r.compile_seconds for r in parts),
+            params=None,
+            meta={**parts[-1].meta, "mode": "sequential", "names": names[: len(parts)]},
+        )
+
+    for name, config in zip(names, configs, strict=True):
+        sub = Path(out) / name if out is not None else None
+        sub_resume = resume and sub is not None and (sub / CHECKPOINT).is_file()
+        result = train(
+            config,
+            ds,
+            out=sub,
+            resume=sub_resume,
+            progress=progress,
+            on_epoch=(lambda r: on_epoch(merged(r))) if on_epoch is not None else None,
+        )
+        done.append(result)
+    total = merged()
+    total.params = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *[r.params for r in done])
+    if out is not None:
+        write_json(Path(out) / "metrics.json", total.to_json())
+    return total

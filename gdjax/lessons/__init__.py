@@ -6,7 +6,15 @@ an HTML report into an output directory, and returns a printable summary.
 ``summary(results) -> str``.
 """
 
-from gdjax.lessons import dynamic_lr, gd_1d, gd_2d_peaks, local_minima, schedule_plots
+from gdjax.lessons import (
+    dynamic_lr,
+    gd_1d,
+    gd_2d_peaks,
+    lenet,
+    local_minima,
+    lr_scheduling,
+    schedule_plots,
+)
 
 LESSONS = {
     "1d": gd_1d,
@@ -16,4 +24,8 @@ LESSONS = {
     "schedules": schedule_plots,
 }
 
-__all__ = ["LESSONS"]
+STUDIES = {"lr-scheduling": lr_scheduling}
+"""Lessons that train networks for minutes to an hour: ``gdjax lesson NAME``
+runs them; ``gdjax lessons`` (the quick main job) leaves them out."""
+
+__all__ = ["LESSONS", "STUDIES", "lenet"]

@@ -1,0 +1,215 @@
+"""Train the chapter's LeNet on Fashion-MNIST with a learning-rate schedule.
+
+One schedule trains one model; several (--schedule repeated, or --seeds with
+several seeds) train a population, vmapped in one compiled program (sharded
+over the devices) or one after another (--sequential). Writes metrics.json
+(config, and per epoch train_loss, train_acc, test_acc, lr, seconds),
+curves.png (redrawn every epoch), a checkpoint every epoch (--resume
+continues a killed run) and report.html.
+
+Schedules: NAME[:key=value,...]; what is left out takes the chapter's values
+(constant lr 0.3; square_root base_lr 0.1; factor 2.0 x 0.9 down to 0.01;
+multi_factor 0.5 halved at 15 and 30; cosine 0.3 -> 0.01 over 20;
+add warmup_steps=5 for the warmup). E.g. --schedule cosine:warmup_steps=5.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gdjax import plot, train
+from gdjax.lessons import _common
+from gdjax.report import Report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--schedule",
+        action="append",
+        default=None,
+        help="NAME[:key=value,...] (repeat for a population; default: constant, lr 0.3)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="several seeds: every schedule is trained with each (default: --seed)",
+    )
+    parser.add_argument(
+        "--epochs", type=_common.positive_int("--epochs"), default=30, help="(default: 30)"
+    )
+    parser.add_argument(
+        "--per",
+        choices=("epoch", "update"),
+        default="epoch",
+        help="step the schedule per epoch (the PyTorch edition) or per update (default: epoch)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_common.positive_int("--batch-size"),
+        default=256,
+        help="(default: 256)",
+    )
+    parser.add_argument(
+        "--subset",
+        type=_common.positive_int("--subset"),
+        default=None,
+        help="train on the first N training images (default: all 60,000)",
+    )
+    parser.add_argument(
+        "--test-subset",
+        type=_common.positive_int("--test-subset"),
+        default=None,
+        help="test on the first N test images (default: all 10,000)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --out"
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="train several models one after another instead of as one vmapped population",
+    )
+    parser.add_argument("--data-dir", default=None, help="where the Fashion-MNIST files are")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def configs_from_args(
+    schedule: list[str] | None, seeds: list[int] | None, seed: int, **shared
+) -> list[train.TrainConfig]:
+    schedules = schedule or ["constant"]
+    seeds = seeds or [seed]
+    return [train.TrainConfig(schedule=s, seed=k, **shared) for s in schedules for k in seeds]
+
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    schedule: list[str] | None = None,
+    seeds: list[int] | None = None,
+    epochs: int = 30,
+    per: str = "epoch",
+    batch_size: int = 256,
+    subset: int | None = None,
+    test_subset: int | None = None,
+    resume: bool = False,
+    sequential: bool = False,
+    data_dir: str | None = None,
+    no_progress: bool = False,
+) -> dict:
+    from gdjax.data import fashion_mnist
+
+    configs = configs_from_args(
+        schedule,
+        seeds,
+        seed,
+        epochs=epochs,
+        per=per,
+        batch_size=batch_size,
+        subset=subset,
+        test_subset=test_subset,
+    )
+    names = [_name(c, len(configs)) for c in configs]
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = fashion_mnist(data_dir)
+    curves = plot.live(
+        lambda r: plot.training_curves(r, titles=r.meta.get("names")),
+        path=str(out / "curves.png"),
+    )
+    if len(configs) == 1:
+        result = train.train(
+            configs[0], dataset, out=out, resume=resume, progress=not no_progress, on_epoch=curves
+        )
+        result.meta["names"] = names
+    else:
+        result = train.train_many(
+            configs,
+            dataset,
+            names=names,
+            mode="sequential" if sequential else "population",
+            out=out,
+            resume=resume,
+            progress=not no_progress,
+            on_epoch=curves,
+        )
+    write_report(out, result, names, "Fashion-MNIST LeNet")
+    return {"out": str(out), "names": names, "result": result}
+
+
+def _name(config: train.TrainConfig, n_models: int) -> str:
+    slug = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in config.schedule)
+    return f"{slug}_seed{config.seed}" if n_models > 1 else slug
+
+
+def write_report(
+    out: Path, result: train.RunResult, names: list[str], title: str, extra=None
+) -> Path:
+    """report.html: curves, the final table, every epoch, config, command."""
+    report = Report(title)
+    report.text(
+        f"{len(names)} model(s), {result.meta['train_examples']} training and "
+        f"{result.meta['test_examples']} test images, batch {result.configs[0].batch_size}, "
+        f"schedule stepped per {result.configs[0].per}; {result.meta['param_count']:,} "
+        f"parameters; mode {result.meta['mode']} on {result.meta['backend']} "
+        f"({result.meta['devices']} device(s)); compile {result.compile_seconds:.1f} s."
+    )
+    if extra is not None:
+        extra(report)
+    report.figure(
+        plot.training_curves(result, titles=names),
+        "curves",
+        f"Train loss and accuracy every {result.configs[0].log_every} minibatches (averaged "
+        "over the epoch so far), test accuracy every epoch.",
+    )
+    if len(names) > 1:
+        report.figure(plot.policy_comparison(result, names=names), "comparison", "")
+    report.heading("Final epoch")
+    rows = []
+    for name, config, epochs in zip(names, result.configs, result.epochs, strict=True):
+        last = epochs[-1]
+        rows.append(
+            [
+                name,
+                repr(config.build_schedule()),
+                last["epoch"],
+                last["train_loss"],
+                last["train_acc"],
+                last["test_acc"],
+                sum(e["seconds"] for e in epochs),
+            ]
+        )
+    report.table(
+        ["model", "schedule", "epochs", "train loss", "train acc", "test acc", "seconds"], rows
+    )
+    report.heading("Every epoch")
+    for name, epochs in zip(names, result.epochs, strict=True):
+        report.text(name)
+        report.table(
+            ["epoch", "lr", "train loss", "train acc", "test acc", "seconds"],
+            [
+                [e["epoch"], e["lr"], e["train_loss"], e["train_acc"], e["test_acc"], e["seconds"]]
+                for e in epochs
+            ],
+        )
+    report.heading("Command")
+    report.code(_common.command_line())
+    return report.write(out)
+
+
+def summary(res: dict) -> str:
+    result = res["result"]
+    lines = [f"LeNet on Fashion-MNIST ({result.meta['mode']}, {result.meta['backend']})"]
+    for name, epochs in zip(res["names"], result.epochs, strict=True):
+        last = epochs[-1]
+        lines.append(
+            f"  {name}: epoch {last['epoch']}: train loss {_f(last['train_loss'])}, "
+            f"train acc {_f(last['train_acc'])}, test acc {_f(last['test_acc'])}"
+        )
+    return "\n".join(lines)
+
+
+def _f(v) -> str:
+    return "diverged" if v is None else f"{v:.3f}"

@@ -1,0 +1,356 @@
+"""The LeNet, its training step and the training loop: exact values against
+independent references, on small synthetic or real subsets (seconds each)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gdjax import data, lenet, train
+from gdjax import schedules as S
+
+
+@pytest.fixture(scope="module")
+def fmnist() -> data.FashionMNIST:
+    if data.find_dir() is None:
+        pytest.fail("Fashion-MNIST files not found; run ./setup.sh or set GDJAX_DATA_DIR")
+    return data.fashion_mnist(download_missing=False)
+
+
+def _synthetic(n_train=300, n_test=130, seed=0) -> data.FashionMNIST:
+    rng = np.random.default_rng(seed)
+    return data.FashionMNIST(
+        train_images=rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        train_labels=rng.integers(0, 10, n_train).astype(np.uint8),
+        test_images=rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        test_labels=rng.integers(0, 10, n_test).astype(np.uint8),
+        source="synthetic",
+    )
+
+
+# --------------------------------------------------------------------------
+# The model.
+
+
+def test_parameter_count_and_shapes():
+    params = lenet.init_state(0).params["params"]
+    assert lenet.param_count(params) == 61_706
+    shapes = jax.tree_util.tree_map(lambda a: a.shape, params)
+    assert shapes == {
+        "conv1": {"kernel": (5, 5, 1, 6), "bias": (6,)},
+        "conv2": {"kernel": (5, 5, 6, 16), "bias": (16,)},
+        "fc1": {"kernel": (400, 120), "bias": (120,)},
+        "fc2": {"kernel": (120, 84), "bias": (84,)},
+        "fc3": {"kernel": (84, 10), "bias": (10,)},
+    }
+
+
+def test_xavier_init_and_seeds():
+    params = lenet.init_state(0).params["params"]
+    for name, layer in params.items():
+        k = np.asarray(layer["kernel"])
+        receptive = int(np.prod(k.shape[:-2])) if k.ndim == 4 else 1
+        fan_in, fan_out = k.shape[-2] * receptive, k.shape[-1] * receptive
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        assert np.abs(k).max() <= limit, name
+        assert np.abs(k).max() > 0.9 * limit, name  # uniform over the whole range
+        np.testing.assert_array_equal(layer["bias"], 0.0)
+    same = lenet.init_state(0).params
+    other = lenet.init_state(1).params
+    assert all(
+        jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.array_equal, params, same["params"]))
+    )
+    assert not np.array_equal(params["fc1"]["kernel"], other["params"]["fc1"]["kernel"])
+
+
+def _numpy_lenet(params, images):
+    """An independent NumPy forward pass: convolutions as sums over the 25 offsets."""
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
+
+    def conv(x, kernel, bias, pad):
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        kh, kw, _, cout = kernel.shape
+        h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+        y = np.zeros((x.shape[0], h, w, cout))
+        for dy in range(kh):
+            for dx in range(kw):
+                y += x[:, dy : dy + h, dx : dx + w, :] @ kernel[dy, dx]
+        return y + bias
+
+    def pool(x):
+        b, h, w, c = x.shape
+        return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+    relu = lambda z: np.maximum(z, 0.0)  # noqa: E731
+    x = images.astype(np.float64)[..., None] / 255.0
+    x = pool(relu(conv(x, p["conv1"]["kernel"], p["conv1"]["bias"], 2)))
+    x = pool(relu(conv(x, p["conv2"]["kernel"], p["conv2"]["bias"], 0)))
+    x = x.reshape(x.shape[0], -1)
+    x = relu(x @ p["fc1"]["kernel"] + p["fc1"]["bias"])
+    x = relu(x @ p["fc2"]["kernel"] + p["fc2"]["bias"])
+    return x @ p["fc3"]["kernel"] + p["fc3"]["bias"]
+
+
+def test_forward_matches_numpy():
+    ds = _synthetic()
+    params = lenet.init_state(3).params
+    # non-zero biases, so they are checked too
+    params = jax.tree_util.tree_map(
+        lambda a: a + 0.05 * jnp.cos(jnp.arange(a.size, dtype=a.dtype).reshape(a.shape)), params
+    )
+    images = ds.train_images[:8]
+    got = lenet.MODEL.apply(params, images.astype(np.float32) / 255.0)
+    np.testing.assert_allclose(got, _numpy_lenet(params, images), rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# The step.
+
+
+def test_epoch_permutation_covers_every_example_once():
+    perm = np.asarray(lenet.epoch_permutation(5, 0, 300, 256))
+    assert perm.shape == (512,)
+    np.testing.assert_array_equal(np.sort(perm[:300]), np.arange(300))
+    np.testing.assert_array_equal(perm[300:], -1)
+    again = np.asarray(lenet.epoch_permutation(5, 0, 300, 256))
+    np.testing.assert_array_equal(perm, again)
+    assert not np.array_equal(perm, lenet.epoch_permutation(5, 1, 300, 256))
+    assert not np.array_equal(perm, lenet.epoch_permutation(6, 0, 300, 256))
+
+
+def _reference_update(params, images, labels, lr):
+    """SGD on the mean cross-entropy, written out with log_softmax."""
+
+    def loss(p):
+        logits = lenet.MODEL.apply(p, images.astype(jnp.float32) / 255.0)
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), 1))
+
+    value, grads = jax.value_and_grad(loss)(params)
+    return value, jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+
+
+@pytest.mark.parametrize("per", ["epoch", "update"])
+def test_step_is_sgd_with_the_scheduled_rate_and_masks_the_last_batch(per):
+    ds = _synthetic(n_train=300)
+    sched = S.multi_factor(0.5, [1, 2], 0.5)  # 0.5, 0.25, 0.125 at t = 0, 1, 2
+    spe = lenet.steps_per_epoch(300, 256)
+    assert spe == 2
+    step = jax.jit(lenet.make_train_step(S.evaluate, batch_size=256, steps_per_epoch=spe, per=per))
+    hyper = sched.params(jnp.float32)
+    dev = (jnp.asarray(ds.train_images), jnp.asarray(ds.train_labels))
+    state = lenet.init_state(0)
+    lrs = []
+    for epoch in range(2):
+        perm = lenet.epoch_permutation(state.seed, epoch, 300, 256)
+        for i in range(spe):
+            idx = np.asarray(perm[i * 256 : (i + 1) * 256])
+            idx = idx[idx >= 0]
+            expected_loss, expected = _reference_update(
+                state.params,
+                ds.train_images[idx],
+                ds.train_labels[idx],
+                sched(epoch if per == "epoch" else 2 * epoch + i),
+            )
+            state, m = step(state, hyper, dev, perm, np.int32(i))
+            lrs.append(float(m.lr))
+            assert float(m.count) == len(idx) == (256 if i == 0 else 44)
+            np.testing.assert_allclose(m.loss_sum / m.count, expected_loss, rtol=1e-5)
+            # float32 sums over 256 (masked) vs 44 rows differ in rounding: 3e-5 is
+            # under 1% of an update (a wrong rate or mask is off by 50% or more)
+            jax.tree_util.tree_map(
+                lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=3e-5),
+                state.params,
+                expected,
+            )
+    assert int(state.step) == 4
+    if per == "epoch":
+        assert lrs == [0.5, 0.5, 0.25, 0.25]
+    else:
+        assert lrs == [0.5, 0.25, 0.125, 0.125]
+
+
+def test_eval_accuracy_matches_numpy():
+    ds = _synthetic(n_test=1234)
+    params = lenet.init_state(1).params
+    acc = lenet.make_eval(batch_size=500)(params, ds.test_images, ds.test_labels)
+    pred = _numpy_lenet(params, ds.test_images).argmax(-1)
+    assert float(acc) == pytest.approx(np.mean(pred == ds.test_labels), abs=1e-6)
+
+
+# --------------------------------------------------------------------------
+# The loop.
+
+
+def test_training_learns_on_real_data(fmnist, tmp_path):
+    cfg = train.TrainConfig(
+        schedule="constant", epochs=3, subset=4096, test_subset=2000, log_every=4
+    )
+    result = train.train(cfg, fmnist, out=tmp_path, progress=False)
+    epochs = result.epochs[0]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert epochs[-1]["test_acc"] > 0.5  # 10 classes: chance is 0.1
+    assert all(e["lr"] == pytest.approx(0.3) for e in epochs)
+    # train points every 4 minibatches: 16 minibatches per epoch -> 4 per epoch
+    assert [round(p["epoch"], 4) for p in result.curves[0][:4]] == [0.25, 0.5, 0.75, 1.0]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    model = saved["models"][0]
+    assert model["config"]["schedule"] == "constant"
+    assert set(model["epochs"][0]) == {
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_acc",
+        "lr",
+        "seconds",
+    }
+    assert saved["param_count"] == 61_706
+    assert (tmp_path / train.CHECKPOINT).is_file()
+
+
+def _same_numbers(a, b, rtol, acc_tol):
+    """Losses and rates to rtol; accuracies to acc_tol (vmapped float32 sums round
+    differently, which can flip the argmax of a near-tie)."""
+    for ea, eb in zip(a, b, strict=True):
+        for key in ("train_loss", "lr"):
+            assert ea[key] == pytest.approx(eb[key], rel=rtol), key
+        for key in ("train_acc", "test_acc"):
+            assert ea[key] == pytest.approx(eb[key], abs=acc_tol), key
+
+
+def test_population_equals_separate_runs():
+    ds = _synthetic(n_train=600, n_test=200)
+    configs = [
+        train.TrainConfig(schedule="constant:lr=0.1", epochs=2, seed=0, log_every=1),
+        train.TrainConfig(schedule="cosine:max_steps=2", epochs=2, seed=7, log_every=1),
+        train.TrainConfig(schedule="square_root", epochs=2, seed=3, log_every=1),
+    ]
+    pop = train.train(configs, ds, progress=False)
+    assert pop.meta["mode"] == "population"
+    assert pop.meta["devices"] == 3  # 8 host devices in the tests: 3 models over 3 of them
+    for m, cfg in enumerate(configs):
+        alone = train.train(cfg, ds, progress=False)
+        _same_numbers(pop.epochs[m], alone.epochs[0], 1e-4, acc_tol=2.5 / 200)
+        # 6 SGD steps amplify float32 rounding to ~2e-4; a mixed-up seed, batch order
+        # or schedule moves weights by O(0.1)
+        jax.tree_util.tree_map(
+            lambda p, a, m=m: np.testing.assert_allclose(p[m], a, rtol=1e-2, atol=1e-3),
+            pop.params,
+            alone.params,
+        )
+
+
+def test_sequential_many_writes_each_model(tmp_path):
+    ds = _synthetic()
+    configs = [
+        train.TrainConfig(schedule="constant", epochs=1, seed=0),
+        train.TrainConfig(schedule="factor", epochs=1, seed=0),
+    ]
+    res = train.train_many(
+        configs, ds, names=["a", "b"], mode="sequential", out=tmp_path, progress=False
+    )
+    assert res.meta["mode"] == "sequential" and res.meta["names"] == ["a", "b"]
+    assert (tmp_path / "a" / "metrics.json").is_file() and (
+        tmp_path / "b" / train.CHECKPOINT
+    ).is_file()
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert [m["config"]["schedule"] for m in saved["models"]] == ["constant", "factor"]
+    assert res.epochs[1][0]["lr"] == pytest.approx(2.0)  # the chapter's factor starts at 2.0
+
+
+def test_bad_configs_fail_before_compute(tmp_path):
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        train.TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="unknown schedule 'cosh'"):
+        train.TrainConfig(schedule="cosh")
+    with pytest.raises(ValueError, match="per must be"):
+        train.TrainConfig(per="batch")
+    with pytest.raises(ValueError, match="population shares epochs"):
+        train.train([train.TrainConfig(epochs=1), train.TrainConfig(epochs=2)], _synthetic())
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train.train(train.TrainConfig(epochs=1), _synthetic(), out=tmp_path, resume=True)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    ds = _synthetic()
+    train.train(train.TrainConfig(epochs=1, seed=0), ds, out=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="seed: 0 in the checkpoint, 1 now"):
+        train.train(train.TrainConfig(epochs=2, seed=1), ds, out=tmp_path, resume=True)
+
+
+def test_resume_continues_in_process(tmp_path):
+    ds = _synthetic(n_train=600)
+    full = train.train(train.TrainConfig(epochs=3, log_every=1), ds, progress=False)
+    train.train(train.TrainConfig(epochs=1, log_every=1), ds, out=tmp_path, progress=False)
+    resumed = train.train(
+        train.TrainConfig(epochs=3, log_every=1), ds, out=tmp_path, resume=True, progress=False
+    )
+    for a, b in zip(full.epochs[0], resumed.epochs[0], strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"
+        }
+    assert full.curves == resumed.curves
+    jax.tree_util.tree_map(np.testing.assert_array_equal, full.params, resumed.params)
+
+
+def _cli(out, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "gdjax.cli",
+        "lenet",
+        "--schedule",
+        "cosine:max_steps=6",
+        "--epochs",
+        "6",
+        "--subset",
+        "3000",
+        "--test-subset",
+        "500",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_killed_run_resumes_to_the_same_numbers(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    killed = tmp_path / "killed"
+    log = tmp_path / "killed.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(_cli(killed), env=env, stdout=sink, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while not (killed / train.CHECKPOINT).exists():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = int(train.load_checkpoint(killed)["epoch"])
+    assert 1 <= done < 6, "the run must be killed before its last epoch"
+
+    subprocess.run(_cli(killed, "--resume"), env=env, check=True, capture_output=True)
+    whole = tmp_path / "whole"
+    subprocess.run(_cli(whole), env=env, check=True, capture_output=True)
+
+    a = json.loads((killed / "metrics.json").read_text())["models"][0]
+    b = json.loads((whole / "metrics.json").read_text())["models"][0]
+    assert len(a["epochs"]) == len(b["epochs"]) == 6
+    for ea, eb in zip(a["epochs"], b["epochs"], strict=True):
+        ea.pop("seconds"), eb.pop("seconds")
+        assert ea == eb
+    assert a["curve"] == b["curve"]
+    for name in ("curves.png", "report.html", "metrics.json"):
+        assert (killed / name).is_file()
