@@ -246,3 +246,30 @@ def test_unreachable_server_is_a_clear_error(isolated):
 def test_unknown_source():
     with pytest.raises(ValueError, match="unknown source"):
         data.fashion_mnist(source="kaggle")
+
+
+def test_tfds_source_gives_the_same_arrays(real_dir, tmp_path):
+    """Prepares TFDS's copy offline from the real files (TFDS checks its own
+    checksums) and compares every array with the IDX source."""
+    idx = data.fashion_mnist(real_dir)
+    via_tfds = data.fashion_mnist(real_dir, source="tfds", tfds_dir=tmp_path / "tfds")
+    assert via_tfds.source == f"tfds:{tmp_path / 'tfds'}"
+    for name in ("train_images", "train_labels", "test_images", "test_labels"):
+        a, b = getattr(idx, name), getattr(via_tfds, name)
+        assert a.dtype == b.dtype == np.uint8, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    # Prepared once: the downloads are gone, the TFRecords stay.
+    assert not (tmp_path / "tfds" / "downloads").exists()
+    assert list((tmp_path / "tfds" / "fashion_mnist").iterdir())
+
+
+def test_tfds_rebuilds_upstream_gzip_headers(real_dir):
+    from gdjax import _tfds
+
+    for fname in _tfds._MTIMES:
+        raw = (real_dir / fname).read_bytes()
+        rebuilt = _tfds.upstream_bytes(raw, fname)
+        assert gzip.decompress(rebuilt) == gzip.decompress(raw)
+        assert rebuilt[3] == 0x08 and fname.removesuffix(".gz").encode() in rebuilt[:60]
+        # rebuilding an upstream file changes nothing
+        assert _tfds.upstream_bytes(rebuilt, fname) == rebuilt
