@@ -13,6 +13,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gdjax import data, lenet, train
@@ -100,16 +101,42 @@ def _numpy_lenet(params, images):
     return x @ p["fc3"]["kernel"] + p["fc3"]["bias"]
 
 
-def test_forward_matches_numpy():
-    ds = _synthetic()
-    params = lenet.init_state(3).params
+def _perturbed_params(seed):
     # non-zero biases, so they are checked too
-    params = jax.tree_util.tree_map(
-        lambda a: a + 0.05 * jnp.cos(jnp.arange(a.size, dtype=a.dtype).reshape(a.shape)), params
+    return jax.tree_util.tree_map(
+        lambda a: a + 0.05 * jnp.cos(jnp.arange(a.size, dtype=a.dtype).reshape(a.shape)),
+        lenet.init_state(seed).params,
     )
+
+
+@pytest.mark.parametrize("conv", ["banded", "lax"])
+def test_forward_matches_numpy(conv):
+    ds = _synthetic()
+    params = _perturbed_params(3)
     images = ds.train_images[:8]
-    got = lenet.MODEL.apply(params, images.astype(np.float32) / 255.0)
+    got = lenet.LeNet(conv=conv).apply(params, images.astype(np.float32) / 255.0)
     np.testing.assert_allclose(got, _numpy_lenet(params, images), rtol=1e-4, atol=1e-4)
+
+
+def test_banded_and_lax_convolutions_have_the_same_gradients(fmnist):
+    """On real images (ties in max pooling are common on their black background)."""
+    params = _perturbed_params(5)
+    images = jnp.asarray(fmnist.train_images[:64], jnp.float32) / 255.0
+    labels = jnp.asarray(fmnist.train_labels[:64], jnp.int32)
+
+    def loss(p, conv):
+        logits = lenet.LeNet(conv=conv).apply(p, images)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+    grad = jax.jit(jax.grad(loss), static_argnums=1)
+    g_banded, g_lax = grad(params, "banded"), grad(params, "lax")
+    for (path, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(g_banded),
+        jax.tree_util.tree_leaves(g_lax),
+        strict=True,
+    ):
+        scale = float(jnp.abs(b).max())
+        np.testing.assert_allclose(a, b, atol=1e-4 * scale, err_msg=jax.tree_util.keystr(path))
 
 
 # --------------------------------------------------------------------------
@@ -127,6 +154,7 @@ def test_epoch_permutation_covers_every_example_once():
     assert not np.array_equal(perm, lenet.epoch_permutation(6, 0, 300, 256))
 
 
+@jax.jit
 def _reference_update(params, images, labels, lr):
     """SGD on the mean cross-entropy, written out with log_softmax."""
 
