@@ -357,21 +357,25 @@ def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
     cols = min(k, 3)
     rows = -(-k // cols)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, sharey=True
+        rows,
+        cols,
+        figsize=(4.6 * cols, 3.4 * rows),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
     for m in range(k):
         _curve_axes(axes.flat[m], result, m, titles[m] if titles else None)
     for ax in axes.flat[k:]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8, loc="center right")
-    fig.tight_layout()
     return fig
 
 
 def policy_comparison(result, *, names: Sequence[str] | None = None) -> Figure:
     """Test accuracy, train loss and learning rate per epoch, every model on one axis each."""
     names = names or [c.schedule for c in result.configs]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
     for m, name in enumerate(names):
         ep = result.epochs[m]
         xs = [e["epoch"] for e in ep]
@@ -386,8 +390,7 @@ def policy_comparison(result, *, names: Sequence[str] | None = None) -> Figure:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    axes[0].legend(fontsize=8, ncol=1 + len(names) // 12)
     return fig
 
 

@@ -7,7 +7,9 @@ Schedules are stepped per epoch, as in the book's PyTorch edition (--per
 update steps them per minibatch, MXNet's way). Writes every model's curves,
 a comparison figure, results.json with the final train loss, train accuracy
 and test accuracy of each policy side by side with the book's published
-numbers, and report.html.
+numbers, and report.html. With --seeds, every policy is trained with each
+seed and the table gives means, the range of test accuracy and how many
+runs collapsed (a rate too high for the initialisation kills the network).
 
 On an accelerator the policies train together as one vmapped population;
 on a CPU one after another (measured faster there); --mode chooses.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import numpy as np
 
 from gdjax import train
 from gdjax.lessons import _common
@@ -53,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--with-factor", action="store_true", help="also the factor schedule")
     parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="train every policy with each seed; the table gives means (default: --seed)",
+    )
+    parser.add_argument(
         "--policies",
         nargs="+",
         choices=list(train.CHAPTER_POLICIES),
@@ -77,6 +88,7 @@ def run(
     out: Path,
     *,
     seed: int = 0,
+    seeds: list[int] | None = None,
     epochs: int = 30,
     per: str = "epoch",
     mode: str = "auto",
@@ -90,18 +102,21 @@ def run(
 ) -> dict:
     from gdjax.data import fashion_mnist
 
-    names = policies or [p for p in train.CHAPTER_POLICIES if p != "factor" or with_factor]
+    policies = policies or [p for p in train.CHAPTER_POLICIES if p != "factor" or with_factor]
+    seeds = seeds or [seed]
+    runs = [(policy, s) for policy in policies for s in seeds]
     configs = [
         train.TrainConfig(
-            schedule=train.CHAPTER_POLICIES[name],
+            schedule=train.CHAPTER_POLICIES[policy],
             epochs=epochs,
-            seed=seed,
+            seed=s,
             per=per,
             subset=subset,
             test_subset=test_subset,
         )
-        for name in names
+        for policy, s in runs
     ]
+    names = [policy if len(seeds) == 1 else f"{policy}_seed{s}" for policy, s in runs]
     result = train.train_many(
         configs,
         fashion_mnist(data_dir),
@@ -111,44 +126,62 @@ def run(
         resume=resume,
         progress=not no_progress,
     )
-    rows = []
-    for name, epochs_ in zip(names, result.epochs, strict=True):
+    per_run = []
+    for (policy, s), epochs_ in zip(runs, result.epochs, strict=True):
         last = epochs_[-1]
-        book = BOOK.get(name)
-        rows.append(
+        per_run.append(
             {
-                "policy": name,
-                "schedule": repr(train.chapter_schedule(train.CHAPTER_POLICIES[name])),
-                "per": per,
-                "epochs": last["epoch"],
+                "policy": policy,
+                "seed": s,
                 "train_loss": last["train_loss"],
                 "train_acc": last["train_acc"],
                 "test_acc": last["test_acc"],
                 "best_test_acc": max((e["test_acc"] or 0.0) for e in epochs_),
-                "book_train_loss": book[0] if book else None,
-                "book_train_acc": book[1] if book else None,
-                "book_test_acc": book[2] if book else None,
+                "collapsed": _collapsed(last),
                 "seconds": sum(e["seconds"] for e in epochs_),
             }
         )
+    rows = [
+        _aggregate(policy, [r for r in per_run if r["policy"] == policy], per, epochs)
+        for policy in policies
+    ]
 
     def table(report):
         report.heading("Final epoch against the book (PyTorch edition)")
         report.text(
-            f"Schedules stepped per {per}. The book's numbers are its published final-epoch "
-            "train loss / train accuracy / test accuracy after 30 epochs."
+            f"Schedules stepped per {per}; {len(seeds)} seed(s) per policy "
+            f"({', '.join(map(str, seeds))}), values are means over the seeds whose run did "
+            "not collapse (final train accuracy under 0.2: the network died at a rate too "
+            "high for its initialisation and stayed at chance). The book's numbers are its "
+            "published final-epoch train loss / train accuracy / test accuracy after 30 epochs "
+            "(one run)."
         )
         report.table(
-            ["policy", "per", "train loss", "book", "train acc", "book", "test acc", "book"],
+            [
+                "policy",
+                "per",
+                "collapsed",
+                "train loss",
+                "book",
+                "train acc",
+                "book",
+                "test acc",
+                "(min-max)",
+                "book",
+            ],
             [
                 [
                     r["policy"],
                     r["per"],
-                    r["train_loss"],
+                    f"{r['collapsed']}/{r['runs']}",
+                    _dash(r["train_loss"]),
                     _dash(r["book_train_loss"]),
-                    r["train_acc"],
+                    _dash(r["train_acc"]),
                     _dash(r["book_train_acc"]),
-                    r["test_acc"],
+                    _dash(r["test_acc"]),
+                    "-"
+                    if r["test_acc_min"] is None
+                    else f"{r['test_acc_min']:.3f}-{r['test_acc_max']:.3f}",
                     _dash(r["book_test_acc"]),
                 ]
                 for r in rows
@@ -160,14 +193,46 @@ def run(
         out / "results.json",
         {
             "table": rows,
+            "runs": per_run,
+            "seeds": seeds,
+            "per": per,
             "mode": result.meta["mode"],
             "backend": result.meta["backend"],
             "devices": result.meta["devices"],
             "compile_seconds": result.compile_seconds,
-            "seed": seed,
         },
     )
     return {"rows": rows, "mode": result.meta["mode"], "backend": result.meta["backend"]}
+
+
+def _collapsed(last: dict) -> bool:
+    """Died: diverged (None) or stuck at chance (train accuracy under 0.2)."""
+    return last["train_acc"] is None or last["train_acc"] < 0.2
+
+
+def _aggregate(policy: str, runs: list[dict], per: str, epochs: int) -> dict:
+    alive = [r for r in runs if not r["collapsed"]]
+    book = BOOK.get(policy, (None, None, None))
+
+    def mean(key):
+        return float(np.mean([r[key] for r in alive])) if alive else None
+
+    return {
+        "policy": policy,
+        "schedule": repr(train.chapter_schedule(train.CHAPTER_POLICIES[policy])),
+        "per": per,
+        "epochs": epochs,
+        "runs": len(runs),
+        "collapsed": len(runs) - len(alive),
+        "train_loss": mean("train_loss"),
+        "train_acc": mean("train_acc"),
+        "test_acc": mean("test_acc"),
+        "test_acc_min": min((r["test_acc"] for r in alive), default=None),
+        "test_acc_max": max((r["test_acc"] for r in alive), default=None),
+        "book_train_loss": book[0],
+        "book_train_acc": book[1],
+        "book_test_acc": book[2],
+    }
 
 
 def _dash(v):
@@ -177,7 +242,7 @@ def _dash(v):
 def summary(res: dict) -> str:
     lines = [
         f"Lesson E: LR scheduling on LeNet ({res['mode']}, {res['backend']}); "
-        "final train loss / train acc / test acc (book)"
+        "final train loss / train acc / test acc, mean over seeds that did not collapse (book)"
     ]
     for r in res["rows"]:
         book = (
@@ -186,8 +251,8 @@ def summary(res: dict) -> str:
             else ""
         )
         vals = "/".join(
-            "diverged" if r[k] is None else f"{r[k]:.3f}"
-            for k in ("train_loss", "train_acc", "test_acc")
+            "-" if r[k] is None else f"{r[k]:.3f}" for k in ("train_loss", "train_acc", "test_acc")
         )
-        lines.append(f"  {r['policy']:14s} per {r['per']}: {vals}{book}")
+        dead = f", {r['collapsed']}/{r['runs']} collapsed" if r["collapsed"] else ""
+        lines.append(f"  {r['policy']:14s} per {r['per']}: {vals}{book}{dead}")
     return "\n".join(lines)
