@@ -2,8 +2,11 @@
 basins of attraction and learning-rate schedules."""
 
 from gdjax import basins as basins
+from gdjax import data as data
+from gdjax import lenet as lenet
 from gdjax import schedules as schedules
 from gdjax import surfaces as surfaces
+from gdjax import train as train
 from gdjax.descent import RULES as RULES
 from gdjax.descent import Final as Final
 from gdjax.descent import OptaxFactory as OptaxFactory

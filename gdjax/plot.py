@@ -346,7 +346,7 @@ def _curve_axes(ax, result, m: int, title: str | None = None) -> None:
     ax.set_xlabel("epoch")
     ax.set_xlim(0, max(result.configs[m].epochs, 1))
     ax.grid(alpha=0.3)
-    ax.set_title(title or result.configs[m].schedule, fontsize=10)
+    ax.set_title(title or result.configs[m].schedule_name, fontsize=10)
 
 
 def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
@@ -374,7 +374,7 @@ def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
 
 def policy_comparison(result, *, names: Sequence[str] | None = None) -> Figure:
     """Test accuracy, train loss and learning rate per epoch, every model on one axis each."""
-    names = names or [c.schedule for c in result.configs]
+    names = names or [c.schedule_name for c in result.configs]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
     for m, name in enumerate(names):
         ep = result.epochs[m]

@@ -93,7 +93,12 @@ class TrainConfig:
     """One training run.
 
     Attributes:
-        schedule: ``NAME[:key=value,...]`` (see :func:`chapter_schedule`).
+        schedule: ``NAME[:key=value,...]`` (see :func:`chapter_schedule`), a
+            :class:`gdjax.schedules.Schedule`, or any optax schedule (a
+            ``count -> lr`` callable, e.g. ``optax.cosine_decay_schedule(0.3,
+            20)``; counted in epochs or updates by ``per``). Models of a
+            population need gdjax schedules (specs or Schedule objects), whose
+            parameters are arrays that vmap.
         epochs: passes over the training set.
         batch_size: examples per minibatch (the last one of an epoch is partial).
         seed: initialisation and data order.
@@ -104,7 +109,7 @@ class TrainConfig:
         log_every: minibatches between train-metric points (the chapter's 50).
     """
 
-    schedule: str = "constant"
+    schedule: str | S.Schedule | Callable[[Any], Any] = "constant"
     epochs: int = 30
     batch_size: int = 256
     seed: int = 0
@@ -123,13 +128,36 @@ class TrainConfig:
             raise ValueError(f"per must be 'epoch' or 'update', got {self.per!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        chapter_schedule(self.schedule)  # a bad spec fails here, before any compute
+        if isinstance(self.schedule, str):
+            chapter_schedule(self.schedule)  # a bad spec fails here, before any compute
+        elif not callable(self.schedule):
+            raise ValueError(
+                f"schedule must be a spec NAME[:key=value,...], a gdjax Schedule or an optax "
+                f"schedule (count -> lr), got {self.schedule!r}"
+            )
 
-    def build_schedule(self) -> S.Schedule:
-        return chapter_schedule(self.schedule)
+    def build_schedule(self) -> S.Schedule | Callable[[Any], Any]:
+        """The schedule: a gdjax Schedule, or the optax callable as given."""
+        if isinstance(self.schedule, str):
+            return chapter_schedule(self.schedule)
+        return self.schedule
+
+    @property
+    def schedule_name(self) -> str:
+        """The schedule as text (for JSON, reports and resume checks)."""
+        if isinstance(self.schedule, str):
+            return self.schedule
+        if isinstance(self.schedule, S.Schedule):
+            return repr(self.schedule)
+        return f"optax:{getattr(self.schedule, '__qualname__', type(self.schedule).__name__)}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "schedule_resolved": repr(self.build_schedule())}
+        built = self.build_schedule()
+        return {
+            **dataclasses.asdict(self),
+            "schedule": self.schedule_name,
+            "schedule_resolved": repr(built) if isinstance(built, S.Schedule) else None,
+        }
 
 
 @dataclasses.dataclass
@@ -186,7 +214,7 @@ def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoc
     payload = {
         "epoch": epoch,
         "state": flax.serialization.to_state_dict(jax.device_get(state._asdict())),
-        "configs": [dataclasses.asdict(c) for c in result.configs],
+        "configs": [c.to_dict() for c in result.configs],
         "epochs": result.epochs,
         "curves": result.curves,
     }
@@ -214,10 +242,11 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
             f"{out}: the checkpoint holds {len(saved)} models, this run has {len(configs)}"
         )
     for i, (old, new) in enumerate(zip(saved, configs, strict=True)):
+        now = new.to_dict()
         diff = [
-            f"{k}: {old.get(k)!r} in the checkpoint, {getattr(new, k)!r} now"
+            f"{k}: {old.get(k)!r} in the checkpoint, {now[k]!r} now"
             for k in _RESUME_KEYS
-            if _norm(old.get(k)) != _norm(getattr(new, k))
+            if _norm(old.get(k)) != _norm(now[k])
         ]
         if diff:
             raise ValueError(
@@ -259,7 +288,7 @@ def _describe(config: TrainConfig, row: dict) -> str:
         return "diverged" if v is None else f"{v:.3f}"
 
     return (
-        f"{config.schedule} loss {f(row['train_loss'])} train {f(row['train_acc'])} "
+        f"{config.schedule_name} loss {f(row['train_loss'])} train {f(row['train_acc'])} "
         f"test {f(row['test_acc'])}"
     )
 
@@ -323,10 +352,24 @@ def train(
     spe = lenet.steps_per_epoch(n, cfg.batch_size)
     scheds = [c.build_schedule() for c in configs]
     k = len(configs)
+    if all(isinstance(f, S.Schedule) for f in scheds):
+        lr_fn = S.evaluate  # the rate from the schedule's arrays: a population vmaps
+    elif population:
+        raise ValueError(
+            "a population needs gdjax schedules (specs or gdjax.schedules objects); "
+            "train a model with an optax schedule on its own"
+        )
+    else:
+        optax_schedule = scheds[0]
 
-    step = lenet.make_train_step(
-        S.evaluate, batch_size=cfg.batch_size, steps_per_epoch=spe, per=cfg.per
-    )
+        def lr_fn(hyper, t):
+            del hyper
+            # optax's schedules mix Python floats and the int32 count: run them under
+            # JAX's standard promotion whatever the caller's setting
+            with jax.numpy_dtype_promotion("standard"):
+                return optax_schedule(t)
+
+    step = lenet.make_train_step(lr_fn, batch_size=cfg.batch_size, steps_per_epoch=spe, per=cfg.per)
     accuracy = lenet.make_eval()
     perm_fn = lenet.epoch_permutation
     if population:
@@ -345,7 +388,7 @@ def train(
         n_devices = mesh.size
     else:
         state = lenet.init_state(cfg.seed)
-        hyper = scheds[0].params(jnp.float32)
+        hyper = scheds[0].params(jnp.float32) if lr_fn is S.evaluate else ()
         place = jax.device_put
         data = jax.device_put((x_train, y_train))
         test = jax.device_put((x_test, y_test))

@@ -384,3 +384,25 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     assert a["curve"] == b["curve"]
     for name in ("curves.png", "report.html", "metrics.json"):
         assert (killed / name).is_file()
+
+
+def test_optax_and_gdjax_schedules_train_alike(tmp_path):
+    """An optax schedule trains a model like its gdjax twin; populations need gdjax ones."""
+    ds = _synthetic(n_train=600)
+    twin = S.cosine(0.3, 2, 0.01)
+    with_optax = train.train(
+        train.TrainConfig(schedule=twin.optax(), epochs=3, per="update"),
+        ds,
+        out=tmp_path,
+        progress=False,
+    )
+    with_gdjax = train.train(
+        train.TrainConfig(schedule=twin, epochs=3, per="update"), ds, progress=False
+    )
+    _same_numbers(with_optax.epochs[0], with_gdjax.epochs[0], 1e-5, acc_tol=1e-9)
+    config = json.loads((tmp_path / "metrics.json").read_text())["models"][0]["config"]
+    assert config["schedule"].startswith("optax:") and config["schedule_resolved"] is None
+    with pytest.raises(ValueError, match="a population needs gdjax schedules"):
+        train.train([train.TrainConfig(schedule=twin.optax())] * 2, ds)
+    with pytest.raises(ValueError, match="schedule must be a spec"):
+        train.TrainConfig(schedule=0.3)

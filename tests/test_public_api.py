@@ -22,11 +22,16 @@ def test_public_names():
         "RULES",
         "surfaces",
         "schedules",
+        "data",
+        "lenet",
+        "train",
         "__version__",
     ]:
         assert hasattr(gdjax, name), name
     assert gdjax.RULES == ("fixed", "time", "grad")
     assert callable(gdjax.surfaces.get) and callable(gdjax.schedules.linear_decay)
+    assert callable(gdjax.data.fashion_mnist) and callable(gdjax.train.train)
+    assert callable(gdjax.lenet.make_train_step) and callable(gdjax.train.train_many)
 
 
 def test_json_refuses_non_finite(tmp_path):

@@ -140,7 +140,7 @@ def run(
 
 
 def _name(config: train.TrainConfig, n_models: int) -> str:
-    slug = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in config.schedule)
+    slug = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in config.schedule_name)
     return f"{slug}_seed{config.seed}" if n_models > 1 else slug
 
 
