@@ -342,6 +342,8 @@ def train(
         raise ValueError("resume needs the run directory (out)")
     cfg = configs[0]
     out = Path(out) if out is not None else None
+    if resume and not (out / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from: {out / CHECKPOINT} does not exist")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 

@@ -406,3 +406,20 @@ def test_optax_and_gdjax_schedules_train_alike(tmp_path):
         train.train([train.TrainConfig(schedule=twin.optax())] * 2, ds)
     with pytest.raises(ValueError, match="schedule must be a spec"):
         train.TrainConfig(schedule=0.3)
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
+    from gdjax import cli
+
+    for argv, message in [
+        (["lenet", "--schedule", "cosh", "--out", str(tmp_path)], "unknown schedule 'cosh'"),
+        (["lenet", "--resume", "--out", str(tmp_path / "new")], "no checkpoint to resume from"),
+        (["lenet", "--schedule", "cosine:max_steps=x", "--out", str(tmp_path)], "must be a number"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert message in str(info.value)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["lenet", "--epochs", "0"])
+    assert info.value.code == 2
+    assert "--epochs must be >= 1" in capsys.readouterr().err

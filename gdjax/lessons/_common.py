@@ -33,9 +33,11 @@ def script_main(module, default_out: str, argv=None) -> dict:
 def run_and_print(module, args: dict) -> dict:
     out = Path(args.pop("out"))
     start = time.perf_counter()
+    from gdjax.data import DatasetError
+
     try:
         results = module.run(out, **args)
-    except ValueError as err:  # bad input: one clear line, exit status 2
+    except (ValueError, FileNotFoundError, DatasetError) as err:  # one clear line, status 2
         raise SystemExit(f"gdjax: error: {err}") from None
     print(module.summary(results))
     print(f"[{time.perf_counter() - start:.1f} s] wrote {out}/ (report.html, JSON, *.png)")

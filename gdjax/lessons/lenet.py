@@ -23,6 +23,36 @@ from gdjax.lessons import _common
 from gdjax.report import Report
 
 
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every LeNet command shares (also lesson E's study)."""
+    parser.add_argument(
+        "--epochs", type=_common.positive_int("--epochs"), default=30, help="(default: 30)"
+    )
+    parser.add_argument(
+        "--per",
+        choices=("epoch", "update"),
+        default="epoch",
+        help="step schedules per epoch (the book's PyTorch edition) or per update (default: epoch)",
+    )
+    parser.add_argument(
+        "--subset",
+        type=_common.positive_int("--subset"),
+        default=None,
+        help="train on the first N training images (default: all 60,000)",
+    )
+    parser.add_argument(
+        "--test-subset",
+        type=_common.positive_int("--test-subset"),
+        default=None,
+        help="test on the first N test images (default: all 10,000)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue a killed run from the checkpoints in --out"
+    )
+    parser.add_argument("--data-dir", default=None, help="where the Fashion-MNIST files are")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schedule",
@@ -38,42 +68,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="several seeds: every schedule is trained with each (default: --seed)",
     )
     parser.add_argument(
-        "--epochs", type=_common.positive_int("--epochs"), default=30, help="(default: 30)"
-    )
-    parser.add_argument(
-        "--per",
-        choices=("epoch", "update"),
-        default="epoch",
-        help="step the schedule per epoch (the PyTorch edition) or per update (default: epoch)",
-    )
-    parser.add_argument(
         "--batch-size",
         type=_common.positive_int("--batch-size"),
         default=256,
         help="(default: 256)",
     )
     parser.add_argument(
-        "--subset",
-        type=_common.positive_int("--subset"),
-        default=None,
-        help="train on the first N training images (default: all 60,000)",
-    )
-    parser.add_argument(
-        "--test-subset",
-        type=_common.positive_int("--test-subset"),
-        default=None,
-        help="test on the first N test images (default: all 10,000)",
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the checkpoint in --out"
-    )
-    parser.add_argument(
         "--sequential",
         action="store_true",
         help="train several models one after another instead of as one vmapped population",
     )
-    parser.add_argument("--data-dir", default=None, help="where the Fashion-MNIST files are")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_training_arguments(parser)
 
 
 def configs_from_args(
@@ -113,6 +118,8 @@ def run(
         test_subset=test_subset,
     )
     names = [_name(c, len(configs)) for c in configs]
+    if resume and len(configs) == 1 and not (out / train.CHECKPOINT).is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from in {out}")
     out.mkdir(parents=True, exist_ok=True)
     dataset = fashion_mnist(data_dir)
     curves = plot.live(

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gdjax import train
-from gdjax.lessons import _common
-from gdjax.lessons.lenet import write_report
+from gdjax.lessons.lenet import add_training_arguments, write_report
 from gdjax.report import write_json
 
 BOOK = {
@@ -39,15 +38,6 @@ train loss, train accuracy, test accuracy."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--epochs", type=_common.positive_int("--epochs"), default=30, help="(default: 30)"
-    )
-    parser.add_argument(
-        "--per",
-        choices=("epoch", "update"),
-        default="epoch",
-        help="step schedules per epoch (the book's PyTorch edition) or per update",
-    )
     parser.add_argument(
         "--mode",
         choices=("auto", "population", "sequential"),
@@ -70,18 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a subset of the policies (default: all five of the book's)",
     )
-    parser.add_argument(
-        "--subset", type=_common.positive_int("--subset"), default=None, help="first N train images"
-    )
-    parser.add_argument(
-        "--test-subset",
-        type=_common.positive_int("--test-subset"),
-        default=None,
-        help="first N test images",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue a killed study")
-    parser.add_argument("--data-dir", default=None, help="where the Fashion-MNIST files are")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_training_arguments(parser)
 
 
 def run(
