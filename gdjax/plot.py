@@ -372,16 +372,28 @@ def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
     return fig
 
 
-def policy_comparison(result, *, names: Sequence[str] | None = None) -> Figure:
-    """Test accuracy, train loss and learning rate per epoch, every model on one axis each."""
-    names = names or [c.schedule_name for c in result.configs]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
-    for m, name in enumerate(names):
+def policy_comparison(
+    result, *, names: Sequence[str] | None = None, groups: Sequence[str] | None = None
+) -> Figure:
+    """Test accuracy, train loss and learning rate per epoch, every model on one axis each.
+
+    ``groups`` (e.g. the policy of each model when several seeds ran) gives one
+    colour and one legend entry per group.
+    """
+    names = list(names or [c.schedule_name for c in result.configs])
+    groups = list(groups or names)
+    colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(groups))}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    seen = set()
+    for m, group in enumerate(groups):
         ep = result.epochs[m]
         xs = [e["epoch"] for e in ep]
-        axes[0].plot(xs, [e["test_acc"] for e in ep], marker=".", label=name)
-        axes[1].plot(xs, [e["train_loss"] for e in ep], marker=".", label=name)
-        axes[2].step(xs, [e["lr"] for e in ep], where="post", label=name)
+        style = {"color": colours[group], "alpha": 0.85 if len(groups) <= 10 else 0.5}
+        label = None if group in seen else group
+        seen.add(group)
+        axes[0].plot(xs, [e["test_acc"] for e in ep], marker=".", label=label, **style)
+        axes[1].plot(xs, [e["train_loss"] for e in ep], marker=".", **style)
+        axes[2].step(xs, [e["lr"] for e in ep], where="post", **style)
     for ax, title in zip(
         axes,
         ("test accuracy", "train loss", "learning rate (at the epoch's first update)"),
@@ -390,7 +402,7 @@ def policy_comparison(result, *, names: Sequence[str] | None = None) -> Figure:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, ncol=1 + len(names) // 12)
+    fig.legend(loc="outside right center", fontsize=8)
     return fig
 
 

@@ -152,7 +152,12 @@ def _name(config: train.TrainConfig, n_models: int) -> str:
 
 
 def write_report(
-    out: Path, result: train.RunResult, names: list[str], title: str, extra=None
+    out: Path,
+    result: train.RunResult,
+    names: list[str],
+    title: str,
+    extra=None,
+    groups: list[str] | None = None,
 ) -> Path:
     """report.html: curves, the final table, every epoch, config, command."""
     report = Report(title)
@@ -172,7 +177,11 @@ def write_report(
         "over the epoch so far), test accuracy every epoch.",
     )
     if len(names) > 1:
-        report.figure(plot.policy_comparison(result, names=names), "comparison", "")
+        report.figure(
+            plot.policy_comparison(result, names=names, groups=groups),
+            "comparison",
+            "Every model's test accuracy, train loss and learning rate per epoch.",
+        )
     report.heading("Final epoch")
     rows = []
     for name, config, epochs in zip(names, result.configs, result.epochs, strict=True):

@@ -167,7 +167,14 @@ def run(
             ],
         )
 
-    write_report(out, result, names, "Lesson E: learning-rate scheduling on LeNet", extra=table)
+    write_report(
+        out,
+        result,
+        names,
+        "Lesson E: learning-rate scheduling on LeNet",
+        extra=table,
+        groups=[policy for policy, _ in runs],
+    )
     write_json(
         out / "results.json",
         {
