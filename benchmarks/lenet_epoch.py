@@ -101,7 +101,7 @@ def gdjax_epochs(ds, epochs: int, schedules: list[str]) -> tuple[list[dict], flo
     ]
     result = train.train(configs if len(configs) > 1 else configs[0], ds, progress=False)
     rows = [
-        {"train": e["seconds"], "loss": e["train_loss"], "test_acc": e["test_acc"]}
+        {"seconds": e["seconds"], "loss": e["train_loss"], "test_acc": e["test_acc"]}
         for e in result.epochs[0]
     ]
     return rows, result.compile_seconds
@@ -125,7 +125,7 @@ def main() -> None:
 
     g_rows, compile_s = gdjax_epochs(ds, n, ["constant"])
     t_rows = torch_epochs(ds, n, args.threads, args.device)
-    g = statistics.median(r["train"] for r in g_rows[1:])
+    g = statistics.median(r["seconds"] for r in g_rows[1:])  # train steps + eval
     t_train = statistics.median(r["train"] for r in t_rows[1:])
     t_eval = statistics.median(r["eval"] for r in t_rows[1:])
     t = t_train + t_eval
@@ -145,7 +145,7 @@ def main() -> None:
         names = ["constant", "square_root", "multi_factor", "cosine", "cosine:warmup_steps=5"]
         scheds = (names * k)[:k]
         p_rows, p_compile = gdjax_epochs(ds, n, scheds)
-        p = statistics.median(r["train"] for r in p_rows[1:])
+        p = statistics.median(r["seconds"] for r in p_rows[1:])
         print(
             f"population of {k}: {p:7.2f} s/epoch for all (compile {p_compile:.1f} s); "
             f"{k} single models one after another: {k * g:7.2f} s; "

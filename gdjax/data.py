@@ -224,19 +224,18 @@ def read_idx(path: str | os.PathLike, expected_sha256: str | None = None) -> np.
     """
     path = Path(path)
     data = _decompressed(path)
+    try:
+        arr = _parse_idx(data, str(path))
+    except DatasetError as err:  # a structural problem says more than a checksum
+        raise DatasetError(f"{err}; delete it and {_HOW_TO_GET}") from None
     if expected_sha256 is not None:
         digest = hashlib.sha256(data).hexdigest()
         if digest != expected_sha256:
-            arr = None
-            try:
-                arr = _parse_idx(data, str(path))
-            except DatasetError as err:  # a structural problem says more than a checksum
-                raise DatasetError(f"{err}; delete it and {_HOW_TO_GET}") from None
             raise DatasetError(
                 f"{path} is corrupted: SHA-256 of its decompressed bytes is {digest}, "
                 f"expected {expected_sha256} (shape {arr.shape}); delete it and {_HOW_TO_GET}"
             )
-    return _parse_idx(data, str(path)).copy()
+    return arr.copy()
 
 
 def _load_dir(directory: Path) -> FashionMNIST:
@@ -245,10 +244,7 @@ def _load_dir(directory: Path) -> FashionMNIST:
         path = _file_in(directory, spec)
         if path is None:
             raise DatasetError(f"{directory / (spec.name + '.gz')} is missing; {_HOW_TO_GET}")
-        arr = read_idx(path, spec.sha256)
-        if arr.shape != spec.shape:  # unreachable with a matching checksum; kept as a guard
-            raise DatasetError(f"{path} has shape {arr.shape}, expected {spec.shape}")
-        arrays[key] = arr
+        arrays[key] = read_idx(path, spec.sha256)
     return FashionMNIST(**arrays, source=str(directory))
 
 

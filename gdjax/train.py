@@ -25,6 +25,7 @@ from the chapter (:data:`CHAPTER_DEFAULTS`: constant lr 0.3, square root
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -183,9 +184,6 @@ class RunResult:
     params: Any
     meta: dict[str, Any]
 
-    def final(self, model: int = 0) -> dict[str, float]:
-        return self.epochs[model][-1]
-
     def to_json(self) -> dict[str, Any]:
         return {
             "models": [
@@ -211,32 +209,34 @@ def _write_atomic(path: Path, payload: bytes) -> None:
 
 
 def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoch: int) -> None:
-    payload = {
-        "epoch": epoch,
-        "state": flax.serialization.to_state_dict(jax.device_get(state._asdict())),
+    """The state's arrays, and the configs and metrics so far as JSON text (which
+    keeps lists, floats and None exactly as they are)."""
+    record = {
         "configs": [c.to_dict() for c in result.configs],
         "epochs": result.epochs,
         "curves": result.curves,
     }
-    _write_atomic(out / CHECKPOINT, flax.serialization.msgpack_serialize(_arrays(payload)))
-
-
-def _arrays(tree):
-    """Device arrays become numpy arrays (msgpack stores them); Python values stay."""
-    return jax.tree_util.tree_map(lambda x: np.asarray(x) if hasattr(x, "__array__") else x, tree)
+    payload = {
+        "epoch": epoch,
+        "state": flax.serialization.to_state_dict(jax.device_get(state._asdict())),
+        "record": json.dumps(record),
+    }
+    _write_atomic(out / CHECKPOINT, flax.serialization.msgpack_serialize(payload))
 
 
 def load_checkpoint(out: str | os.PathLike) -> dict[str, Any]:
-    """Reads ``out/checkpoint.msgpack``: epoch, state, configs, metrics so far."""
+    """Reads ``out/checkpoint.msgpack``: ``epoch``, ``state`` (arrays), and the
+    ``configs``, ``epochs`` and ``curves`` so far."""
     path = Path(out) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint to resume from: {path} does not exist")
-    return flax.serialization.msgpack_restore(path.read_bytes())
+    ckpt = flax.serialization.msgpack_restore(path.read_bytes())
+    return {"epoch": int(ckpt["epoch"]), "state": ckpt["state"], **json.loads(ckpt["record"])}
 
 
 def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainState):
     ckpt = load_checkpoint(out)
-    saved = [dict(c) for c in ckpt["configs"]]
+    saved = ckpt["configs"]
     if len(saved) != len(configs):
         raise ValueError(
             f"{out}: the checkpoint holds {len(saved)} models, this run has {len(configs)}"
@@ -246,31 +246,15 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
         diff = [
             f"{k}: {old.get(k)!r} in the checkpoint, {now[k]!r} now"
             for k in _RESUME_KEYS
-            if _norm(old.get(k)) != _norm(now[k])
+            if old.get(k) != now[k]
         ]
         if diff:
             raise ValueError(
                 f"{out}: cannot resume model {i} with other settings ({'; '.join(diff)})"
             )
     state_dict = flax.serialization.to_state_dict(jax.device_get(template._asdict()))
-    restored = flax.serialization.from_state_dict(state_dict, ckpt["state"])
-    state = lenet.TrainState(**restored)
-    return int(ckpt["epoch"]), state, _as_lists(ckpt["epochs"]), _as_lists(ckpt["curves"])
-
-
-def _norm(v):
-    return list(v) if isinstance(v, tuple | list) else v
-
-
-def _as_lists(d):
-    # msgpack_restore gives dicts keyed "0", "1", ... for lists of lists of dicts
-    if isinstance(d, dict) and all(k.isdigit() for k in d):
-        return [_as_lists(d[k]) for k in sorted(d, key=int)]
-    if isinstance(d, list):
-        return [_as_lists(v) for v in d]
-    if isinstance(d, dict):
-        return {k: (float(v) if isinstance(v, np.generic | float) else v) for k, v in d.items()}
-    return d
+    state = lenet.TrainState(**flax.serialization.from_state_dict(state_dict, ckpt["state"]))
+    return ckpt["epoch"], state, ckpt["epochs"], ckpt["curves"]
 
 
 # --------------------------------------------------------------------------
@@ -443,52 +427,41 @@ def train(
             t_epoch = time.perf_counter()
             perm = perm_c(state.seed, epoch, n, cfg.batch_size)
             pending: list[lenet.BatchMetrics] = []
-            sums = np.zeros((3, k))  # loss_sum, correct, count, per model
+            totals = np.zeros((3, k))  # loss sum, correct, count: per model, epoch so far
             first_lr = None
             for i in range(spe):
                 state, metrics = step_c(state, hyper, data, perm, np.int32(i))
                 pending.append(metrics)
-                if (i + 1) % cfg.log_every == 0 or i + 1 == spe:
-                    got = jax.device_get(pending)
-                    pending = []
-                    if first_lr is None:
-                        first_lr = np.atleast_1d(got[0].lr)
-                    sums += np.sum(
-                        [
-                            np.stack(
-                                [
-                                    np.atleast_1d(m.loss_sum),
-                                    np.atleast_1d(m.correct),
-                                    np.atleast_1d(m.count),
-                                ]
-                            )
-                            for m in got
-                        ],
-                        axis=0,
-                    )
-                    if (i + 1) % cfg.log_every == 0:
-                        for m in range(k):
-                            result.curves[m].append(
-                                {
-                                    "epoch": epoch + (i + 1) / spe,
-                                    "train_loss": _num(sums[0, m] / sums[2, m]),
-                                    "train_acc": _num(sums[1, m] / sums[2, m]),
-                                }
-                            )
-                    if bar is not None:
-                        bar.update(len(got))
-                        bar.set_postfix_str(
-                            f"epoch {epoch + 1}/{cfg.epochs} loss {sums[0, 0] / sums[2, 0]:.3f} "
-                            f"acc {sums[1, 0] / sums[2, 0]:.3f}"
+                if (i + 1) % cfg.log_every and i + 1 < spe:
+                    continue  # read metrics back only every log_every steps: no sync
+                got = jax.device_get(pending)
+                pending = []
+                if first_lr is None:
+                    first_lr = np.atleast_1d(got[0].lr)
+                totals += np.sum([np.reshape(m[:3], (3, -1)) for m in got], axis=0)
+                loss, acc = totals[0] / totals[2], totals[1] / totals[2]
+                if (i + 1) % cfg.log_every == 0:
+                    for m in range(k):
+                        result.curves[m].append(
+                            {
+                                "epoch": epoch + (i + 1) / spe,
+                                "train_loss": _num(loss[m]),
+                                "train_acc": _num(acc[m]),
+                            }
                         )
+                if bar is not None:
+                    bar.update(len(got))
+                    bar.set_postfix_str(
+                        f"epoch {epoch + 1}/{cfg.epochs} loss {loss[0]:.3f} acc {acc[0]:.3f}"
+                    )
             test_acc = np.atleast_1d(jax.device_get(acc_c(state.params, *test)))
             seconds = time.perf_counter() - t_epoch
             for m in range(k):
                 result.epochs[m].append(
                     {
                         "epoch": epoch + 1,
-                        "train_loss": _num(sums[0, m] / sums[2, m]),
-                        "train_acc": _num(sums[1, m] / sums[2, m]),
+                        "train_loss": _num(loss[m]),
+                        "train_acc": _num(acc[m]),
                         "test_acc": _num(test_acc[m]),
                         "lr": _num(first_lr[m]),
                         "seconds": seconds,
