@@ -1,8 +1,9 @@
 """Train the chapter's LeNet on Fashion-MNIST with a learning-rate schedule.
 
 One schedule trains one model; several (--schedule repeated, or --seeds with
-several seeds) train a population, vmapped in one compiled program (sharded
-over the devices) or one after another (--sequential). Writes metrics.json
+several seeds) train as a population, vmapped in one compiled program
+(sharded over the devices), or one after another (--mode; by default the
+first on an accelerator, the second on a CPU). Writes metrics.json
 (config, and per epoch train_loss, train_acc, test_acc, lr, seconds),
 curves.png (redrawn every epoch), a checkpoint every epoch (--resume
 continues a killed run) and report.html.
@@ -74,9 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="(default: 256)",
     )
     parser.add_argument(
-        "--sequential",
-        action="store_true",
-        help="train several models one after another instead of as one vmapped population",
+        "--mode",
+        choices=("auto", "population", "sequential"),
+        default="auto",
+        help="several models: one vmapped population or one after another (default auto: "
+        "population on an accelerator, sequential on a CPU, where it measured faster)",
     )
     add_training_arguments(parser)
 
@@ -101,7 +104,7 @@ def run(
     subset: int | None = None,
     test_subset: int | None = None,
     resume: bool = False,
-    sequential: bool = False,
+    mode: str = "auto",
     data_dir: str | None = None,
     no_progress: bool = False,
 ) -> dict:
@@ -136,7 +139,7 @@ def run(
             configs,
             dataset,
             names=names,
-            mode="sequential" if sequential else "population",
+            mode=mode,
             out=out,
             resume=resume,
             progress=not no_progress,
