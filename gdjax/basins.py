@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -45,6 +46,7 @@ __all__ = [
     "best_of_k",
     "critical_points",
     "map_basins",
+    "use_all_cores",
     "wilson_interval",
 ]
 
@@ -113,6 +115,34 @@ class BasinMap:
         return self.labels.reshape(self.grid)
 
 
+def use_all_cores() -> bool:
+    """Splits the CPU into one XLA device per core, so :func:`map_basins`
+    shards its starts over every core (on 2 cores: about 1.2x over one
+    device, which XLA only partly parallelises).
+
+    Call it right after ``import gdjax``, before any JAX computation. It does
+    nothing (and returns False) once JAX has started, on one core, or when the
+    device count was already chosen (``jax_num_cpu_devices`` or
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``). Accelerator
+    platforms are unaffected. Returns True when it split the CPU.
+    """
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return False
+    if jax.config.jax_num_cpu_devices != -1:
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if cores <= 1:
+        return False
+    try:
+        jax.config.update("jax_num_cpu_devices", cores)
+    except RuntimeError:  # JAX has already started: too late
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------
 # Statistics.
 
@@ -171,10 +201,12 @@ def _descend_batch(fn, rule, steps, bound, unroll, starts, lr, kind, tol):
 def _descend_batch_lean(fn, schedule, kind, steps, bound, unroll, every, starts, lr, tol):
     """The fast path for the named rules and schedules.
 
-    Blocks of ``every`` plain steps; the gradient norm is checked at the end
-    of each block (a per-step check costs 3x on CPU: it breaks XLA's loop
-    vectorisation), so the convergence step has a resolution of ``every``.
-    Divergence is read at the end (a non-finite or out-of-bound end point).
+    Blocks of ``every`` steps. The first step of a block also checks its own
+    gradient, so the gradient norm is known at every multiple of ``every``
+    at no extra gradient evaluation (a check at every step costs about 3x on
+    CPU); one more gradient at the end checks the final point. The
+    convergence step therefore has a resolution of ``every``. Divergence is
+    read at the end (a non-finite or out-of-bound end point).
     """
     grad = jax.grad(fn)
     tol2 = tol * tol
@@ -185,42 +217,55 @@ def _descend_batch_lean(fn, schedule, kind, steps, bound, unroll, every, starts,
         if kind == 1:
             return lr * (1.0 - count.astype(lr.dtype) / steps)
         if kind == 2:
-            return lr * jnp.sqrt(jnp.sum(g * g))
+            return lr * jnp.sqrt(_norm2(g))
         return lr
 
     def step(x, count):
         g = grad(x)
         return x - rate(count, g) * g, None
 
-    def bad(x):
+    def checked_step(x, count, last_bad):
         g = grad(x)
-        return jnp.sum(g * g) >= tol2
+        last_bad = jnp.where(_norm2(g) >= tol2, count, last_bad)
+        return x - rate(count, g) * g, last_bad
 
     def one(x0):
         def block(carry, first):
             x, last_bad = carry
-            counts = first + jnp.arange(every, dtype=jnp.int32)
-            x, _ = jax.lax.scan(step, x, counts, unroll=min(unroll, every))
-            end = first + every
-            return (x, jnp.where(bad(x), end, last_bad)), None
+            x, last_bad = checked_step(x, first, last_bad)
+            if every > 1:
+                counts = first + jnp.arange(1, every, dtype=jnp.int32)
+                x, _ = jax.lax.scan(step, x, counts, unroll=min(unroll, every - 1))
+            return (x, last_bad), None
 
         n_blocks, rest = divmod(steps, every)
-        last_bad = jnp.where(bad(x0), 0, -1).astype(jnp.int32)
         firsts = jnp.arange(n_blocks, dtype=jnp.int32) * every
-        (x, last_bad), _ = jax.lax.scan(block, (x0, last_bad), firsts)
+        # last_bad: the last checked step whose gradient norm was >= tol (-1: none)
+        carry = (x0, jnp.full((), -1, jnp.int32))
+        (x, last_bad), _ = jax.lax.scan(block, carry, firsts)
         if rest:
-            counts = n_blocks * every + jnp.arange(rest, dtype=jnp.int32)
-            x, _ = jax.lax.scan(step, x, counts, unroll=min(unroll, rest))
-            last_bad = jnp.where(bad(x), steps, last_bad)
-        finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(grad(x)))
+            x, last_bad = checked_step(x, jnp.int32(n_blocks * every), last_bad)
+            if rest > 1:
+                counts = n_blocks * every + jnp.arange(1, rest, dtype=jnp.int32)
+                x, _ = jax.lax.scan(step, x, counts, unroll=min(unroll, rest - 1))
+        g = grad(x)
+        last_bad = jnp.where(_norm2(g) >= tol2, steps, last_bad)
+        finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(g))
         diverged = ~finite | (jnp.max(jnp.abs(jnp.where(finite, x, 0.0))) > bound)
         converged = (last_bad < steps) & ~diverged
-        # the first checked step from which every check held: the block end after last_bad
-        conv_step = jnp.where(converged, jnp.minimum(last_bad + every, steps), -1)
-        conv_step = jnp.where(converged & (last_bad < 0), 0, conv_step)
+        # the first checked step from which every check held: the one after last_bad
+        checked_after = jnp.minimum((last_bad // every + 1) * every, steps)
+        conv_step = jnp.where(last_bad < 0, 0, checked_after)
+        conv_step = jnp.where(converged, conv_step, -1)
         return jnp.where(finite, x, x0), diverged, converged, conv_step.astype(jnp.int32)
 
     return jax.vmap(one)(starts)
+
+
+def _norm2(g):
+    """Squared norm of a small vector as a sum over its components: a
+    reduction would split the step into separate kernels on CPU."""
+    return functools.reduce(jnp.add, [g[i] * g[i] for i in range(g.shape[0])])
 
 
 def _check_domain(domain, dim) -> tuple[tuple[float, float], ...]:
@@ -257,7 +302,7 @@ def map_basins(
     tol: float = 1e-3,
     domain=None,
     bound: float | None = None,
-    chunk_size: int = 1 << 18,
+    chunk_size: int = 1 << 20,
     devices: int | None = None,
     unroll: int = 10,
     check_every: int = 10,
@@ -348,27 +393,32 @@ def map_basins(
     compiled = _COMPILED[cache_key]
     compile_s = time.perf_counter() - t0
 
-    def run(x):
-        return compiled(x, *dynamic)
-
     final = np.empty((total, 2), dtype)
     diverged = np.empty(total, bool)
     converged = np.empty(total, bool)
     conv_step = np.empty(total, np.int32)
 
-    t_start = time.perf_counter()
-    for begin in range(0, total, chunk):
-        part = pts[begin : begin + chunk]
-        m = part.shape[0]
-        if m < chunk:  # pad so every chunk has one shape: one compiled program
-            part = np.concatenate([part, np.repeat(part[-1:], chunk - m, axis=0)])
-        x = jax.device_put(part, sharding)
-        out = jax.block_until_ready(run(x))
+    def collect(begin, m, out):  # waits for a chunk and stores its results
         f, d, c, s = (np.asarray(o)[:m] for o in out)
         final[begin : begin + m], diverged[begin : begin + m] = f, d
         converged[begin : begin + m], conv_step[begin : begin + m] = c, s
         if progress is not None:
             progress(begin + m, total, time.perf_counter() - t_start)
+
+    t_start = time.perf_counter()
+    pending = None
+    for begin in range(0, total, chunk):
+        part = pts[begin : begin + chunk]
+        m = part.shape[0]
+        if m < chunk:  # pad so every chunk has one shape: one compiled program
+            part = np.concatenate([part, np.repeat(part[-1:], chunk - m, axis=0)])
+        # dispatch this chunk before waiting for the previous one: the devices
+        # never idle while the host copies results
+        out = compiled(jax.device_put(part, sharding), *dynamic)
+        if pending is not None:
+            collect(*pending)
+        pending = (begin, m, out)
+    collect(*pending)
     seconds = time.perf_counter() - t_start
 
     minima, labels = _find_and_label(surface, final, converged, diverged, dom)

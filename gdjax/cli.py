@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         _common.run_and_print(LESSONS["schedules"], args)
     elif command == "lessons":
         out, seed = Path(args["out"]), args["seed"]
+        _common.prepare(*LESSONS.values())  # before the first lesson starts JAX
         start = time.perf_counter()
         for name, module in LESSONS.items():
             _common.run_and_print(

@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int
 
@@ -104,13 +105,13 @@ def check_nonnegative(name: str, value) -> None:
 def _check_number(name, value, ok, what) -> None:
     if not _is_concrete(value):
         return
-    try:
-        arr = jnp.asarray(value)
+    try:  # NumPy, not jnp: checking a Python number must not start JAX's backends
+        arr = np.asarray(value)
     except TypeError:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     if not jnp.issubdtype(arr.dtype, jnp.number) or jnp.issubdtype(arr.dtype, jnp.bool_):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if not bool(jnp.all(jnp.isfinite(arr))) or not bool(jnp.all(ok(arr))):
+    if not bool(np.all(np.isfinite(arr))) or not bool(np.all(ok(arr))):
         raise ValueError(f"{name} must be {what}, got {value!r}")
 
 

@@ -210,23 +210,64 @@ def test_cli_basins_bad_input(argv, match, tmp_path, capsys):
     assert re.search(match, message), message
 
 
-def test_fast_path_matches_descend_final():
+@pytest.mark.parametrize("steps", [300, 305])  # a whole number of check blocks, or not
+def test_fast_path_matches_descend_final(steps):
     import gdjax
 
     peaks = surfaces.get("peaks")
-    b1 = basins.map_basins(peaks, grid=6, steps=300, lr=0.01, check_every=1)
-    b10 = basins.map_basins(peaks, grid=6, steps=300, lr=0.01, check_every=10)
+    b1 = basins.map_basins(peaks, grid=6, steps=steps, lr=0.01, check_every=1)
+    b10 = basins.map_basins(peaks, grid=6, steps=steps, lr=0.01, check_every=10)
     for i, x0 in enumerate(b1.starts):
-        fin = gdjax.descend_final(peaks, x0, steps=300, lr=0.01, tol=1e-3)
+        fin = gdjax.descend_final(peaks, x0, steps=steps, lr=0.01, tol=1e-3)
         np.testing.assert_allclose(b1.final[i], fin.params, rtol=1e-5, atol=1e-6)
         assert b1.converged_step[i] == int(fin.converged_step)
         k = int(fin.converged_step)
-        expected = -1 if k < 0 else (0 if k == 0 else min(300, -(-k // 10) * 10))
+        expected = -1 if k < 0 else (0 if k == 0 else min(steps, -(-k // 10) * 10))
         # block checks see convergence only at block ends: the step is rounded up to
         # one, or later when a check in between happened to fail
         step = int(b10.converged_step[i])
         if k < 0:
             assert step == -1
         else:
-            assert step == expected or (step >= k and (step % 10 == 0 or step == 300))
+            assert step == expected or (step >= k and (step % 10 == 0 or step == steps))
     np.testing.assert_array_equal(b1.labels, b10.labels)
+
+
+def _fresh_python(code: str, env_extra: dict | None = None) -> str:
+    """Runs code in a new interpreter without the tests' XLA_FLAGS."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(env_extra or {})
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_use_all_cores_splits_the_cpu_only_before_jax_starts():
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    # importing gdjax and its command line must not start JAX, or it would be too late
+    split, count, again = _fresh_python(
+        "import gdjax, gdjax.cli, jax; from jax._src import xla_bridge as xb;"
+        "assert not xb.backends_are_initialized();"
+        "s = gdjax.basins.use_all_cores(); print(s, jax.device_count(),"
+        " gdjax.basins.use_all_cores())"
+    )
+    assert split == str(cores > 1) and int(count) == max(cores, 1) and again == "False"
+    # too late once JAX has run, and never against the user's own device count
+    late, count = _fresh_python(
+        "import jax; jax.numpy.zeros(1); import gdjax;"
+        "print(gdjax.basins.use_all_cores(), jax.device_count())"
+    )
+    assert (late, count) == ("False", "1")
+    flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}
+    user, count = _fresh_python(
+        "import gdjax, jax; print(gdjax.basins.use_all_cores(), jax.device_count())", flags
+    )
+    assert (user, count) == ("False", "3")

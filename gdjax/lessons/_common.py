@@ -30,7 +30,17 @@ def script_main(module, default_out: str, argv=None) -> dict:
     return run_and_print(module, args)
 
 
+def prepare(*modules) -> None:
+    """Before JAX starts: modules that shard over devices (``SHARDS = True``)
+    get one CPU device per core (see :func:`gdjax.basins.use_all_cores`)."""
+    if any(getattr(m, "SHARDS", False) for m in modules):
+        from gdjax.basins import use_all_cores
+
+        use_all_cores()
+
+
 def run_and_print(module, args: dict) -> dict:
+    prepare(module)
     out = Path(args.pop("out"))
     start = time.perf_counter()
     from gdjax.data import DatasetError

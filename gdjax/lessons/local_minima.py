@@ -25,6 +25,7 @@ from gdjax.lessons import _common
 from gdjax.report import Report, versions, write_json
 
 KS = (1, 2, 3, 5, 10, 20, 50, 100)
+SHARDS = True  # map_basins shards its starts: one CPU device per core (_common.prepare)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 256) -> None:
@@ -84,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 256) -
     parser.add_argument(
         "--chunk-size",
         type=p.positive_int("--chunk-size"),
-        default=1 << 18,
+        default=1 << 20,
         help="starts per compiled call (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -124,7 +125,7 @@ def run(
     schedule: str | None = None,
     domain=None,
     x64: bool = False,
-    chunk_size: int = 1 << 18,
+    chunk_size: int = 1 << 20,
     no_progress: bool = False,
     _default_grid: int = 256,
 ) -> dict:
