@@ -85,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 256) -
     parser.add_argument(
         "--chunk-size",
         type=p.positive_int("--chunk-size"),
-        default=1 << 20,
-        help="starts per compiled call (default: %(default)s)",
+        default=None,
+        help="starts per compiled call (default: 2^18 on a CPU, 2^22 on an accelerator)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(_default_grid=default_grid)
@@ -125,7 +125,7 @@ def run(
     schedule: str | None = None,
     domain=None,
     x64: bool = False,
-    chunk_size: int = 1 << 20,
+    chunk_size: int | None = None,
     no_progress: bool = False,
     _default_grid: int = 256,
 ) -> dict:
