@@ -321,8 +321,8 @@ def map_basins(
         bound: a coordinate beyond this counts as divergence (default: 100x
             the domain's largest magnitude).
         chunk_size: starts per compiled call (rounded to the device count);
-            default 2^18 on a CPU (a chunk takes about a second), 2^22 on an
-            accelerator (fewer, bigger calls pay fewer kernel launches).
+            default 2^18 on a CPU (about 0.5 s per chunk at 1000 steps on 2
+            cores), 2^22 on an accelerator (fewer calls, fewer kernel launches).
             Labels do not depend on it.
         devices: how many devices to shard each chunk over (default: all).
         unroll: ``lax.scan`` unrolling (speed only).
