@@ -330,7 +330,8 @@ def map_basins(
             at the last step), so ``converged_step`` is a multiple of it (or
             ``steps``); 1 is exact but measured 1.7x slower on CPU. Optax rules
             always check every step.
-        progress: called after each chunk with (done, total, seconds).
+        progress: called with (done, total, seconds): once with done = 0 when
+            the descent starts (after compiling), then after each chunk.
 
     Returns:
         A :class:`BasinMap`.
@@ -410,6 +411,8 @@ def map_basins(
             progress(begin + m, total, time.perf_counter() - t_start)
 
     t_start = time.perf_counter()
+    if progress is not None:
+        progress(0, total, 0.0)
     pending = None
     for begin in range(0, total, chunk):
         part = pts[begin : begin + chunk]

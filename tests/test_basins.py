@@ -271,3 +271,16 @@ def test_use_all_cores_splits_the_cpu_only_before_jax_starts():
         "import gdjax, jax; print(gdjax.basins.use_all_cores(), jax.device_count())", flags
     )
     assert (user, count) == ("False", "3")
+
+
+def test_progress_reports_start_and_every_chunk():
+    calls = []
+    basins.map_basins(
+        "himmelblau",
+        grid=40,
+        steps=20,
+        chunk_size=512,
+        progress=lambda done, total, s: calls.append((done, total)),
+    )
+    # 1600 starts in chunks of 512: the start, then 512, 1024, 1536, 1600
+    assert calls == [(0, 1600), (512, 1600), (1024, 1600), (1536, 1600), (1600, 1600)]

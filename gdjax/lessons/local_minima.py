@@ -147,8 +147,13 @@ def run(
         )
 
         def progress(done, total, seconds):
-            if bar is not None:
-                bar.update(done - bar.n)
+            if bar is None:
+                return
+            if done == 0:  # compiled: restart the clock, so the rate is the descent's
+                bar.reset(total=total)
+            bar.update(done - bar.n)
+            if done == total:  # closed before labelling, which takes a few seconds
+                bar.close()
 
         bmap = basins.map_basins(
             surf,
