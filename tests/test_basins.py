@@ -233,14 +233,15 @@ def test_fast_path_matches_descend_final(steps):
     np.testing.assert_array_equal(b1.labels, b10.labels)
 
 
-def _fresh_python(code: str, env_extra: dict | None = None) -> str:
-    """Runs code in a new interpreter without the tests' XLA_FLAGS."""
+def _fresh_python(code: str, env_extra: dict | None = None) -> list[str]:
+    """Runs code in a new interpreter on the CPU, without the tests' XLA_FLAGS;
+    returns the words it printed."""
     import os
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(env_extra or {})
+    env.update({"JAX_PLATFORMS": "cpu", **(env_extra or {})})
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
