@@ -52,6 +52,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data-dir", default=None, help="where the Fashion-MNIST files are")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "population", "sequential"),
+        default="auto",
+        help="several models: one vmapped population or one after another (default auto: "
+        "population on an accelerator, sequential on a CPU, where it measured faster)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,13 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_common.positive_int("--batch-size"),
         default=256,
         help="(default: 256)",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=("auto", "population", "sequential"),
-        default="auto",
-        help="several models: one vmapped population or one after another (default auto: "
-        "population on an accelerator, sequential on a CPU, where it measured faster)",
     )
     add_training_arguments(parser)
 

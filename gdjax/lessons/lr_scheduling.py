@@ -38,13 +38,6 @@ train loss, train accuracy, test accuracy."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--mode",
-        choices=("auto", "population", "sequential"),
-        default="auto",
-        help="train the policies as one vmapped population or one after another "
-        "(default auto: population on an accelerator, sequential on a CPU)",
-    )
     parser.add_argument("--with-factor", action="store_true", help="also the factor schedule")
     parser.add_argument(
         "--seeds",
