@@ -56,8 +56,8 @@ def time_numpy(n: int, steps: int) -> float:
     return n * steps / (time.perf_counter() - t)
 
 
-def time_gdjax(n: int, steps: int) -> tuple[float, float]:
-    kw = dict(starts=n, key=jax.random.key(0), steps=steps, lr=0.01)
+def time_gdjax(n: int, steps: int, check_every: int) -> tuple[float, float]:
+    kw = dict(starts=n, key=jax.random.key(0), steps=steps, lr=0.01, check_every=check_every)
     compile_s = basins.map_basins("peaks", **kw).timing["compile_seconds"]  # first call compiles
     best = 0.0
     for _ in range(2):
@@ -117,6 +117,12 @@ def main() -> None:
         help="steps for the NumPy baseline (its rate does not depend on it)",
     )
     parser.add_argument("--big", action="store_true", help="also time the 4096^2 map")
+    parser.add_argument(
+        "--check-every",
+        type=int,
+        default=10,
+        help="gdjax's convergence-check interval (default: %(default)s; 1 checks every step)",
+    )
     args = parser.parse_args()
     check_gradient()
     print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}, steps {args.steps}")
@@ -124,7 +130,7 @@ def main() -> None:
     head = f"{'N':>10} {'gdjax':>10} {'numpy':>10} {'ratio':>7} {'ceiling':>10} {'gdjax/ceil':>10}"
     print(head + f" {'compile s':>10}")
     for n in (int(s) for s in args.sizes):
-        ours, compile_s = time_gdjax(n, args.steps)
+        ours, compile_s = time_gdjax(n, args.steps, args.check_every)
         base = time_numpy(n, args.numpy_steps)
         ceil = time_ceiling(n, args.steps)
         print(
