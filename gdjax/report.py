@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from gdjax import runs
+
 __all__ = ["Report", "to_jsonable", "versions", "write_json"]
 
 
@@ -67,11 +69,10 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Writes ``data`` as indented JSON (no NaN, no inf)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
-    return path
+    """Writes ``data`` as indented JSON (no NaN, no inf), atomically: a failed
+    write leaves the previous file intact."""
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
+    return runs.write_text(path, text)
 
 
 _CSS = """
@@ -137,11 +138,12 @@ class Report:
         )
 
     def write(self, out_dir: str | Path, filename: str = "report.html") -> Path:
-        """Writes the page and the PNGs into ``out_dir``; returns the page's path."""
+        """Writes the PNGs, then the page, into ``out_dir``, each atomically;
+        returns the page's path."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, png in self._figures:
-            (out / f"{name}.png").write_bytes(png)
+            runs.write_bytes(out / f"{name}.png", png)
         versions_table = "".join(
             f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
             for k, v in versions().items()
@@ -152,9 +154,7 @@ class Report:
             f"<h1>{html.escape(self.title)}</h1>{''.join(self._parts)}"
             f"<h2>Versions</h2><table>{versions_table}</table></body></html>\n"
         )
-        path = out / filename
-        path.write_text(page)
-        return path
+        return runs.write_text(out / filename, page)
 
 
 def _fmt(v: Any) -> str:

@@ -1,0 +1,292 @@
+"""Output folders that never lose or mix up a run.
+
+Every command that writes results (``gdjax basins``, ``gdjax lenet``, the
+lessons) goes through :func:`open_run`:
+
+* the folder is checked before any compute: a file in its place, a folder
+  that cannot be written, or a read-only tree fail at once, in one line;
+* a folder that holds another run (a ``.gdjax-run.json`` manifest, or the
+  files an earlier run writes) is refused unless told: ``resume=True`` (a
+  training run continues) or ``overwrite=True`` (the earlier run's files are
+  removed first, so nothing of it stays beside the new one);
+* a lock (``fcntl.flock`` on ``.gdjax.lock``, released by the kernel even
+  after ``kill -9``) makes a second writer into the same folder fail at once;
+* the manifest records the command, whether the run finished, and the files
+  it wrote.
+
+Files are written with :func:`write_bytes` / :func:`write_text`: to a
+temporary file in the same folder, flushed and synced, then renamed over the
+old one, so a kill or a full disk leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "MANIFEST",
+    "Run",
+    "RunFolderError",
+    "RunLockedError",
+    "open_run",
+    "write_bytes",
+    "write_text",
+]
+
+MANIFEST = ".gdjax-run.json"
+LOCK = ".gdjax.lock"
+
+# what runs of earlier gdjax versions (before the manifest) wrote
+_KNOWN_OUTPUTS = (
+    "report.html",
+    "results.json",
+    "basins.json",
+    "metrics.json",
+    "checkpoint.msgpack",
+)
+
+
+class RunFolderError(ValueError):
+    """The output folder cannot be used as asked (a usage error)."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing into the same output folder."""
+
+
+# --------------------------------------------------------------------------
+# Atomic writes.
+
+
+_ACTIVE: list[Run] = []  # the runs open in this process (see open_run)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` atomically: a temporary file beside it,
+    synced, then renamed over ``path``. On any failure (a full disk, a kill)
+    the old file, if any, is left as it was and the temporary file is removed.
+    A file written into the folder of an open :class:`Run` is recorded in its
+    manifest."""
+    path = Path(path)
+    for run in _ACTIVE:
+        if path.parent.resolve() == run.out.resolve():
+            run.record(path.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """:func:`write_bytes` for UTF-8 text."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Removes temporary files that a killed write left (``.NAME.*.tmp``)."""
+    for tmp in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# --------------------------------------------------------------------------
+# Run folders.
+
+
+def _command_line() -> str:
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def _check_writable(out: Path) -> None:
+    """Fails in one line unless ``out`` is (or can be made) a writable folder."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"cannot create the output folder {out}: {err.strerror}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gdjax-probe.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise RunFolderError(f"cannot write into the output folder {out}: {err.strerror}") from None
+
+
+def read_manifest(out: str | os.PathLike) -> dict | None:
+    """The manifest of the run in ``out``, or None (no manifest, or unreadable)."""
+    try:
+        return json.loads((Path(out) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class Run:
+    """An open output folder: holds its lock, records the files written.
+
+    Use :func:`open_run`; then ``run.path(name)`` for each output file, and
+    ``run.finish()`` when the run is complete (the manifest then says so).
+    ``run.close()`` releases the lock (a ``with`` block does both).
+    """
+
+    def __init__(self, out: Path, command: str, lock_fd: int, files: list[str]):
+        self.out = out
+        self.command = command
+        self._lock_fd: int | None = lock_fd
+        self.files: list[str] = files
+        self.finished = False
+
+    def path(self, name: str) -> Path:
+        """The path of an output file; recorded in the manifest at once (so a
+        killed run's files are known too)."""
+        if name not in self.files and name not in (MANIFEST, LOCK):
+            self.files.append(name)
+            self._write_manifest(complete=False)
+        return self.out / name
+
+    def record(self, *names: str) -> None:
+        for name in names:
+            self.path(name)
+
+    def _write_manifest(self, complete: bool) -> None:
+        write_text(
+            self.out / MANIFEST,
+            json.dumps(
+                {
+                    "command": self.command,
+                    "command_line": _command_line(),
+                    "complete": complete,
+                    "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                        timespec="seconds"
+                    ),
+                    "pid": os.getpid(),
+                    "files": sorted(set(self.files)),
+                },
+                indent=2,
+            )
+            + "\n",
+        )
+
+    def finish(self) -> None:
+        """Marks the run complete in the manifest."""
+        self._write_manifest(complete=True)
+        self.finished = True
+
+    def close(self) -> None:
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _lock(out: Path) -> int:
+    import fcntl
+
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            other = read_manifest(out) or {}
+            who = ""
+            if "pid" in other:
+                who = f" (pid {other['pid']}: {other.get('command_line', '')})"
+            raise RunLockedError(
+                f"another gdjax run is writing into {out}{who}; wait for it or choose another --out"
+            ) from None
+        raise
+    return fd
+
+
+def _earlier_files(out: Path, manifest: dict | None) -> list[str]:
+    if manifest is not None:
+        return [f for f in manifest.get("files", []) if (out / f).exists()]
+    return [f for f in _KNOWN_OUTPUTS if (out / f).exists()]
+
+
+def open_run(
+    out: str | os.PathLike,
+    command: str,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    resumable: bool = False,
+) -> Run:
+    """Opens ``out`` for a run of ``command`` (e.g. "basins", "lenet").
+
+    Checks, before any compute, that ``out`` is a writable folder, takes its
+    lock, and refuses a folder that holds another run unless ``resume`` (the
+    same command continues its run: ``resumable`` commands only) or
+    ``overwrite`` (the earlier run's files are deleted now). Writes the
+    manifest, marked incomplete until :meth:`Run.finish`.
+
+    Raises:
+        RunFolderError: the folder is unusable, holds another run, or (with
+            ``resume``) holds nothing to resume.
+        RunLockedError: another process holds the folder's lock.
+    """
+    out = Path(out)
+    if resume and overwrite:
+        raise RunFolderError("give --resume or --overwrite, not both")
+    if resume and not resumable:
+        raise RunFolderError(f"gdjax {command} cannot resume a run")
+    _check_writable(out)
+    fd = _lock(out)
+    try:
+        remove_stale_temporaries(out)
+        manifest = read_manifest(out)
+        earlier = _earlier_files(out, manifest)
+        files: list[str] = []
+        if resume:
+            if manifest is None and not earlier:
+                raise RunFolderError(f"nothing to resume in {out}: it holds no earlier run")
+            if manifest is not None and manifest.get("command") != command:
+                raise RunFolderError(
+                    f"{out} holds a run of gdjax {manifest.get('command')}, not of gdjax {command}"
+                )
+            files = list(manifest.get("files", [])) if manifest else earlier
+        elif earlier or manifest is not None:
+            if not overwrite:
+                what = f"gdjax {manifest['command']} " if manifest else ""
+                state = "" if manifest is None or manifest.get("complete") else "unfinished "
+                shown = ", ".join(earlier[:4]) + (", ..." if len(earlier) > 4 else "")
+                hint = " (--resume continues it)" if resumable else ""
+                raise RunFolderError(
+                    f"{out} holds an earlier {state}{what}run ({shown or MANIFEST}); pass "
+                    f"--overwrite to replace it{hint}, or choose another --out"
+                )
+            for name in earlier:
+                with contextlib.suppress(FileNotFoundError):
+                    (out / name).unlink()
+        run = Run(out, command, fd, files)
+        run._write_manifest(complete=False)
+        _ACTIVE.append(run)
+        return run
+    except BaseException:
+        os.close(fd)
+        raise
