@@ -30,11 +30,20 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike
 
 from gdjax import schedules as _schedules
-from gdjax.descent import _as_lr, _parse_rule, _scan_steps, _ScheduleRule, _Stepper
+from gdjax.descent import (
+    DEFAULT_BOUND,
+    OptaxFactory,
+    _as_lr,
+    _parse_rule,
+    _scan_steps,
+    _ScheduleRule,
+    _Stepper,
+)
 from gdjax.surfaces import Surface
 from gdjax.surfaces import get as _get_surface
 
@@ -44,7 +53,9 @@ __all__ = [
     "BasinMap",
     "CriticalPoint",
     "best_of_k",
+    "check_memory",
     "critical_points",
+    "global_minima",
     "map_basins",
     "use_all_cores",
     "wilson_interval",
@@ -93,7 +104,14 @@ class BasinMap:
             indices as strings, "diverged" and "not_converged".
         config: the run's settings.
         timing: seconds (the descent, compile excluded), restart-steps per
-            second, compile seconds (0 when the program was cached).
+            second, compile seconds (0 when the program was cached), and
+            ``refrozen``: how many runs met a non-finite value and were run
+            again to find their last finite point.
+        global_minima: indices of the minima that count as global: those whose
+            value is within ``global_tol`` (relative to max(1, |f_min|)) of the
+            lowest found, so tied minima (Himmelblau's four) are all global.
+        p_global: (fraction, ci_low, ci_high) of starts that reach any global
+            minimum (95% Wilson interval); (0, 0, ci_high) when none was found.
     """
 
     surface: Surface
@@ -107,6 +125,8 @@ class BasinMap:
     fractions: dict[str, tuple[float, float, float]]
     config: dict
     timing: dict
+    global_minima: tuple[int, ...] = ()
+    p_global: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def label_grid(self) -> np.ndarray:
         """Labels as an image (ny, nx), for grid runs."""
@@ -159,22 +179,90 @@ def wilson_interval(successes: ArrayLike, n: int, z: float = 1.959964) -> tuple:
 
 
 def best_of_k(p_global: float, ks: ArrayLike) -> np.ndarray:
-    """Probability that the best of k independent random restarts reaches the
-    global minimum, ``1 - (1 - p)^k`` (lesson C's argument for restarts)."""
+    """Probability that the best of k independent random restarts reaches a
+    global minimum, ``1 - (1 - p)^k`` (lesson C's argument for restarts);
+    ``p_global`` is the fraction of starts that reach any global minimum
+    (:attr:`BasinMap.p_global`)."""
     return 1.0 - (1.0 - float(p_global)) ** np.asarray(ks, dtype=np.float64)
 
 
-def simulate_best_of_k(labels: np.ndarray, ks: ArrayLike, *, key, trials: int = 2000):
+def global_minima(minima: tuple[CriticalPoint, ...], tol: float = 1e-6) -> tuple[int, ...]:
+    """Indices of the minima whose value is within ``tol * max(1, |f_min|)`` of
+    the lowest (``minima`` sorted by value, as :func:`map_basins` returns them)."""
+    if not minima:
+        return ()
+    lowest = min(m.value for m in minima)
+    slack = tol * max(1.0, abs(lowest))
+    return tuple(i for i, m in enumerate(minima) if m.value - lowest <= slack)
+
+
+def simulate_best_of_k(
+    labels: np.ndarray, ks: ArrayLike, *, key, trials: int = 2000, targets=(0,)
+) -> np.ndarray:
     """Checks :func:`best_of_k` by simulation: draws k restarts (with
-    replacement) from the observed labels and counts how often one of them is
-    label 0."""
-    labels = jnp.asarray(labels)
+    replacement) from the observed labels and counts how often one of them
+    has a label in ``targets`` (the global minima's indices)."""
+    hit = jnp.isin(jnp.asarray(labels), jnp.asarray(targets, jnp.int32))
     out = []
     for k in np.asarray(ks):
         key, sub = jax.random.split(key)
-        idx = jax.random.randint(sub, (trials, int(k)), 0, labels.shape[0])
-        out.append(float(jnp.mean(jnp.any(labels[idx] == 0, axis=1))))
+        idx = jax.random.randint(sub, (trials, int(k)), 0, hit.shape[0])
+        out.append(float(jnp.mean(jnp.any(hit[idx], axis=1))))
     return np.asarray(out)
+
+
+# --------------------------------------------------------------------------
+# Memory.
+
+_BASE_BYTES = 600 << 20  # JAX, the compiled programs and one chunk in flight
+
+
+def memory_needed(n_starts: int, dtype=np.float32) -> int:
+    """Bytes a map of ``n_starts`` needs on the host (an estimate with some
+    margin): starts, end points, flags and labels of every start, and the
+    labelling's temporaries, plus a fixed amount for JAX and a chunk in flight.
+    Measured peak RSS: 1.27 GiB for 4096^2 float32 starts (the estimate: 1.9 GiB)."""
+    size = np.dtype(dtype).itemsize
+    per_start = 8 * size + 24  # starts, end points, distances (x2 each); flags, steps, labels
+    return _BASE_BYTES + n_starts * per_start
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(n_starts: int, dtype=np.float32) -> None:
+    """Refuses, before any compute, a map that cannot fit in memory.
+
+    Raises:
+        ValueError: with the estimate and the memory available. A map keeps
+            every start's end point on the host, so it does not run in pieces:
+            use fewer starts (fractions need far fewer than a map: their 95%
+            interval is about 1/sqrt(N) wide).
+    """
+    need, have = memory_needed(n_starts, dtype), available_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"{n_starts:,} starts need about {need / 2**30:.1f} GiB of memory, and "
+            f"{have / 2**30:.1f} GiB is available; use fewer starts (a grid of "
+            f"{_largest_grid(have, dtype):,}^2 fits)"
+        )
+
+
+def _largest_grid(have: int, dtype) -> int:
+    n = int(math.isqrt(max(0, have - _BASE_BYTES) // (8 * np.dtype(dtype).itemsize + 24)))
+    return max(n, 1)
 
 
 # --------------------------------------------------------------------------
@@ -186,11 +274,19 @@ def _descend_batch(fn, rule, steps, bound, unroll, starts, lr, kind, tol):
     """The general path (any rule, optax included): the descent engine's stepper."""
 
     def one(x0):
-        stepper = _Stepper(fn, rule, steps, bound, False)
+        # the engine's stepper (a non-finite step is not taken: the run stays at
+        # its last finite point, as in gdjax.descend); the bound is applied at
+        # the end, with the same policy as the fast path
+        stepper = _Stepper(fn, rule, steps, math.inf, False)
         state = stepper.init(x0, lr, tol, None)
         end, _ = _scan_steps(stepper, state, 0, steps, lr, kind, tol, None, False, unroll)
         fin = stepper.final(end, steps)
-        return fin.params, fin.diverged, fin.converged, fin.converged_step
+        finite = ~fin.diverged  # with an infinite bound: no non-finite value was met
+        settled = fin.grad_norm < tol
+        diverged = _diverged(finite, fin.params, settled, bound)
+        converged = fin.converged & ~diverged
+        conv_step = jnp.where(converged, fin.converged_step, -1)
+        return fin.params, diverged, converged, conv_step, finite
 
     return jax.vmap(one)(starts)
 
@@ -249,17 +345,27 @@ def _descend_batch_lean(fn, schedule, kind, steps, bound, unroll, every, starts,
                 counts = n_blocks * every + jnp.arange(1, rest, dtype=jnp.int32)
                 x, _ = jax.lax.scan(step, x, counts, unroll=min(unroll, rest - 1))
         g = grad(x)
-        last_bad = jnp.where(_norm2(g) >= tol2, steps, last_bad)
+        settled = _norm2(g) < tol2  # False for a NaN
+        last_bad = jnp.where(settled, last_bad, steps)
         finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(g))
-        diverged = ~finite | (jnp.max(jnp.abs(jnp.where(finite, x, 0.0))) > bound)
-        converged = (last_bad < steps) & ~diverged
+        diverged = _diverged(finite, x, settled, bound)
+        converged = settled & ~diverged
         # the first checked step from which every check held: the one after last_bad
         checked_after = jnp.minimum((last_bad // every + 1) * every, steps)
         conv_step = jnp.where(last_bad < 0, 0, checked_after)
         conv_step = jnp.where(converged, conv_step, -1)
-        return jnp.where(finite, x, x0), diverged, converged, conv_step.astype(jnp.int32)
+        # a non-finite end point is replaced by the last finite one afterwards (_refreeze)
+        return x, diverged, converged, conv_step.astype(jnp.int32), finite
 
     return jax.vmap(one)(starts)
+
+
+def _diverged(finite, x, settled, bound):
+    """The one divergence policy of both paths: the run met a non-finite value,
+    or it ends beyond ``bound`` without having settled (a run that ends with
+    |grad| < tol is never called diverged, however far it went)."""
+    beyond = jnp.max(jnp.abs(jnp.where(finite, x, 0.0))) > bound
+    return ~finite | (beyond & ~settled)
 
 
 def _norm2(g):
@@ -302,6 +408,7 @@ def map_basins(
     tol: float = 1e-3,
     domain=None,
     bound: float | None = None,
+    global_tol: float = 1e-6,
     chunk_size: int | None = None,
     devices: int | None = None,
     unroll: int = 10,
@@ -318,8 +425,15 @@ def map_basins(
         steps, lr, rule: as in :func:`gdjax.descend`.
         tol: converged means |grad| < tol at the last step.
         domain: ((x0, x1), (y0, y1)); the surface's own by default.
-        bound: a coordinate beyond this counts as divergence (default: 100x
-            the domain's largest magnitude).
+        bound: a run that ends with a coordinate beyond this and has not
+            settled (|grad| >= tol) counts as diverged, as does one that met a
+            non-finite value (default 1e10, as :func:`gdjax.descend`). A run
+            that settles is never diverged, however far it went. Every path
+            (the fast one for named rules and schedules, the engine's for
+            optax rules) ends a diverged run at its last finite point, like
+            :func:`gdjax.descend`.
+        global_tol: minima within ``global_tol * max(1, |f_min|)`` of the
+            lowest value count as global (see :func:`global_minima`).
         chunk_size: starts per compiled call (rounded to the device count);
             default 2^18 on a CPU (about 0.5 s per chunk at 1000 steps on 2
             cores), 2^22 on an accelerator (fewer calls, fewer kernel launches).
@@ -350,17 +464,21 @@ def map_basins(
     check_every = _schedules.check_count("check_every", check_every)
     kind, static_rule = _parse_rule(rule, lr)
     dom = _check_domain(surface.domain if domain is None else domain, 2)
-    if bound is None:
-        bound = 100.0 * max(abs(v) for pair in dom for v in pair)
+    bound = DEFAULT_BOUND if bound is None else bound
     _schedules.check_positive("bound", bound)
+    _schedules.check_positive("global_tol", global_tol)
+    total = _schedules.check_count("grid", grid) ** 2 if grid is not None else None
+    if starts is not None:
+        total = _schedules.check_count("starts", starts)
+        if key is None:
+            raise ValueError("random starts need key=jax.random.key(seed)")
+    check_memory(total, jnp.result_type(float))
     if grid is not None:
-        n = _schedules.check_count("grid", grid)
+        n = grid
         pts = grid_starts(dom, n)
         grid_shape = (n, n)
     else:
-        n = _schedules.check_count("starts", starts)
-        if key is None:
-            raise ValueError("random starts need key=jax.random.key(seed)")
+        n = starts
         lo = jnp.asarray([d[0] for d in dom], jnp.float32)
         hi = jnp.asarray([d[1] for d in dom], jnp.float32)
         pts = np.asarray(jax.random.uniform(key, (n, 2), minval=lo, maxval=hi))
@@ -373,46 +491,118 @@ def map_basins(
         raise ValueError(f"devices must be in 1..{jax.device_count()}, got {devices}")
     mesh = Mesh(np.asarray(jax.devices()[:n_dev]), ("starts",))
     sharding = NamedSharding(mesh, PartitionSpec("starts"))
-    total = pts.shape[0]
     chunk = min(chunk_size, total)
     chunk = max(n_dev, chunk // n_dev * n_dev)
 
     lr_arr = _as_lr(lr, jnp.zeros((), dtype))
     kind_arr = jnp.asarray(kind, jnp.int32)
     tol_arr = jnp.asarray(tol, dtype)
+    general = (_descend_batch, (surface.fn, static_rule, steps, float(bound), unroll))
+    general_dynamic = (lr_arr, kind_arr, tol_arr)
     if static_rule is None or isinstance(static_rule, _ScheduleRule):
         schedule = None if static_rule is None else static_rule.schedule
-        program = _descend_batch_lean
         static = (surface.fn, schedule, kind, steps, float(bound), unroll, check_every)
-        dynamic = (lr_arr, tol_arr)
+        program, dynamic = (_descend_batch_lean, static), (lr_arr, tol_arr)
     else:
-        program = _descend_batch
-        static = (surface.fn, static_rule, steps, float(bound), unroll)
-        dynamic = (lr_arr, kind_arr, tol_arr)
-    # compile ahead of time (timed apart from the run), once per program and shape
-    example = jax.device_put(np.zeros((chunk, 2), dtype), sharding)
-    cache_key = (program, static, chunk, str(np.dtype(dtype)), n_dev)
+        program, dynamic = general, general_dynamic
+
     t0 = time.perf_counter()
-    if cache_key not in _COMPILED:
-        _COMPILED[cache_key] = program.lower(*static, example, *dynamic).compile()
-    compiled = _COMPILED[cache_key]
+    compiled = _compiled(program, dynamic, chunk, dtype, sharding, n_dev)
     compile_s = time.perf_counter() - t0
 
-    final = np.empty((total, 2), dtype)
+    t_start = time.perf_counter()
+
+    def report(done):
+        if progress is not None:
+            progress(done, total, time.perf_counter() - t_start)
+
+    report(0)
+    final, diverged, converged, conv_step, finite = _run_chunks(
+        compiled, dynamic, pts, chunk, sharding, report
+    )
+    refrozen = 0
+    if not finite.all():
+        # the fast path does not keep the last finite point: run those starts
+        # again through the engine's stepper, which does (one policy for both)
+        idx = np.flatnonzero(~finite)
+        refrozen = len(idx)
+        size = min(chunk, -(-_pow2(len(idx)) // n_dev) * n_dev)
+        redo = _compiled(general, general_dynamic, size, dtype, sharding, n_dev)
+        f, d, c, k, _ = _run_chunks(redo, general_dynamic, pts[idx], size, sharding, None)
+        final[idx], diverged[idx], converged[idx], conv_step[idx] = f, d, c, k
+    seconds = time.perf_counter() - t_start
+
+    minima, labels = _find_and_label(surface, final, converged, diverged, dom)
+    fractions = _fractions(labels, len(minima))
+    glob = global_minima(minima, global_tol)
+    p_glob = wilson_interval(int(np.isin(labels, glob).sum()), total)
+    config = {
+        "surface": surface.name,
+        "domain": [list(d) for d in dom],
+        "mode": "grid" if grid is not None else "random",
+        "grid": grid,
+        "starts": total,
+        "steps": steps,
+        "lr": lr,
+        "rule": _rule_repr(rule),
+        "tol": tol,
+        "bound": float(bound),
+        "global_tol": float(global_tol),
+        "chunk_size": chunk,
+        "check_every": check_every,
+        "devices": n_dev,
+        "dtype": str(np.dtype(dtype)),
+    }
+    timing = {
+        "seconds": seconds,
+        "compile_seconds": compile_s,
+        "restart_steps_per_second": total * steps / seconds,
+        "refrozen": refrozen,
+    }
+    return BasinMap(
+        surface,
+        dom,
+        pts,
+        grid_shape,
+        labels,
+        conv_step,
+        final,
+        minima,
+        fractions,
+        config,
+        timing,
+        glob,
+        tuple(float(v) for v in p_glob),
+    )
+
+
+def _compiled(program, dynamic, chunk, dtype, sharding, n_dev):
+    """The program compiled ahead of time for one chunk shape (cached)."""
+    fn, static = program
+    example = jax.device_put(np.zeros((chunk, 2), dtype), sharding)
+    cache_key = (fn, static, chunk, str(np.dtype(dtype)), n_dev)
+    if cache_key not in _COMPILED:
+        _COMPILED[cache_key] = fn.lower(*static, example, *dynamic).compile()
+    return _COMPILED[cache_key]
+
+
+def _run_chunks(compiled, dynamic, pts, chunk, sharding, report):
+    """Runs ``compiled`` over ``pts`` in chunks of one shape (the last padded);
+    returns (final, diverged, converged, converged_step, finite) as NumPy."""
+    total = pts.shape[0]
+    final = np.empty((total, 2), pts.dtype)
     diverged = np.empty(total, bool)
     converged = np.empty(total, bool)
     conv_step = np.empty(total, np.int32)
+    finite = np.empty(total, bool)
+    outs = (final, diverged, converged, conv_step, finite)
 
     def collect(begin, m, out):  # waits for a chunk and stores its results
-        f, d, c, s = (np.asarray(o)[:m] for o in out)
-        final[begin : begin + m], diverged[begin : begin + m] = f, d
-        converged[begin : begin + m], conv_step[begin : begin + m] = c, s
-        if progress is not None:
-            progress(begin + m, total, time.perf_counter() - t_start)
+        for dst, src in zip(outs, out, strict=True):
+            dst[begin : begin + m] = np.asarray(src)[:m]
+        if report is not None:
+            report(begin + m)
 
-    t_start = time.perf_counter()
-    if progress is not None:
-        progress(0, total, 0.0)
     pending = None
     for begin in range(0, total, chunk):
         part = pts[begin : begin + chunk]
@@ -426,38 +616,23 @@ def map_basins(
             collect(*pending)
         pending = (begin, m, out)
     collect(*pending)
-    seconds = time.perf_counter() - t_start
-
-    minima, labels = _find_and_label(surface, final, converged, diverged, dom)
-    fractions = _fractions(labels, len(minima))
-    config = {
-        "surface": surface.name,
-        "domain": [list(d) for d in dom],
-        "mode": "grid" if grid is not None else "random",
-        "grid": grid,
-        "starts": total,
-        "steps": steps,
-        "lr": lr,
-        "rule": _rule_repr(rule),
-        "tol": tol,
-        "bound": float(bound),
-        "chunk_size": chunk,
-        "check_every": check_every,
-        "devices": n_dev,
-        "dtype": str(np.dtype(dtype)),
-    }
-    timing = {
-        "seconds": seconds,
-        "compile_seconds": compile_s,
-        "restart_steps_per_second": total * steps / seconds,
-    }
-    return BasinMap(
-        surface, dom, pts, grid_shape, labels, conv_step, final, minima, fractions, config, timing
-    )
+    return outs
 
 
 def _rule_repr(rule) -> str:
-    return rule if isinstance(rule, str) else repr(rule)
+    """The rule in words for reports and JSON (no Python reprs of functions)."""
+    if isinstance(rule, str):
+        return rule
+    if isinstance(rule, OptaxFactory):
+        args = ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rule.kwargs
+        )
+        return f"{rule.name}({args})" if args else rule.name
+    if isinstance(rule, optax.GradientTransformation):
+        return "an optax transformation"
+    if isinstance(rule, _schedules.Schedule):
+        return repr(rule)
+    return f"schedule {getattr(rule, '__name__', type(rule).__name__)}"
 
 
 def _radius(dom) -> float:
@@ -494,11 +669,16 @@ def _newton_refine(fn, pts: np.ndarray, iters: int = 30) -> tuple[np.ndarray, np
         return np.asarray(x)[:n], np.asarray(gn)[:n]
 
 
+def _pow2(n: int) -> int:
+    """The power of two >= n (and >= 16): batch sizes that keep compiled shapes few."""
+    return max(16, 1 << max(n - 1, 1).bit_length())
+
+
 def _padded(pts: np.ndarray) -> tuple[np.ndarray, int]:
     """Pads a batch of points to a power of two (>= 16) by repeating the last,
     so the compiled programs below see few shapes."""
     n = len(pts)
-    size = max(16, 1 << max(n - 1, 1).bit_length())
+    size = _pow2(n)
     return np.concatenate([pts, np.repeat(pts[-1:], size - n, axis=0)]), n
 
 

@@ -1,13 +1,17 @@
 """The ``gdjax`` command line.
 
-    gdjax lessons [--out DIR]               every lesson on its defaults (the main job)
+    gdjax lessons [--out DIR]               every lesson on its defaults (the main job);
+                                            out/index.html links the five reports
     gdjax lesson 1d|2d|local-minima|dynamic-lr|schedules|lr-scheduling [--out DIR] [options]
     gdjax schedules [--out DIR]             the textbook's schedule plots, with optax twins
     gdjax basins --surface peaks --grid 1024 --lr 0.01 --steps 1000 --out DIR
     gdjax lenet --schedule cosine --epochs 30 --out DIR [--resume] [--subset N]
     gdjax surfaces                          the surface zoo and its minima
 
-``gdjax COMMAND --help`` lists each command's options.
+``gdjax COMMAND --help`` lists each command's options. Exit status: 0 done,
+2 bad input (one line on stderr), 1 a run that could not finish, 130 Ctrl-C.
+A folder that holds another run is refused unless ``--overwrite`` (or, for
+training, ``--resume``) is given.
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p_all = sub.add_parser("lessons", help="run every lesson on its defaults (the main job)")
     p_all.add_argument("--out", default="runs", help="output directory (default: %(default)s)")
-    p_all.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p_all.add_argument(
+        "--seed", type=_common.seed_value, default=0, help="random seed (default: %(default)s)"
+    )
+    p_all.add_argument(
+        "--overwrite", action="store_true", help="replace the lessons' earlier runs in --out"
+    )
 
     p_lesson = sub.add_parser("lesson", help="run one lesson")
     lessons = p_lesson.add_subparsers(dest="lesson", required=True, metavar="LESSON")
@@ -95,21 +104,53 @@ def main(argv: list[str] | None = None) -> int:
         name = args.pop("lesson")
         _common.run_and_print({**LESSONS, **STUDIES}[name], args)
     elif command == "lenet":
-        _common.run_and_print(lenet, args)
+        _common.run_and_print(lenet, args, command="lenet")
     elif command == "basins":
-        _common.run_and_print(LESSONS["local-minima"], args)
+        _common.run_and_print(LESSONS["local-minima"], args, command="basins")
     elif command == "schedules":
         _common.run_and_print(LESSONS["schedules"], args)
     elif command == "lessons":
-        out, seed = Path(args["out"]), args["seed"]
-        _common.prepare(*LESSONS.values())  # before the first lesson starts JAX
-        start = time.perf_counter()
-        for name, module in LESSONS.items():
-            _common.run_and_print(
-                module, {"out": out / f"lesson_{name.replace('-', '_')}", "seed": seed}
-            )
-        print(f"all lessons done in {time.perf_counter() - start:.1f} s; open {out}/*/report.html")
+        _lessons(Path(args["out"]), args["seed"], args["overwrite"])
     return 0
+
+
+def _lessons(out: Path, seed: int, overwrite: bool) -> None:
+    """Every lesson into out/lesson_*/, then out/index.html linking the reports."""
+    _common.prepare(*LESSONS.values())  # before the first lesson starts JAX
+    jobs = []
+    for name, module in LESSONS.items():  # every folder checked and locked before any compute
+        args = {"out": out / _folder(name), "seed": seed, "overwrite": overwrite}
+        jobs.append((name, module, args, _common.open_out(module, args)))
+    start = time.perf_counter()
+    for _, module, args, run in jobs:
+        _common.run_and_print(module, args, run=run)
+    _write_index(out, [(name, module) for name, module, _, _ in jobs])
+    print(f"all lessons done in {time.perf_counter() - start:.1f} s; open {out}/index.html")
+
+
+def _folder(name: str) -> str:
+    return f"lesson_{name.replace('-', '_')}"
+
+
+def _write_index(out: Path, lessons) -> Path:
+    """out/index.html: one line per lesson, linking its report."""
+    import html
+
+    from gdjax import runs
+
+    items = "".join(
+        f'<li><a href="{_folder(name)}/report.html">{html.escape(name)}</a>: '
+        f"{html.escape(module.__doc__.splitlines()[0])}</li>"
+        for name, module in lessons
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>gdjax lessons</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;"
+        "padding:0 1em;line-height:1.6}</style></head><body><h1>gdjax lessons</h1>"
+        f"<p>Each lesson's report, written by <code>gdjax lessons</code>.</p><ul>{items}</ul>"
+        "</body></html>\n"
+    )
+    return runs.write_text(out / "index.html", page)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ switch), so ``sweep`` can put them side by side on one axis.
 Divergence: a step whose result is not finite (parameters, loss or gradient)
 is not taken; the run freezes at its last finite point and is flagged. A run
 whose largest parameter magnitude exceeds ``bound`` is flagged too, but keeps
-going (so that lesson A's lr = 1 run reaches 1e70 in float64). No NaN or inf
-ever reaches a Trajectory.
+going (so that lesson A's lr = 1 run reaches 1e70 in float64). A step that
+is not taken records a rate of 0. No NaN or inf reaches a Trajectory: a
+start that is not finite, or where ``fn`` or its gradient is not, is refused
+with a ValueError, and so is a learning rate that the dtype turns into 0 or
+inf (lr = 1e-50 in float32). Under ``jit`` or ``vmap`` the start cannot be
+checked: such a run is flagged ``diverged`` at step 0 and keeps its start.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
@@ -70,7 +75,8 @@ class Trajectory(NamedTuple):
         loss: loss at every step.
         grads: gradient at every step.
         lr: learning rate used by each of the ``steps`` updates (for optax
-            rules: the effective rate ``|update| / |grad|``).
+            rules: the effective rate ``|update| / |grad|``); 0 for a step
+            that was not taken (its result was not finite).
         diverged: whether the run diverged (non-finite, or beyond ``bound``).
         diverged_step: the first step at which it did, -1 if it did not.
     """
@@ -359,7 +365,9 @@ class _Stepper:
             diverged_step=diverged_step,
             last_unconverged=jnp.where(ok, state.last_unconverged, step_no),
         )
-        return new_state, jnp.asarray(lr_used).astype(jnp.asarray(new_loss).dtype)
+        # a step that was not taken used no rate (and its rate may be NaN)
+        lr_used = jnp.where(stop, 0.0, jnp.asarray(lr_used))
+        return new_state, lr_used.astype(jnp.asarray(new_loss).dtype)
 
     def final(self, state: _State, at: int) -> Final:
         converged = state.last_unconverged < at
@@ -445,9 +453,48 @@ def _resolve_fn(fn, x0):
     return fn
 
 
+def _concrete(x) -> bool:
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
+
+
 def _as_lr(lr, x0) -> Array:
+    """The learning rate in the parameters' dtype; a concrete rate that the
+    dtype turns into 0 or inf (lr = 1e-50 in float32) is refused."""
     dtype = jax.tree.leaves(x0)[0].dtype
+    if lr is not None and _concrete(lr):
+        wanted = np.asarray(lr, np.float64)
+        with np.errstate(over="ignore"):
+            cast = wanted.astype(dtype)
+        lost = (cast == 0) & (wanted != 0) | (np.isinf(cast) & np.isfinite(wanted))
+        if np.any(lost):
+            bad = float(wanted[lost][0]) if wanted.ndim else float(wanted)
+            raise ValueError(
+                f"lr {bad:g} is not representable in {np.dtype(dtype).name} (it would become "
+                f"{float(cast[lost][0]) if cast.ndim else float(cast):g}); use float64 "
+                "(jax.enable_x64) or another rate"
+            )
     return jnp.asarray(1.0 if lr is None else lr, dtype=dtype)
+
+
+def _check_start(x0) -> None:
+    """A concrete start must be finite (under jit or vmap it cannot be checked:
+    a non-finite start is then flagged diverged at step 0)."""
+    if _concrete(x0) and not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(x0)):
+        raise ValueError("x0 has a NaN or inf: gradient descent needs a finite start")
+
+
+def _check_defined_at_start(loss0, grads0) -> None:
+    """A concrete run whose function (or gradient) is not finite at the start
+    is refused after the fact: its trajectory would be NaN from step 0."""
+    if not _concrete((loss0, grads0)):
+        return
+    if not (np.all(np.isfinite(np.asarray(loss0)))):
+        raise ValueError(
+            f"fn(x0) is {float(np.ravel(np.asarray(loss0))[0])}: gradient descent needs a start "
+            "where the function is finite"
+        )
+    if not all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree.leaves(grads0)):
+        raise ValueError("the gradient of fn at x0 is not finite: choose another start")
 
 
 def _check_bound(bound) -> float:
@@ -501,15 +548,20 @@ def descend(
     bound = _check_bound(bound)
     f = _resolve_fn(fn, x0)
     x0 = _as_params(x0)
+    _check_start(x0)
     if _is_single_rule(rule):
         kind, static_rule = _parse_rule(rule, lr)
-        return _descend(f, static_rule, steps, bound, x0, _as_lr(lr, x0), kind)
+        traj = _descend(f, static_rule, steps, bound, x0, _as_lr(lr, x0), kind)
+        _check_defined_at_start(traj.loss[0], jax.tree.map(lambda g: g[0], traj.grads))
+        return traj
     kinds = _named_kinds(rule, lr)
     if jnp.ndim(lr) not in (0, 1) or jnp.size(lr) not in (1, len(rule)):
         raise ValueError(f"lr must be one value or one per rule, got shape {jnp.shape(lr)}")
     lrs = jnp.broadcast_to(_as_lr(lr, x0).reshape(-1), kinds.shape)
     run = functools.partial(_descend, f, None, steps, bound)
-    return jax.vmap(run, in_axes=(None, 0, 0))(x0, lrs, kinds)
+    traj = jax.vmap(run, in_axes=(None, 0, 0))(x0, lrs, kinds)
+    _check_defined_at_start(traj.loss[:, 0], jax.tree.map(lambda g: g[:, 0], traj.grads))
+    return traj
 
 
 def descend_final(
@@ -542,6 +594,7 @@ def descend_final(
     _schedules.check_positive("tol", tol)
     f = _resolve_fn(fn, x0)
     x0 = _as_params(x0)
+    _check_start(x0)
     dtype = jax.tree.leaves(x0)[0].dtype
     tgt = None if target is None else jax.tree.map(lambda t: jnp.asarray(t, dtype), target)
     return _descend_final(

@@ -4,6 +4,7 @@ not depend on chunking or sharding, and clear errors."""
 import re
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
@@ -198,16 +199,144 @@ def test_cli_basins_optimizer_and_schedule(tmp_path):
         (["--domain", "1", "-1", "0", "1"], "low < high"),
         (["--lr", "0"], "--lr must be finite and > 0"),
         (["--tol", "-1"], "--tol must be finite and > 0"),
-        (["--optimizer", "nope"], "unknown optax optimizer"),
+        (["--optimizer", "nope"], "invalid choice: 'nope'"),
+        (["--optimizer", "chain"], "invalid choice: 'chain'"),
+        (["--optimizer", "apply_updates"], "invalid choice: 'apply_updates'"),
+        (["--schedule", ""], "--schedule is empty"),
+        (["--seed", "-1"], r"--seed must be in \[0, 2\*\*32\)"),
+        (["--bound", "0"], "--bound must be finite and > 0"),
+        (["--grid", "100000"], r"need about .* GiB of memory, and .* GiB is available"),
+        (["--starts", "1e10"], r"need about .* GiB of memory"),
     ],
 )
 def test_cli_basins_bad_input(argv, match, tmp_path, capsys):
+    """Bad input: one line, exit status 2, before any compute (nothing written)."""
     from gdjax.cli import main
 
+    out = tmp_path / "out"
     with pytest.raises(SystemExit) as err:
-        main(["basins", "--out", str(tmp_path), "--no-progress", *argv])
-    message = str(err.value.code) + capsys.readouterr().err
+        main(["basins", "--out", str(out), "--no-progress", *argv])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
     assert re.search(match, message), message
+    assert "Traceback" not in message
+    assert not (out / "basins.json").exists()
+
+
+def test_optimizer_choices_all_descend():
+    """Every optimizer --optimizer offers is a real optax factory that takes
+    the learning rate and descends a parabola (f = 2 at the start)."""
+    import optax
+
+    import gdjax
+    from gdjax.lessons.local_minima import OPTIMIZERS
+
+    for name in OPTIMIZERS:
+        rule = gdjax.optimizer(getattr(optax, name))
+        fin = gdjax.descend_final(
+            lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), steps=300, lr=0.05, rule=rule
+        )
+        assert float(fin.loss) < 1.8 and not bool(fin.diverged), name
+
+
+def test_tied_global_minima_count_as_global():
+    """Himmelblau's four minima (all f = 0) and six-hump camel's two (f = -1.0316)
+    are all global: best-of-k is the chance of reaching any of them."""
+    him = basins.map_basins("himmelblau", grid=48, steps=1000)
+    assert len(him.minima) == 4 and him.global_minima == (0, 1, 2, 3)
+    reached = np.isin(him.labels, [0, 1, 2, 3]).mean()
+    assert him.p_global[0] == pytest.approx(reached) and reached > 0.95
+    assert him.p_global[0] > him.fractions["0"][0] + 0.5  # not just minimum 0
+
+    camel = basins.map_basins("six_hump_camel", grid=48, steps=2000)
+    values = [m.value for m in camel.minima]
+    assert camel.global_minima == (0, 1)
+    assert values[0] == pytest.approx(values[1]) and values[2] > values[0] + 0.5
+    p = camel.p_global[0]
+    assert p == pytest.approx(camel.fractions["0"][0] + camel.fractions["1"][0])
+    assert 0.45 < p < 0.55  # each basin about a quarter
+    assert basins.best_of_k(p, [1])[0] == pytest.approx(p)
+
+    peaks = basins.map_basins("peaks", grid=32, steps=500)
+    assert peaks.global_minima == (0,)  # one global minimum: unchanged
+    assert basins.global_minima((), 1e-6) == ()
+
+
+def test_simulated_best_of_k_counts_every_global_label():
+    labels = np.array([0, 1, 2, -1] * 250)
+    sim = basins.simulate_best_of_k(
+        labels, [1], key=jax.random.key(0), trials=20000, targets=(0, 1)
+    )
+    assert sim[0] == pytest.approx(0.5, abs=0.02)
+
+
+def test_small_domain_far_minimum_is_not_diverged():
+    """A converging run is never called diverged because it left a small domain."""
+    b = basins.map_basins("himmelblau", grid=16, steps=2000, domain=((0, 0.01), (0, 0.01)))
+    assert b.fractions["diverged"][0] == 0.0
+    assert b.fractions["0"][0] == 1.0
+    np.testing.assert_allclose(b.minima[0].location, (3.0, 2.0), atol=1e-6)
+    # an explicit small bound does not change a run that settles either
+    b = basins.map_basins("himmelblau", grid=8, steps=2000, domain=((0, 0.01), (0, 0.01)), bound=1)
+    assert b.fractions["diverged"][0] == 0.0
+
+
+def test_unsettled_run_beyond_bound_is_diverged():
+    """A run that ends beyond the bound without settling is diverged, on both paths."""
+    import optax
+
+    import gdjax
+
+    ramp = gdjax.surfaces.Surface(
+        "ramp", lambda x: -x[0] + 0.0 * x[1], 2, ((-1.0, 1.0), (-1.0, 1.0)), (), False, "f = -x"
+    )
+    for rule in ("fixed", gdjax.optimizer(optax.sgd)):
+        b = basins.map_basins(ramp, grid=4, steps=100, lr=1.0, rule=rule, bound=50.0)
+        assert b.fractions["diverged"][0] == 1.0, rule
+        b = basins.map_basins(ramp, grid=4, steps=100, lr=1.0, rule=rule)  # default 1e10
+        assert b.fractions["not_converged"][0] == 1.0, rule
+
+
+def test_diverged_runs_end_at_their_last_finite_point_on_every_path():
+    """The fast kernel, the engine's (optax) path and descend agree on the end
+    point of a diverged run: its last finite point, not its start."""
+    import optax
+
+    import gdjax
+
+    him = gdjax.surfaces.get("himmelblau")
+    fast = basins.map_basins("himmelblau", grid=8, lr=20.0, steps=50)
+    engine = basins.map_basins(
+        "himmelblau", grid=8, lr=20.0, steps=50, rule=gdjax.optimizer(optax.sgd)
+    )
+    ends = jax.vmap(lambda x: gdjax.descend(him, x, steps=50, lr=20.0).final)(fast.starts)
+    assert fast.fractions["diverged"][0] == 1.0 and engine.fractions["diverged"][0] == 1.0
+    assert fast.timing["refrozen"] == 64
+    assert np.all(np.isfinite(fast.final))
+    assert np.all(np.abs(fast.final - fast.starts).max(axis=1) > 1.0)  # not the start
+    np.testing.assert_allclose(fast.final, engine.final, rtol=1e-5)
+    np.testing.assert_allclose(fast.final, np.asarray(ends), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("argv", "outcome"),
+    [
+        (["--steps", "1"], "No start reached a minimum"),
+        (["--lr", "1e30", "--steps", "20"], "Every start diverged"),
+        (["--surface", "rosenbrock", "--lr", "1", "--steps", "50"], "Every start diverged"),
+    ],
+)
+def test_report_renders_when_nothing_converges(argv, outcome, tmp_path):
+    import json
+
+    from gdjax.cli import main
+
+    assert main(["basins", "--grid", "16", "--out", str(tmp_path), "--no-progress", *argv]) == 0
+    data = json.loads((tmp_path / "basins.json").read_text())
+    assert data["minima"] == [] and data["global_minima"] == []
+    assert data["best_of_k"]["exact"] == [0.0] * len(data["best_of_k"]["k"])
+    page = (tmp_path / "report.html").read_text()
+    assert outcome in page
 
 
 @pytest.mark.parametrize("steps", [300, 305])  # a whole number of check blocks, or not

@@ -239,3 +239,39 @@ def test_named_rules_side_by_side():
         gdjax.descend(QUAD, -1.0, steps=20, lr=jnp.array([0.1, 0.2]), rule=gdjax.RULES)
     with pytest.raises(ValueError, match="only the named rules"):
         gdjax.descend(QUAD, -1.0, steps=20, lr=0.1, rule=["fixed", optax.sgd(0.1)])
+
+
+def test_trajectory_refuses_what_would_put_nan_in_it():
+    """No NaN or inf reaches a Trajectory: a non-finite start, a function that is
+    not finite at the start, and a rate that float32 turns into 0 or inf are
+    refused; a step that is not taken records a rate of 0."""
+    with pytest.raises(ValueError, match="x0 has a NaN or inf"):
+        gdjax.descend(lambda x: x**2, jnp.nan, steps=3, lr=0.1)
+    with pytest.raises(ValueError, match="x0 has a NaN or inf"):
+        gdjax.descend_final(lambda x: jnp.sum(x**2), jnp.array([1.0, jnp.inf]), steps=3, lr=0.1)
+    with pytest.raises(ValueError, match=r"fn\(x0\) is nan"):
+        gdjax.descend(lambda x: jnp.nan * x, 1.0, steps=3, lr=0.1)
+    with pytest.raises(ValueError, match="lr 1e-50 is not representable in float32"):
+        gdjax.descend(lambda x: x**2, 1.0, steps=3, lr=1e-50)
+    with pytest.raises(ValueError, match="would become inf"):
+        gdjax.descend(lambda x: x**2, 1.0, steps=3, lr=1e39)
+    # sqrt's gradient at 0 is inf: the first step lands at x = 1 - 10 * 0.5 < 0 (NaN)
+    traj = gdjax.descend(jnp.sqrt, 1.0, steps=4, lr=10.0)
+    assert bool(traj.diverged) and int(traj.diverged_step) == 1
+    for field in (traj.params, traj.loss, traj.grads, traj.lr):
+        assert np.all(np.isfinite(np.asarray(field)))
+    np.testing.assert_array_equal(np.asarray(traj.lr), 0.0)
+    np.testing.assert_array_equal(np.asarray(traj.params), 1.0)
+
+
+def test_tiny_rate_is_kept_in_float64(x64):
+    traj = gdjax.descend(lambda x: x**2, 1.0, steps=2, lr=1e-50)
+    np.testing.assert_array_equal(np.asarray(traj.lr), 1e-50)
+
+
+def test_non_finite_start_under_vmap_is_flagged_at_step_0():
+    trajs = jax.vmap(lambda x: gdjax.descend(lambda y: y**2, x, steps=3, lr=0.1))(
+        jnp.array([1.0, jnp.nan])
+    )
+    np.testing.assert_array_equal(np.asarray(trajs.diverged), [False, True])
+    np.testing.assert_array_equal(np.asarray(trajs.diverged_step), [-1, 0])

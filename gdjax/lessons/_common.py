@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+SEED_LIMIT = 2**32
+
+
+def seed_value(text: str) -> int:
+    """``--seed``: an integer in [0, 2**32), the same rule for every command."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
+    return value
 
 
 def add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument(
         "--out", default=default_out, help="output directory (default: %(default)s)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help="random seed, 0 <= N < 2**32 (default: 0)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in --out (its files are deleted first); without it, "
+        "a folder that holds another run is refused",
+    )
 
 
 def command_line() -> str:
@@ -39,19 +62,101 @@ def prepare(*modules) -> None:
         use_all_cores()
 
 
-def run_and_print(module, args: dict) -> dict:
+USAGE = 2  # bad input: arguments, a folder that holds another run, a size that cannot fit
+RUNTIME = 1  # the run could not finish: data missing, a locked folder, a full disk
+INTERRUPTED = 130  # Ctrl-C
+
+
+def fail(message: str, status: int) -> NoReturn:
+    """Prints ``gdjax: error: message`` (one line, no traceback) and exits."""
+    print(f"gdjax: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def command_name(module) -> str:
+    return module.__name__.rsplit(".", 1)[-1]
+
+
+def open_out(module, args: dict, command: str | None = None):
+    """Opens the run folder ``args["out"]`` for ``module`` before any compute
+    (see :func:`gdjax.runs.open_run`); pops ``overwrite`` from ``args``.
+    Errors end the program in one line."""
+    from gdjax import runs
+
+    resumable = getattr(module, "RESUMABLE", "resume" in args)
+    try:
+        return runs.open_run(
+            Path(args["out"]),
+            command or command_name(module),
+            resume=bool(args.get("resume")) if resumable else False,
+            overwrite=args.pop("overwrite", False),
+            resumable=resumable,
+        )
+    except runs.RunFolderError as err:
+        fail(str(err), USAGE)
+    except runs.RunLockedError as err:
+        fail(str(err), RUNTIME)
+
+
+def run_and_print(module, args: dict, *, command: str | None = None, run=None) -> dict:
+    """Runs one command: opens its folder (unless ``run`` is open already),
+    runs ``module.run``, prints its summary, marks the run complete.
+
+    Errors end the program in one line: status 2 for bad input (ValueError),
+    1 for a run that could not finish (missing data, a locked folder, a full
+    disk); Ctrl-C prints what was kept and exits with 130."""
     prepare(module)
+    run = run if run is not None else open_out(module, args, command)
+    args.pop("overwrite", None)
     out = Path(args.pop("out"))
     start = time.perf_counter()
     from gdjax.data import DatasetError
 
     try:
-        results = module.run(out, **args)
-    except (ValueError, FileNotFoundError, DatasetError) as err:  # one clear line, status 2
-        raise SystemExit(f"gdjax: error: {err}") from None
+        with run:
+            results = module.run(out, **args)
+            run.finish()
+    except KeyboardInterrupt:
+        print(f"\ngdjax: interrupted; {_kept(module, out)}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED) from None
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err), USAGE)
+    except (DatasetError, OSError, MemoryError) as err:
+        fail(_describe_runtime(err), RUNTIME)
     print(module.summary(results))
     print(f"[{time.perf_counter() - start:.1f} s] wrote {out}/ (report.html, JSON, *.png)")
     return results
+
+
+def _describe_runtime(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror}"
+    if isinstance(err, MemoryError):
+        return "out of memory" + (f" ({err})" if str(err) else "")
+    return str(err)
+
+
+def _trains(module) -> bool:
+    return command_name(module) in ("lenet", "lr_scheduling")
+
+
+def _kept(module, out: Path) -> str:
+    """What an interrupted run left in ``out``, and how to go on."""
+    if getattr(module, "RESUMABLE", False) or "--resume" in sys.argv or _trains(module):
+        from gdjax import train
+
+        try:
+            epoch = train.load_checkpoint(out)["epoch"]
+        except (OSError, ValueError, KeyError):
+            epoch = None
+        if epoch is not None:
+            again = command_line()
+            if "--resume" not in sys.argv:
+                again += " --resume"
+            return f"the checkpoint of epoch {epoch} is kept in {out}; resume with:\n  {again}"
+        return f"no epoch had finished, so there is nothing to resume in {out}"
+    return f"{out} holds an unfinished run (each file in it is whole); rerun with --overwrite"
 
 
 def quadratic_problem(seed: int):
@@ -85,7 +190,15 @@ def positive_int(name: str) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+            try:  # 1e6 is an integer too
+                as_float = float(text)
+            except ValueError:
+                as_float = math.nan
+            if not (math.isfinite(as_float) and as_float.is_integer()):
+                raise argparse.ArgumentTypeError(
+                    f"{name} must be an integer, got {text!r}"
+                ) from None
+            value = int(as_float)
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
         return value

@@ -25,6 +25,25 @@ from gdjax.lessons import _common
 from gdjax.report import Report, versions, write_json
 
 KS = (1, 2, 3, 5, 10, 20, 50, 100)
+OPTIMIZERS = (
+    "sgd",
+    "adam",
+    "adamw",
+    "nadam",
+    "adamax",
+    "amsgrad",
+    "radam",
+    "adabelief",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "lion",
+    "lamb",
+    "novograd",
+    "yogi",
+)
+"""The optax optimizers ``--optimizer`` accepts: factories whose only required
+argument is the learning rate (tested on a parabola)."""
 SHARDS = True  # map_basins shards its starts: one CPU device per core (_common.prepare)
 
 
@@ -64,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 256) -
     parser.add_argument(
         "--optimizer",
         default=None,
-        help="an optax optimizer by name (sgd, adam, rmsprop, ...), lr = --lr",
+        choices=OPTIMIZERS,
+        metavar="NAME",
+        help=f"an optax optimizer, lr = --lr: {', '.join(OPTIMIZERS)}",
     )
     parser.add_argument("--momentum", type=float, default=None, help="momentum for --optimizer sgd")
     parser.add_argument(
@@ -80,6 +101,20 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 256) -
         metavar=("X0", "X1", "Y0", "Y1"),
         default=None,
         help="box of starts (default: the surface's)",
+    )
+    parser.add_argument(
+        "--bound",
+        type=p.positive_float("--bound"),
+        default=None,
+        help="a run that ends beyond this |coordinate| without settling counts as diverged "
+        "(default: 1e10; a run that settles, |grad| < tol, never does)",
+    )
+    parser.add_argument(
+        "--global-tol",
+        type=p.positive_float("--global-tol"),
+        default=1e-6,
+        help="minima within this (relative to max(1, |f_min|)) of the lowest value count "
+        "as global (default: %(default)s)",
     )
     parser.add_argument("--x64", action="store_true", help="compute in float64")
     parser.add_argument(
@@ -98,16 +133,29 @@ def parse_rule(lr: float, optimizer: str | None, momentum: float | None, schedul
         raise ValueError("give --optimizer or --schedule, not both")
     if momentum is not None and optimizer != "sgd":
         raise ValueError("--momentum goes with --optimizer sgd")
-    if optimizer:
-        factory = getattr(optax, optimizer, None)
-        if not callable(factory) or optimizer.startswith("_"):
-            raise ValueError(f"unknown optax optimizer {optimizer!r}")
+    if optimizer is not None:
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
         kwargs = {} if momentum is None else {"momentum": momentum}
-        return gdjax.optimizer(factory, **kwargs), lr
-    if schedule:
+        return gdjax.optimizer(getattr(optax, optimizer), **kwargs), lr
+    if schedule is not None:
+        if not schedule.strip():
+            raise ValueError("--schedule is empty; give NAME[:key=value,...], e.g. cosine")
         base = "lr" if schedule.partition(":")[0].strip() == "constant" else "base_lr"
         return S.parse_spec(schedule, **{base: lr}), None
     return "fixed", lr
+
+
+def describe_rule(lr: float, optimizer: str | None, momentum: float | None, rule) -> str:
+    """The rule in words, for reports: "fixed lr 0.01", "adam lr 0.05", "cosine(...)"."""
+    if optimizer is not None:
+        extra = "" if momentum is None else f", momentum {momentum:g}"
+        return f"{optimizer} lr {lr:g}{extra}"
+    if isinstance(rule, str):
+        return f"{rule} lr {lr:g}"
+    return f"schedule {rule!r}"
 
 
 def run(
@@ -124,6 +172,8 @@ def run(
     momentum: float | None = None,
     schedule: str | None = None,
     domain=None,
+    bound: float | None = None,
+    global_tol: float = 1e-6,
     x64: bool = False,
     chunk_size: int | None = None,
     no_progress: bool = False,
@@ -131,10 +181,13 @@ def run(
 ) -> dict:
     surf = gdjax.surfaces.get(surface)  # clear error before any compute
     rule, rate = parse_rule(lr, optimizer, momentum, schedule)
+    rule_text = describe_rule(lr, optimizer, momentum, rule)
     if grid is None and starts is None:
         grid = _default_grid
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     with jax.enable_x64(x64):
+        # refused before any compute (and before the progress bar draws)
+        basins.check_memory(grid * grid if grid else starts, jnp.result_type(float))
         bar = (
             None
             if no_progress
@@ -155,34 +208,43 @@ def run(
             if done == total:  # closed before labelling, which takes a few seconds
                 bar.close()
 
-        bmap = basins.map_basins(
-            surf,
-            grid=grid,
-            starts=starts,
-            key=jax.random.key(seed),
-            steps=steps,
-            lr=rate,
-            rule=rule,
-            tol=tol,
-            domain=dom,
-            chunk_size=chunk_size,
-            progress=progress,
-        )
-        if bar is not None:
-            bar.close()
+        try:
+            bmap = basins.map_basins(
+                surf,
+                grid=grid,
+                starts=starts,
+                key=jax.random.key(seed),
+                steps=steps,
+                lr=rate,
+                rule=rule,
+                tol=tol,
+                domain=dom,
+                bound=bound,
+                global_tol=global_tol,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.close()  # before any message, Ctrl-C's included
         crit = basins.critical_points(surf, domain=bmap.domain)
         # a few full trajectories for the map (not for every start)
         shown = bmap.starts[np.linspace(0, len(bmap.starts) - 1, 12).astype(int)]
         trajs = jax.vmap(lambda x: gdjax.descend(surf, x, steps=steps, lr=rate, rule=rule))(
             jnp.asarray(shown)
         )
-    p_global = bmap.fractions["0"][0] if bmap.minima else 0.0
+    p_global = bmap.p_global[0]
     exact = basins.best_of_k(p_global, KS)
-    simulated = basins.simulate_best_of_k(bmap.labels, KS, key=jax.random.key(seed + 1))
+    simulated = basins.simulate_best_of_k(
+        bmap.labels, KS, key=jax.random.key(seed + 1), targets=bmap.global_minima or (-3,)
+    )
     results = {
         **bmap.config,
+        "rule": rule_text,
         "seed": seed,
         "minima": [m.to_json() for m in bmap.minima],
+        "global_minima": list(bmap.global_minima),
+        "p_global": dict(zip(("fraction", "ci_low", "ci_high"), bmap.p_global, strict=True)),
         "critical_points": [c.to_json() for c in crit],
         "fractions": {
             k: {"fraction": f, "ci_low": lo, "ci_high": hi}
@@ -201,11 +263,12 @@ def run(
 def _report(out, bmap, crit, trajs, res) -> None:
     rep = Report(f"Basins of attraction: {bmap.surface.name}")
     rep.text(
-        f"{res['starts']:,} starts ({res['mode']}), rule {res['rule']}, lr {res['lr']}, "
+        f"{res['starts']:,} starts ({res['mode']}), {res['rule']}, "
         f"{res['steps']} steps, tol {res['tol']:g}, {res['devices']} device(s), "
         f"{res['timing']['seconds']:.1f} s "
         f"({res['timing']['restart_steps_per_second']:.3g} restart-steps/s)."
     )
+    rep.text(_outcome(res), note=True)
     if bmap.grid is not None:
         rep.figure(
             plot.basin_map(bmap, crit, trajs),
@@ -216,12 +279,12 @@ def _report(out, bmap, crit, trajs, res) -> None:
         rep.figure(
             plot.convergence_time_map(bmap), "convergence_time", "How many steps each start needs."
         )
-    rep.heading("Minima found (sorted by value; 0 is the lowest)")
+    rep.heading("Minima found (sorted by value; 0 is the lowest; * global)")
     rep.table(
         ["label", "location", "f", "Hessian eigenvalues", "basin fraction", "95% CI"],
         [
             [
-                i,
+                f"{i}*" if i in bmap.global_minima else i,
                 _pt(m.location),
                 m.value,
                 _pt(m.eigenvalues),
@@ -248,6 +311,11 @@ def _report(out, bmap, crit, trajs, res) -> None:
         [[c.kind, _pt(c.location), c.value, _pt(c.eigenvalues)] for c in crit],
     )
     rep.heading("Random restarts (lesson C)")
+    rep.text(
+        f"A restart succeeds when it reaches a global minimum (labels "
+        f"{', '.join(map(str, bmap.global_minima)) or 'none found'}); p = "
+        f"{res['p_global']['fraction']:.4g}."
+    )
     bk = res["best_of_k"]
     rep.figure(
         plot.best_of_k_curve(bk["k"], bk["exact"], bk["simulated"]),
@@ -261,15 +329,49 @@ def _report(out, bmap, crit, trajs, res) -> None:
     )
     rep.heading("Command and configuration")
     rep.code(res["command"])
-    rep.code(
-        "\n".join(
-            f"{k}: {v}"
-            for k, v in res.items()
-            if k
-            not in ("minima", "critical_points", "fractions", "best_of_k", "versions", "command")
-        )
-    )
+    skip = ("minima", "critical_points", "fractions", "best_of_k", "versions", "command")
+    rep.code("\n".join(f"{k}: {_short(v)}" for k, v in res.items() if k not in skip))
     rep.write(out)
+
+
+def _outcome(res: dict) -> str:
+    """One sentence on the outcome, with the global minima named."""
+    fr = res["fractions"]
+    conv = 1.0 - fr["diverged"]["fraction"] - fr["not_converged"]["fraction"]
+    if not res["minima"]:
+        if fr["diverged"]["fraction"] == 1.0:
+            return "Every start diverged: no minimum was reached (try a smaller lr)."
+        return (
+            "No start reached a minimum "
+            f"({100 * fr['not_converged']['fraction']:.1f}% not converged, "
+            f"{100 * fr['diverged']['fraction']:.1f}% diverged): try more steps or another lr."
+        )
+    glob = res["global_minima"]
+    f_min = res["minima"][glob[0]]["value"]
+    which = ", ".join(str(i) for i in glob)
+    tie = (
+        f"Minima {which} are tied for the lowest value (f = {f_min:.6g}, within a relative "
+        f"{res['global_tol']:g}) and all count as global"
+        if len(glob) > 1
+        else f"Minimum {which} (f = {f_min:.6g}) is the global minimum"
+    )
+    pg = res["p_global"]
+    return (
+        f"{tie}: {100 * pg['fraction']:.2f}% of starts reach one "
+        f"[{100 * pg['ci_low']:.2f}, {100 * pg['ci_high']:.2f}]; "
+        f"{100 * conv:.2f}% reach some minimum."
+    )
+
+
+def _short(v):
+    """A config value for people: floats to 6 significant digits, dicts flattened."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_short(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return "[" + ", ".join(str(_short(x)) for x in v) + "]"
+    return v
 
 
 def _pt(p) -> str:
@@ -284,8 +386,9 @@ def summary(res: dict) -> str:
     ]
     for i, m in enumerate(res["minima"]):
         f = res["fractions"][str(i)]
+        star = " (global)" if i in res["global_minima"] else ""
         lines.append(
-            f"  min {i} at ({m['location'][0]:.4f}, {m['location'][1]:.4f}), "
+            f"  min {i}{star} at ({m['location'][0]:.4f}, {m['location'][1]:.4f}), "
             f"f = {m['value']:.4f}: {100 * f['fraction']:.2f}% "
             f"[{100 * f['ci_low']:.2f}, {100 * f['ci_high']:.2f}]"
         )
@@ -298,7 +401,7 @@ def summary(res: dict) -> str:
     )
     bk = res["best_of_k"]
     lines.append(
-        "  P(best of k reaches the global min): "
+        "  P(best of k reaches a global min): "
         + ", ".join(f"k={k}: {e:.3f}" for k, e in zip(bk["k"], bk["exact"], strict=True))
     )
     return "\n".join(lines)
