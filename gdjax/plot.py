@@ -1,14 +1,22 @@
 """Matplotlib figures of gdjax results.
 
 Numeric code never plots; these functions take the arrays and records it
-returns (Trajectory, Sweep, Surface) and return matplotlib Figures. Nothing
-here calls ``plt.show``; save with ``fig.savefig`` or let a report embed them.
-Non-finite values never reach these functions from gdjax (diverged runs are
-frozen and flagged), and diverged runs are drawn distinctly.
+returns (Trajectory, Sweep, Surface, BasinMap, RunResult) and return
+matplotlib Figures. Nothing here calls ``plt.show``; save with ``fig.savefig``
+or let a report embed them. Non-finite values never reach these functions
+from gdjax (diverged runs are frozen and flagged), and diverged runs are drawn
+distinctly. Figures are sized to read at about 1000 px wide (a report's
+110 dpi), use constrained layout and wrap long titles, and every function
+draws any legitimate outcome (nothing converged, everything diverged, no
+minimum found) without raising.
 """
 
 from __future__ import annotations
 
+import io
+import math
+import re
+import textwrap
 from collections.abc import Sequence
 
 import jax
@@ -20,37 +28,181 @@ import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.markers import MarkerStyle  # noqa: E402
+from matplotlib.ticker import FixedLocator, MaxNLocator  # noqa: E402
+from matplotlib.transforms import Affine2D  # noqa: E402
 
 from gdjax.descent import Sweep, Trajectory  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
 __all__ = [
     "basin_map",
+    "basin_scatter",
     "best_of_k_curve",
     "convergence_time_map",
     "curve_1d",
+    "describe_rule",
     "error_grid",
     "landscape_2d",
     "learning_journey",
     "live",
     "policy_comparison",
-    "training_curves",
     "rules_comparison",
+    "run_colors",
     "surface_grid",
+    "training_curves",
 ]
 
+# --------------------------------------------------------------------------
+# Shared helpers: colours, words, titles.
 
-def surface_grid(surface: Surface, resolution: int = 300) -> tuple[np.ndarray, ...]:
-    """Evaluates a 2D surface on a regular grid over its domain: (X, Y, Z)."""
+# tab10 without its grey (grey means "diverged" in the basin figures), then ten
+# more colours that stay apart from those (Trubetskoy's list of distinct colours)
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#000075",
+    "#808000",
+    "#f032e6",
+    "#469990",
+    "#9a6324",
+    "#42d4f4",
+    "#800000",
+    "#bfef45",
+    "#4363d8",
+    "#ffd8b1",
+    "#aaffc3",
+)
+
+
+def run_colors(n: int) -> list[str]:
+    """``n`` distinct colours, one per run or per minimum: a qualitative palette
+    for up to 20, evenly spaced samples of ``turbo`` beyond."""
+    if n <= len(_PALETTE):
+        return list(_PALETTE[:n])
+    cmap = matplotlib.colormaps["turbo"]
+    return [mcolors.to_hex(cmap(v)) for v in np.linspace(0.03, 0.97, n)]
+
+
+def _num(v) -> str:
+    """A number for a title or label: 3 significant digits, no float noise."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.3g}"
+
+
+def _number_in(text: str) -> str:
+    """``0.05``, ``np.float32(0.05)`` or ``Array(0.05, dtype=float32)`` -> ``0.05``;
+    anything else as it is."""
+    m = re.fullmatch(r"\s*(?:[\w.]+\()?\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:,[^)]*)?\)?\s*", text)
+    return _num(m.group(1)) if m else text.strip()
+
+
+def _split_args(text: str) -> list[tuple[str, str]]:
+    """``a=1, b=[2, 3]`` -> [("a", "1"), ("b", "[2, 3]")] (commas inside brackets kept)."""
+    out, depth, start = [], 0, 0
+    parts = []
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    for p in parts:
+        key, eq, value = p.partition("=")
+        if eq:
+            out.append((key.strip(), value.strip()))
+        elif p.strip():
+            out.append(("", p.strip()))
+    return out
+
+
+def describe_rule(rule, lr=None) -> str:
+    """A descent rule in words for a title: ``"fixed lr 0.01"``, ``"cosine
+    schedule (base_lr 0.05, max_steps 1000, final_lr 0.001)"``, ``"optax adam,
+    lr 0.05"``. Takes the rule as given to gdjax or as a BasinMap's config
+    records it (its repr); never prints ``None`` or a memory address."""
+    text = rule if isinstance(rule, str) else repr(rule)
+    rate = "" if lr is None else _num(lr)
+    if text == "fixed":
+        return f"fixed lr {rate}" if rate else "fixed lr"
+    if text == "time":
+        return f"time-based lr decay from {rate}" if rate else "time-based lr decay"
+    if text == "grad":
+        return f"lr = {rate} x |gradient|" if rate else "gradient-scaled lr"
+    m = re.match(r"OptaxFactory\(factory=<function ([\w.]+)[^>]*>,\s*kwargs=(.*)\)$", text)
+    if m:
+        pairs = re.findall(r"\('(\w+)',\s*([^()]+?|\w+\([^()]*\))\)", m.group(2))
+        extra = ", ".join(f"{k} {_number_in(v)}" for k, v in pairs)
+        words = f"optax {m.group(1).rsplit('.', 1)[-1]}"
+        if extra:
+            words += f" ({extra})"
+        return f"{words}, lr {rate}" if rate else words
+    m = re.fullmatch(r"([A-Za-z_]\w*)\((.*)\)", text)
+    if m:
+        args = ", ".join(
+            f"{k} {_number_in(v)}" if k else _number_in(v) for k, v in _split_args(m.group(2))
+        )
+        words = f"{m.group(1)} schedule ({args})" if args else f"{m.group(1)} schedule"
+        return f"{words}, lr {rate}" if rate else words
+    text = re.sub(r"\s+at 0x[0-9a-fA-F]+", "", text)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text}, lr {rate}" if rate else text
+
+
+def _wrap(text: str, fig: Figure, fontsize: float = 12, share: float = 1.0) -> str:
+    """Wraps ``text`` to fit ``share`` of the figure's width (about 0.55 em a character)."""
+    chars = max(20, int(share * fig.get_figwidth() * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars, break_on_hyphens=False)) or text
+
+
+def _title(ax, text: str, fontsize: float = 12, share: float | None = None) -> None:
+    fig = ax.figure
+    if share is None:  # the axes' share of the figure's width
+        share = max(0.3, ax.get_position().width)
+    ax.set_title(_wrap(text, fig, fontsize, share), fontsize=fontsize)
+
+
+def _suptitle(fig: Figure, text: str, fontsize: float = 12) -> None:
+    fig.suptitle(_wrap(text, fig, fontsize, 0.95), fontsize=fontsize)
+
+
+def _fig_ax(ax, figsize=(6.5, 4.5)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def surface_grid(surface: Surface, resolution: int = 300, domain=None) -> tuple[np.ndarray, ...]:
+    """Evaluates a 2D surface on a regular grid over its domain (or ``domain``): (X, Y, Z)."""
     if surface.dim != 2:
         raise ValueError(f"surface_grid needs a 2D surface, {surface.name!r} is {surface.dim}D")
-    (x0, x1), (y0, y1) = surface.domain
+    (x0, x1), (y0, y1) = surface.domain if domain is None else domain
     xs = np.linspace(x0, x1, resolution, dtype=np.float32)
     ys = np.linspace(y0, y1, resolution, dtype=np.float32)
     X, Y = np.meshgrid(xs, ys)
     pts = jnp.stack([X.ravel(), Y.ravel()], axis=-1)
     Z = np.asarray(jax.jit(jax.vmap(surface.fn))(pts)).reshape(X.shape)
     return X, Y, Z
+
+
+# --------------------------------------------------------------------------
+# 1D lessons.
 
 
 def curve_1d(surface: Surface, traj: Trajectory | None = None, ax=None) -> Figure:
@@ -71,46 +223,163 @@ def curve_1d(surface: Surface, traj: Trajectory | None = None, ax=None) -> Figur
         ax.axvline(m.location[0], color="C0", ls=":", lw=1)
     ax.set_xlabel("x")
     ax.set_ylabel("f(x)")
-    ax.set_title(f"{surface.name}: {surface.formula}")
+    _title(ax, f"{surface.name}: {surface.formula}", share=0.9)
     ax.legend()
     return fig
 
 
-def learning_journey(trajs: Trajectory, labels: Sequence[str], *, target: float | None = None):
+def _escapes(values: np.ndarray, ref, diverged: np.ndarray) -> np.ndarray:
+    """Runs that leave any sensible range: flagged diverged, or ending up more
+    than 10x farther from ``ref`` (the start without one) than they started."""
+    v0 = values[:, :1]
+    if ref is None:
+        dev, scale = np.abs(values - v0), np.maximum(np.abs(v0), 1.0)
+    else:
+        dev = np.abs(values - ref)
+        scale = np.maximum(np.abs(v0 - ref), 1e-6 * max(1.0, abs(float(ref))))
+    return diverged | np.any(dev > 10 * scale, axis=1)
+
+
+def _bounded_limits(values: np.ndarray, escaped: np.ndarray, ref) -> tuple[float, float]:
+    """A y-range set by the runs that stay bounded (padded by 8%)."""
+    kept = values[~escaped] if np.any(~escaped) else values[:, :1]
+    pts = [kept.min(), kept.max()] + ([] if ref is None else [float(ref)])
+    lo, hi = float(min(pts)), float(max(pts))
+    span = hi - lo
+    if not span > 0:
+        span = max(1.0, abs(lo))
+    return lo - 0.08 * span, hi + 0.08 * span
+
+
+def _draw_escaping(ax, xs, ys, lo, hi, color, label, note, diverged_step):
+    """Draws a run until it leaves [lo, hi], then marks the point it leaves
+    (a triangle on the edge) and says why."""
+    outside = np.flatnonzero((ys < lo) | (ys > hi))
+    what = "diverged" if diverged_step >= 0 else "grows without bound"
+    text = what + (f" ({note})" if note else "")
+    if outside.size == 0 or outside[0] == 0:
+        if outside.size:  # starts outside the range: nothing to draw but the note
+            j, xe, ye = 0, xs[0], (hi if ys[0] > hi else lo)
+        else:  # frozen inside the range (gdjax keeps a diverged run's last finite point)
+            j = int(diverged_step) if diverged_step >= 0 else len(ys) - 1
+            j = min(j, len(ys) - 1)
+            ax.plot(xs[: j + 1], ys[: j + 1], color=color, label=label)
+            ax.plot(xs[j], ys[j], "X", color=color, mec="k", ms=8)
+            ax.annotate(
+                f"{what} at {xs[j]:g}" + (f" ({note})" if note else ""),
+                (xs[j], ys[j]),
+                xytext=(6, 6),
+                textcoords="offset points",
+                fontsize=8,
+                color=color,
+            )
+            return
+        ax.plot([], [], color=color, label=label)
+    else:
+        j = int(outside[0])
+        edge = hi if ys[j] > hi else lo
+        t = (edge - ys[j - 1]) / (ys[j] - ys[j - 1])
+        xe, ye = xs[j - 1] + t * (xs[j] - xs[j - 1]), edge
+        ax.plot(np.append(xs[:j], xe), np.append(ys[:j], ye), color=color, label=label)
+    up = ye == hi
+    ax.plot(xe, ye, "^" if up else "v", color=color, mec="k", ms=9, clip_on=False, zorder=5)
+    right = xe > np.mean([xs[0], xs[-1]])
+    ax.annotate(
+        text,
+        (xe, ye),
+        xytext=(-8 if right else 8, -14 if up else 8),
+        textcoords="offset points",
+        ha="right" if right else "left",
+        va="top" if up else "bottom",
+        fontsize=8,
+        color=color,
+        bbox={"boxstyle": "round,pad=0.2", "fc": "w", "ec": color, "alpha": 0.9},
+    )
+
+
+def learning_journey(
+    trajs: Trajectory,
+    labels: Sequence[str],
+    *,
+    target: float | None = None,
+    notes: Sequence[str | None] | None = None,
+) -> Figure:
     """Lesson A's "learning journey": x vs epoch and f'(x) vs epoch.
+
+    The y-ranges are set by the runs that stay bounded; a run that diverges
+    (or grows without bound) is drawn until it leaves that range, where a
+    triangle on the edge and a note say so.
 
     Args:
         trajs: a Trajectory of a scalar parameter, with a leading run axis
             (one line per run).
         labels: one label per run.
         target: a horizontal line on the x panel (the minimum).
+        notes: per run, extra words for the x panel's note where it leaves
+            the range (e.g. ``"|x| -> 1e70 in float64"``), or None.
     """
-    params = np.atleast_2d(np.asarray(trajs.params))
-    grads = np.atleast_2d(np.asarray(trajs.grads))
+    params = np.atleast_2d(np.asarray(trajs.params, dtype=np.float64))
+    grads = np.atleast_2d(np.asarray(trajs.grads, dtype=np.float64))
     diverged_step = np.atleast_1d(np.asarray(trajs.diverged_step))
-    fig, (ax_x, ax_g) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    diverged = diverged_step >= 0
+    notes = list(notes) if notes is not None else [None] * len(labels)
+    colors = run_colors(len(labels))
+    fig, (ax_x, ax_g) = plt.subplots(1, 2, figsize=(9.5, 4.2), layout="constrained")
     epochs = np.arange(params.shape[1])
-    for i, label in enumerate(labels):
-        lab = label + (f" (diverged at {diverged_step[i]})" if diverged_step[i] >= 0 else "")
-        ax_x.plot(epochs, params[i], label=lab)
-        ax_g.plot(epochs, grads[i], label=lab)
-    if target is not None:
-        ax_x.axhline(target, color="k", ls=":", lw=1, label=f"minimum x = {target:g}")
-    for ax, name in [(ax_x, "x"), (ax_g, "f'(x)")]:
+    panels = [(ax_x, params, target, "x", notes), (ax_g, grads, 0.0, "f'(x)", [None] * len(labels))]
+    for ax, values, ref, name, panel_notes in panels:
+        escaped = _escapes(values, ref, diverged)
+        lo, hi = _bounded_limits(values, escaped, ref)
+        for i, label in enumerate(labels):
+            lab = label + (f" (diverged at epoch {diverged_step[i]})" if diverged[i] else "")
+            if escaped[i]:
+                _draw_escaping(
+                    ax, epochs, values[i], lo, hi, colors[i], lab, panel_notes[i], diverged_step[i]
+                )
+            else:
+                ax.plot(epochs, values[i], color=colors[i], label=lab)
+        ax.set_ylim(lo, hi)
+        span = max(epochs[-1], 1)
+        ax.set_xlim(-0.015 * span, span)  # a run that leaves at once stays visible
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        if np.max(np.abs(ax.get_ylim())) > 1e3:
-            ax.set_yscale("symlog")
-        ax.legend(fontsize=8)
+    if target is not None:
+        ax_x.axhline(target, color="k", ls=":", lw=1, label=f"minimum x = {_num(target)}")
+    ax_g.axhline(0.0, color="k", ls=":", lw=1)
+    ax_x.legend(fontsize=8)
     ax_x.set_title("parameter vs epoch")
     ax_g.set_title("derivative vs epoch (0 at the minimum)")
     return fig
 
 
+def _luminance(rgba) -> float:
+    """Relative luminance (WCAG) of a colour, 0 (black) to 1 (white)."""
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _text_color(rgba) -> str:
+    """Black on light cells, white on dark ones (the higher contrast ratio)."""
+    lum = _luminance(rgba)
+    return "k" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "w"
+
+
+def _log_norm(values: np.ndarray) -> mcolors.LogNorm:
+    """A LogNorm over the finite positive values, valid when there are none or one."""
+    ok = values[np.isfinite(values) & (values > 0)]
+    if ok.size == 0:
+        return mcolors.LogNorm(1e-12, 1.0)
+    lo, hi = float(ok.min()), float(ok.max())
+    if not hi > lo:
+        lo, hi = lo / 10, hi * 10
+    return mcolors.LogNorm(lo, hi)
+
+
 def error_grid(sw: Sweep, *, rule: int = 0, start: int = 0, title: str | None = None) -> Figure:
     """Heatmap of ``|x - target|`` (or the gradient norm) over lr x epochs.
 
-    Diverged cells are hatched grey, converged ones outlined.
+    Diverged cells are grey ("div"), converged ones in bold; each cell's text
+    is black or white, whichever reads on its colour.
     """
     if sw.target is not None:
         err = np.abs(np.asarray(sw.value[rule, start]) - np.asarray(sw.target))
@@ -121,22 +390,64 @@ def error_grid(sw: Sweep, *, rule: int = 0, start: int = 0, title: str | None = 
         what = "|grad f|"
     diverged = np.asarray(sw.diverged[rule, start])
     converged = np.asarray(sw.converged[rule, start])
-    err = np.where(diverged, np.nan, np.maximum(err, 1e-12))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(sw.epochs), 0.6 + 0.45 * len(sw.lr)))
+    err = np.where(diverged, np.nan, np.maximum(err.astype(np.float64), 1e-12))
+    n_lr, n_ep = err.shape
+    width = min(10.0, max(6.0, 2.2 + 0.8 * n_ep))
+    height = min(9.0, max(3.6, 1.6 + 0.4 * n_lr))
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
-    im = ax.imshow(err, cmap=cmap, norm=mcolors.LogNorm(), aspect="auto", origin="lower")
+    norm = _log_norm(err)
+    im = ax.imshow(err, cmap=cmap, norm=norm, aspect="auto", origin="lower")
+    size = 7 if n_ep <= 10 else 6
     for (i, j), e in np.ndenumerate(err):
-        text = "div" if diverged[i, j] else f"{e:.0e}"
-        weight = "bold" if converged[i, j] else "normal"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, weight=weight, color="w")
-    ax.set_xticks(range(len(sw.epochs)), [str(e) for e in sw.epochs])
-    ax.set_yticks(range(len(sw.lr)), [f"{v:g}" for v in np.asarray(sw.lr)])
+        rgba = cmap.get_bad() if diverged[i, j] else cmap(norm(e))
+        ax.text(
+            j,
+            i,
+            "div" if diverged[i, j] else f"{e:.0e}",
+            ha="center",
+            va="center",
+            fontsize=size,
+            weight="bold" if converged[i, j] else "normal",
+            color=_text_color(rgba),
+        )
+    ax.set_xticks(range(n_ep), [str(e) for e in sw.epochs])
+    ax.set_yticks(range(n_lr), [f"{v:g}" for v in np.asarray(sw.lr)])
     ax.set_xlabel("epochs")
     ax.set_ylabel("learning rate")
-    ax.set_title(title or f"{what} after n epochs (bold: < tol = {sw.tol:g}; grey: diverged)")
+    text = title or f"{what} after n epochs (bold: < tol = {_num(sw.tol)}; grey: diverged)"
+    _title(ax, text, fontsize=11, share=0.8)
     fig.colorbar(im, ax=ax, label=what)
-    fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------
+# 2D paths.
+
+
+def _exit_point(path: np.ndarray, box) -> tuple[np.ndarray, int, float] | None:
+    """Where a path that ends outside ``box`` last crossed its edge: (point,
+    step of the first point outside, direction in degrees); None if it ends
+    inside (or never was inside)."""
+    (x0, x1), (y0, y1) = box
+    inside = (path[:, 0] >= x0) & (path[:, 0] <= x1) & (path[:, 1] >= y0) & (path[:, 1] <= y1)
+    if inside[-1] or not inside.any():
+        return None
+    k = int(np.flatnonzero(inside)[-1])
+    a, b = path[k].astype(np.float64), path[k + 1].astype(np.float64)
+    d = b - a
+    t = 1.0
+    for axis, (lo, hi) in enumerate(box):
+        if d[axis] > 0 and b[axis] > hi:
+            t = min(t, (hi - a[axis]) / d[axis])
+        elif d[axis] < 0 and b[axis] < lo:
+            t = min(t, (lo - a[axis]) / d[axis])
+    return a + t * d, k + 1, math.degrees(math.atan2(d[1], d[0]))
+
+
+def _arrow_marker(angle: float) -> MarkerStyle:
+    """A triangle pointing along ``angle`` (degrees)."""
+    return MarkerStyle(">", transform=Affine2D().rotate_deg(angle))
 
 
 def landscape_2d(
@@ -144,56 +455,118 @@ def landscape_2d(
     trajs: Trajectory | None = None,
     *,
     labels: Sequence[str] | None = None,
+    colors: Sequence | None = None,
     ax=None,
     resolution: int = 300,
     mark_minima: bool = True,
 ) -> Figure:
     """Heatmap and contours of a 2D surface, with descent paths overlaid.
 
+    A path that leaves the frame gets an arrow at the edge where it leaves,
+    and its legend entry says so.
+
     Args:
         surface: a 2D Surface.
         trajs: Trajectories with a leading run axis (params (runs, steps+1, 2)).
-        labels: a label per run (e.g. which minimum it reached); runs with
-            the same label share a colour and one legend entry.
+        labels: a label per run (e.g. which minimum it reached).
+        colors: a colour per run (e.g. :func:`run_colors`, to match another
+            figure): then every run has its own legend entry ``"i: label"``.
+            Without it, runs with the same label share a colour and one entry.
     """
     if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 6))
+        fig, ax = plt.subplots(figsize=(9.5, 6), layout="constrained")
+        own = True
     else:
-        fig = ax.figure
+        fig, own = ax.figure, False
     X, Y, Z = surface_grid(surface, resolution)
     im = ax.pcolormesh(X, Y, Z, cmap="magma", shading="auto")
     ax.contour(X, Y, Z, levels=20, colors="w", linewidths=0.4, alpha=0.5)
     fig.colorbar(im, ax=ax, label="f(x, y)", shrink=0.85)
+    box = surface.domain
+    handles: list = []
+    names: list[str] = []
+    left_any = False
     if trajs is not None:
         paths = np.asarray(trajs.params)
-        diverged = np.asarray(trajs.diverged)
-        names = list(dict.fromkeys(labels)) if labels is not None else []
+        diverged = np.atleast_1d(np.asarray(trajs.diverged))
+        n = len(paths)
+        if colors is not None:
+            cols = list(colors)
+        elif labels is not None:
+            groups = list(dict.fromkeys(labels))
+            palette = run_colors(len(groups))
+            cols = [palette[groups.index(lab)] for lab in labels]
+        else:
+            cols = run_colors(n)
+        seen: set = set()
         for i, path in enumerate(paths):
-            label = labels[i] if labels is not None else None
-            color = f"C{names.index(label) % 10}" if label is not None else f"C{i % 10}"
-            first = label is not None and labels.index(label) == i
-            ax.plot(
-                path[:, 0],
-                path[:, 1],
-                "--" if diverged[i] else "-",
-                color=color,
-                lw=1.3,
-                label=label if first else None,
+            color = cols[i]
+            (line,) = ax.plot(
+                path[:, 0], path[:, 1], "--" if diverged[i] else "-", color=color, lw=1.4
             )
-            ax.plot(path[0, 0], path[0, 1], "o", color=color, ms=4.5, mec="w", mew=0.6)
-            ax.plot(path[-1, 0], path[-1, 1], "X", color=color, ms=7, mec="k", mew=0.5)
+            ax.plot(path[0, 0], path[0, 1], "o", color=color, ms=5, mec="w", mew=0.6)
+            exit_ = _exit_point(path, box)
+            if exit_ is None:
+                ax.plot(path[-1, 0], path[-1, 1], "X", color=color, ms=8, mec="k", mew=0.5)
+            else:
+                left_any = True
+                point, step, angle = exit_
+                ax.plot(
+                    *point,
+                    marker=_arrow_marker(angle),
+                    ls="",
+                    color=color,
+                    ms=10,
+                    mec="k",
+                    mew=0.6,
+                    clip_on=False,
+                    zorder=5,
+                )
+            if colors is not None:
+                name = f"{i}: {labels[i]}" if labels is not None else f"run {i}"
+                if exit_ is not None:
+                    name += f" (left the frame at step {exit_[1]})"
+                handles.append(line)
+                names.append(name)
+            elif labels is not None and labels[i] not in seen:
+                seen.add(labels[i])
+                handles.append(line)
+                names.append(labels[i])
     if mark_minima:
         for m in surface.minima:
             ax.plot(*m.location, "*", ms=16 if m.is_global else 11, color="cyan", mec="k")
-    (x0, x1), (y0, y1) = surface.domain
+    (x0, x1), (y0, y1) = box
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_aspect("equal")
-    ax.set_title(f"{surface.name}: o start, X end, * minima", fontsize=11)
-    if labels is not None:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.3, 1.0), title="reached")
+    ax.set_title(f"Descent paths on {surface.name}", fontsize=11)
+    if trajs is not None:
+        key = [
+            (plt.Line2D([], [], ls="", marker="o", color="0.4", mec="w"), "start"),
+            (plt.Line2D([], [], ls="", marker="X", color="0.4", mec="k"), "end"),
+        ]
+        if left_any:
+            key.append(
+                (
+                    plt.Line2D([], [], ls="", marker=">", color="0.4", mec="k"),
+                    "left the frame here (end outside)",
+                )
+            )
+        if mark_minima and surface.minima:
+            key.append(
+                (plt.Line2D([], [], ls="", marker="*", color="cyan", mec="k", ms=11), "minimum")
+            )
+        if np.any(np.atleast_1d(np.asarray(trajs.diverged))):
+            key.append((plt.Line2D([], [], ls="--", color="0.4"), "diverged (dashed)"))
+        handles += [h for h, _ in key]
+        names += [t for _, t in key]
+        kwargs = {"fontsize": 8, "title": "run: reached" if colors is not None else "reached"}
+        if own:
+            fig.legend(handles, names, loc="outside right upper", **kwargs)
+        else:
+            ax.legend(handles, names, loc="upper left", **kwargs)
     return fig
 
 
@@ -203,120 +576,243 @@ def rules_comparison(
     """Lesson D's side-by-side: x vs epoch, |x - target| (log) and lr vs epoch."""
     params = np.asarray(trajs.params)
     lrs = np.asarray(trajs.lr)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.8), layout="constrained")
     epochs = np.arange(params.shape[1])
     for i, label in enumerate(labels):
         axes[0].plot(epochs, params[i], label=label)
         axes[1].semilogy(epochs, np.maximum(np.abs(params[i] - target), 1e-12), label=label)
         axes[2].plot(epochs[:-1], lrs[i], label=label)
     axes[0].axhline(target, color="k", ls=":", lw=1)
-    axes[1].axhline(tol, color="k", ls=":", lw=1, label=f"tol = {tol:g}")
+    axes[1].axhline(tol, color="k", ls=":", lw=1, label=f"tol = {_num(tol)}")
     for ax, name in zip(axes, ["x", "|x - x*|", "learning rate"], strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     axes[0].set_title("parameter")
     axes[1].set_title("distance to the minimum")
     axes[2].set_title("learning rate used")
     return fig
 
 
-def _fig_ax(ax, figsize=(6.5, 4.5)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-        return fig, ax
-    return ax.figure, ax
+# --------------------------------------------------------------------------
+# Basins of attraction (gdjax.basins.BasinMap).
+
+_DIVERGED_COLOR = "#8c8c8c"  # never a minimum's colour: the palette has no grey
+_NOT_CONVERGED_COLOR = "#ffffff"
+_CRITICAL_MARKERS = {
+    "min": ("*", "yellow", 15),
+    "saddle": ("X", "white", 9),
+    "max": ("^", "red", 9),
+}
+
+
+def _basin_colors(n_min: int) -> list:
+    """Colour of label l at index l + 2: diverged, not converged, then each minimum."""
+    return [_DIVERGED_COLOR, _NOT_CONVERGED_COLOR, *run_colors(n_min)]
+
+
+def _basin_title(bmap, what: str) -> str:
+    c = bmap.config
+    rule = describe_rule(c.get("rule", "fixed"), c.get("lr"))
+    starts = (
+        f"{bmap.grid[1]} x {bmap.grid[0]} grid of starts"
+        if bmap.grid is not None
+        else f"{len(bmap.labels):,} random starts"
+    )
+    steps = c.get("steps")
+    return f"{what}: {bmap.surface.name}, {rule}, {steps} step{'' if steps == 1 else 's'}, {starts}"
+
+
+def _basin_legend(bmap, colors, critical) -> tuple[list, list[str]]:
+    def pct(key):
+        return f"{100 * bmap.fractions[key][0]:.1f}%" if key in bmap.fractions else "?"
+
+    handles, names = [], []
+    for i, m in enumerate(bmap.minima):
+        handles.append(plt.Rectangle((0, 0), 1, 1, fc=colors[i + 2]))
+        loc = ", ".join(f"{v:.2f}" for v in m.location)
+        names.append(f"min {i}: ({loc}), f = {m.value:.3g}, {pct(str(i))}")
+    if not bmap.minima:
+        handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", ec="none"))
+        names.append("no minimum reached")
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
+        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
+    ]
+    names += [f"not converged, {pct('not_converged')}", f"diverged, {pct('diverged')}"]
+    kinds = [c.kind for c in critical]
+    for kind, (m, col, size) in _CRITICAL_MARKERS.items():
+        if kind in kinds:
+            handles.append(plt.Line2D([], [], ls="", marker=m, color=col, mec="k", ms=size))
+            names.append(f"{kind} (critical point)" if kind == "min" else kind)
+    return handles, names
+
+
+def _mark_critical(ax, critical) -> None:
+    for c in critical:
+        m, col, size = _CRITICAL_MARKERS.get(c.kind, ("o", "grey", 6))
+        ax.plot(*c.location[:2], m, color=col, mec="k", ms=size, zorder=4)
+
+
+def _basin_axes(fig, ax, bmap, critical, title: str) -> None:
+    (x0, x1), (y0, y1) = bmap.domain
+    X, Y, Z = surface_grid(bmap.surface, 200, bmap.domain)
+    if np.all(np.isfinite(Z)) and np.ptp(Z) > 0:
+        ax.contour(X, Y, Z, levels=15, colors="k", linewidths=0.4, alpha=0.4)
+    _mark_critical(ax, critical)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    handles, names = _basin_legend(bmap, _basin_colors(len(bmap.minima)), critical)
+    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    _title(ax, title, fontsize=11, share=0.6)
 
 
 def basin_map(bmap, critical=(), trajs: Trajectory | None = None) -> Figure:
     """A grid BasinMap's labels coloured, minima, saddles and maxima marked,
-    and a few trajectories overlaid."""
+    and a few trajectories overlaid. The title says the rule in words."""
     labels = bmap.label_grid()
     n_min = len(bmap.minima)
     (x0, x1), (y0, y1) = bmap.domain
-    colors = ["#d9d9d9", "#ffffff"] + [matplotlib.colormaps["tab10"](i % 10) for i in range(n_min)]
-    cmap = mcolors.ListedColormap(colors)
-    fig, ax = plt.subplots(figsize=(9, 7))
+    colors = _basin_colors(n_min)
+    fig, ax = plt.subplots(figsize=(9.5, 6.2), layout="constrained")
     ax.imshow(
         labels + 2,
         origin="lower",
         extent=(x0, x1, y0, y1),
-        cmap=cmap,
+        cmap=mcolors.ListedColormap(colors),
         vmin=-0.5,
         vmax=n_min + 1.5,
         interpolation="nearest",
     )
-    X, Y, Z = surface_grid(bmap.surface, 200)
-    ax.contour(X, Y, Z, levels=15, colors="k", linewidths=0.4, alpha=0.4)
     if trajs is not None:
         for path in np.asarray(trajs.params):
             ax.plot(path[:, 0], path[:, 1], "-", color="k", lw=1)
             ax.plot(path[0, 0], path[0, 1], "o", color="k", ms=3)
-    markers = {"min": ("*", "yellow", 15), "saddle": ("X", "white", 9), "max": ("^", "red", 9)}
-    for c in critical:
-        m, col, size = markers.get(c.kind, ("o", "grey", 6))
-        ax.plot(*c.location, m, color=col, mec="k", ms=size)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[i + 2]) for i in range(n_min)]
-    names = [
-        f"min {i}: ({m.location[0]:.2f}, {m.location[1]:.2f}) f = {m.value:.3g}, "
-        f"{100 * bmap.fractions[str(i)][0]:.1f}%"
-        for i, m in enumerate(bmap.minima)
-    ]
-    handles += [
-        plt.Rectangle((0, 0), 1, 1, color=colors[1], ec="k"),
-        plt.Rectangle((0, 0), 1, 1, color=colors[0]),
-    ]
-    names += [
-        f"not converged, {100 * bmap.fractions['not_converged'][0]:.1f}%",
-        f"diverged, {100 * bmap.fractions['diverged'][0]:.1f}%",
-    ]
-    for kind, (m, col, size) in markers.items():
-        handles.append(plt.Line2D([], [], ls="", marker=m, color=col, mec="k", ms=size))
-        names.append(kind)
-    ax.legend(handles, names, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_title(
-        f"Basins of attraction: {bmap.surface.name}, {bmap.config['rule']} "
-        f"lr = {bmap.config['lr']}, {bmap.config['steps']} steps"
+    _basin_axes(fig, ax, bmap, critical, _basin_title(bmap, "Basins of attraction"))
+    return fig
+
+
+def basin_scatter(bmap, critical=(), max_points: int = 20000) -> Figure:
+    """Random starts (a BasinMap with ``grid is None``, or any map) as points
+    coloured by the basin they reach, with basin_map's colours and legend:
+    white (grey edge) not converged, grey diverged; minima and critical
+    points marked. Draws an even random subsample of ``max_points`` starts
+    (fixed seed, so the figure is reproducible)."""
+    starts = np.asarray(bmap.starts)
+    labels = np.asarray(bmap.labels)
+    n = len(labels)
+    if n > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
+        starts, labels = starts[keep], labels[keep]
+    colors = _basin_colors(len(bmap.minima))
+    fig, ax = plt.subplots(figsize=(9.5, 6.2), layout="constrained")
+    size = float(np.clip(16000 / max(len(labels), 1), 1.5, 30.0))
+    edge = np.where(labels == -1, 1.0, 0.0)  # white points need an edge to be seen
+    ax.scatter(
+        starts[:, 0],
+        starts[:, 1],
+        c=[colors[lab + 2] for lab in labels],
+        s=size,
+        edgecolors="0.45",
+        linewidths=0.3 * edge * min(1.0, math.sqrt(size / 4)),
+        rasterized=len(labels) > 2000,
     )
+    shown = f" ({len(labels):,} shown)" if len(labels) < n else ""
+    title = _basin_title(bmap, "Basins of attraction") + shown
+    _basin_axes(fig, ax, bmap, critical, title)
     return fig
 
 
 def convergence_time_map(bmap) -> Figure:
-    """Steps to convergence per start (grid maps); grey: never converged."""
-    steps = bmap.converged_step.reshape(bmap.grid).astype(float)
-    steps = np.where(steps >= 0, np.maximum(steps, 1), np.nan)
+    """Steps to convergence per start (grid maps). Starts that reached no
+    minimum (not converged: label -1, e.g. a flat plateau where |grad| < tol
+    from the start; diverged: -2) are masked: light grey and dark grey."""
+    labels = bmap.label_grid()
+    steps = bmap.converged_step.reshape(bmap.grid).astype(np.float64)
+    reached = (labels >= 0) & (steps >= 0)
+    data = np.ma.masked_array(np.maximum(steps, 1.0), mask=~reached)
     (x0, x1), (y0, y1) = bmap.domain
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.8")
-    fig, ax = plt.subplots(figsize=(7.5, 6))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.88")
+    vmax = float(data.max()) if data.count() else float(bmap.config.get("steps", 10))
+    norm = mcolors.LogNorm(1.0, max(vmax, 10.0))
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
+    extent = (x0, x1, y0, y1)
     im = ax.imshow(
-        steps,
-        origin="lower",
-        extent=(x0, x1, y0, y1),
-        cmap=cmap,
-        norm=mcolors.LogNorm(),
-        interpolation="nearest",
+        data, origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest"
     )
-    fig.colorbar(im, ax=ax, label="step of convergence (|grad| < tol from then on)")
+    div = labels == -2
+    if div.any():
+        ax.imshow(
+            np.ma.masked_array(np.ones(labels.shape), mask=~div),
+            origin="lower",
+            extent=extent,
+            cmap=mcolors.ListedColormap([_DIVERGED_COLOR]),
+            interpolation="nearest",
+        )
+    every = bmap.config.get("check_every")
+    label = "step from which |grad| < tol held"
+    if every and 1 < every < bmap.config.get("steps", 0):
+        label += f" (checked every {every} steps)"
+    if np.any(reached & (steps == 0)):
+        label += "; 0 drawn as 1"
+    fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    n = labels.size
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, fc="0.88", ec="k", lw=0.5),
+        plt.Rectangle((0, 0), 1, 1, fc=_DIVERGED_COLOR),
+    ]
+    names = [
+        f"reached no minimum ({100 * np.mean(labels == -1):.1f}%)",
+        f"diverged ({100 * np.mean(div):.1f}%)",
+    ]
+    ax.legend(
+        handles,
+        names,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
+    if not data.count():
+        ax.text(
+            0.5,
+            0.5,
+            f"no start reached a minimum ({n:,} starts)",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            bbox={"fc": "w", "ec": "0.5"},
+        )
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title("Convergence time (grey: not converged)")
+    _title(ax, _basin_title(bmap, "Convergence time"), fontsize=11, share=0.85)
     return fig
 
 
 def best_of_k_curve(ks, exact, simulated) -> Figure:
     """Lesson C: probability that the best of k restarts reaches the global minimum."""
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     ax.plot(ks, exact, "-", label="1 - (1 - p)^k from the basin fraction")
     ax.plot(ks, simulated, "o", label="simulated from the labels")
     ax.set_xscale("log")
     ax.set_xlabel("k random restarts")
-    ax.set_ylabel("P(best of k reaches the global minimum)")
-    ax.set_ylim(0, 1.02)
-    ax.legend()
+    ax.set_ylabel("P(best of k reaches\nthe global minimum)")
+    ax.set_ylim(-0.02, 1.02)
+    if not np.any(np.asarray(exact, dtype=np.float64) > 0):
+        ax.text(
+            0.5,
+            0.5,
+            "no start reached the global minimum (p = 0):\nrestarts cannot help",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            bbox={"fc": "w", "ec": "0.5"},
+        )
+    ax.legend(loc="lower right", fontsize=9)
     return fig
 
 
@@ -324,51 +820,96 @@ def best_of_k_curve(ks, exact, simulated) -> Figure:
 # LeNet training (gdjax.train.RunResult).
 
 
-def _curve_axes(ax, result, m: int, title: str | None = None) -> None:
+def _curve_axes(ax_loss, ax_acc, result, m: int, title: str | None = None) -> None:
+    """One model: train loss on ``ax_loss``; train and test accuracy on
+    ``ax_acc``. The within-epoch points (every ``log_every`` minibatches)
+    when the run has them, else the per-epoch points only."""
     curve, epochs = result.curves[m], result.epochs[m]
     if curve:
         xs = [p["epoch"] for p in curve]
-        ax.plot(xs, [p["train_loss"] for p in curve], color="C0", label="train loss")
-        ax.plot(xs, [p["train_acc"] for p in curve], color="C1", ls="--", label="train acc")
+        loss, acc = [p["train_loss"] for p in curve], [p["train_acc"] for p in curve]
+        ax_loss.plot(xs, loss, color="C0", label="train loss")
+        ax_acc.plot(xs, acc, color="C1", label="train accuracy")
     elif epochs:  # fewer than log_every minibatches per epoch: the epoch averages
         xs = [e["epoch"] for e in epochs]
-        ax.plot(xs, [e["train_loss"] for e in epochs], color="C0", label="train loss")
-        ax.plot(xs, [e["train_acc"] for e in epochs], color="C1", ls="--", label="train acc")
+        ax_loss.plot(
+            xs,
+            [e["train_loss"] for e in epochs],
+            "o-",
+            ms=3,
+            color="C0",
+            label="train loss (epoch average)",
+        )
+        ax_acc.plot(
+            xs,
+            [e["train_acc"] for e in epochs],
+            "o-",
+            ms=3,
+            color="C1",
+            label="train accuracy (epoch average)",
+        )
+    else:
+        xs = []
     if epochs:
-        ax.plot(
+        ax_acc.plot(
             [e["epoch"] for e in epochs],
             [e["test_acc"] for e in epochs],
             color="C2",
             ls=":",
             marker=".",
-            label="test acc",
+            ms=7,
+            label="test accuracy",
         )
-    ax.set_xlabel("epoch")
-    ax.set_xlim(0, max(result.configs[m].epochs, 1))
-    ax.grid(alpha=0.3)
-    ax.set_title(title or result.configs[m].schedule_name, fontsize=10)
+    first = min([*xs, *(e["epoch"] for e in epochs)], default=1)
+    last = max(result.configs[m].epochs, first)
+    if last - first < 1:  # one epoch: a tick at it, half an epoch either side
+        lo, hi, ticks = first - 0.5, last + 0.5, sorted({round(first), round(last)})
+    else:  # from the first point, with room for the end markers
+        pad = 0.02 * (last - first)
+        lo, hi, ticks = first - pad, last + pad, None
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(
+            FixedLocator(ticks) if ticks else MaxNLocator(integer=True, nbins=6)
+        )
+        ax.grid(alpha=0.3)
+    ax_loss.set_ylabel("train loss")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_xlabel("epoch")
+    ax_loss.tick_params(labelbottom=False)
+    _title(ax_loss, title or result.configs[m].schedule_name, fontsize=10)
 
 
 def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
-    """The chapter's plot for each model: train loss and train accuracy (every
-    ``log_every`` minibatches, averaged over the epoch so far) and test
-    accuracy (every epoch) against epochs; one panel per model."""
+    """The chapter's plot for each model: train loss (top) and train and test
+    accuracy (bottom) against epochs, the x axis from the first point. Train
+    points come every ``log_every`` minibatches (averaged over the epoch so
+    far) when an epoch has that many, else once per epoch; test accuracy
+    every epoch. One column per model, three columns at most."""
     k = len(result.configs)
     cols = min(k, 3)
     rows = -(-k // cols)
     fig, axes = plt.subplots(
-        rows,
+        2 * rows,
         cols,
-        figsize=(4.6 * cols, 3.4 * rows),
+        figsize=(min(9.5, max(6.0, 1.0 + 2.9 * cols)), 0.6 + 3.6 * rows),
         squeeze=False,
-        sharey=True,
         layout="constrained",
     )
     for m in range(k):
-        _curve_axes(axes.flat[m], result, m, titles[m] if titles else None)
-    for ax in axes.flat[k:]:
-        ax.set_visible(False)
-    axes.flat[0].legend(fontsize=8, loc="center right")
+        r, c = divmod(m, cols)
+        ax_loss, ax_acc = axes[2 * r, c], axes[2 * r + 1, c]
+        ax_loss.sharex(ax_acc)
+        _curve_axes(ax_loss, ax_acc, result, m, titles[m] if titles else None)
+        if m > 0:  # one scale for every model, so the panels compare
+            ax_loss.sharey(axes[0, 0])
+            ax_acc.sharey(axes[1, 0])
+    for m in range(k, rows * cols):
+        r, c = divmod(m, cols)
+        axes[2 * r, c].set_visible(False)
+        axes[2 * r + 1, c].set_visible(False)
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[1, 0].legend(fontsize=8, loc="best")
     return fig
 
 
@@ -382,8 +923,9 @@ def policy_comparison(
     """
     names = list(names or [c.schedule_name for c in result.configs])
     groups = list(groups or names)
-    colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(groups))}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    palette = run_colors(len(dict.fromkeys(groups)))
+    colours = {g: palette[i] for i, g in enumerate(dict.fromkeys(groups))}
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.8), layout="constrained")
     seen = set()
     for m, group in enumerate(groups):
         ep = result.epochs[m]
@@ -394,43 +936,59 @@ def policy_comparison(
         axes[0].plot(xs, [e["test_acc"] for e in ep], marker=".", label=label, **style)
         axes[1].plot(xs, [e["train_loss"] for e in ep], marker=".", **style)
         axes[2].step(xs, [e["lr"] for e in ep], where="post", **style)
-    for ax, title in zip(
+    for ax, title, ylabel in zip(
         axes,
-        ("test accuracy", "train loss", "learning rate (at the epoch's first update)"),
+        ("test accuracy", "train loss", "learning rate\n(at the epoch's first update)"),
+        ("accuracy", "loss", "learning rate"),
         strict=True,
     ):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
         ax.grid(alpha=0.3)
-    fig.legend(loc="outside right center", fontsize=8)
+    fig.legend(loc="outside lower center", fontsize=8, ncol=min(len(colours), 4))
     return fig
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    """The figure as a PNG, rendered in memory (as reports embed it)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def live(figure_fn=training_curves, *, path: str | None = None):
     """An ``on_epoch`` callback for :func:`gdjax.train.train` that redraws
     ``figure_fn(result)`` after every epoch: in place in a Jupyter notebook,
-    and into ``path`` (a PNG) when given.
+    and into ``path`` (a PNG) when given. The PNG is rendered in memory and
+    written atomically (:func:`gdjax.runs.write_bytes`), so a kill while
+    plotting leaves the previous file whole, never a partial one.
 
     Example:
         >>> from gdjax import plot, train
         >>> cfg = train.TrainConfig(epochs=3)
         >>> result = train.train(cfg, on_epoch=plot.live())  # doctest: +SKIP
     """
+    from gdjax import runs
+
     handle = None
 
     def callback(result) -> None:
         nonlocal handle
         fig = figure_fn(result)
-        if path is not None:
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-        if _in_notebook():
-            from IPython.display import display
+        try:
+            if path is not None:
+                runs.write_bytes(path, _png_bytes(fig))
+            if _in_notebook():
+                from IPython.display import display
 
-            if handle is None:
-                handle = display(fig, display_id=True)
-            else:
-                handle.update(fig)
-        plt.close(fig)
+                if handle is None:
+                    handle = display(fig, display_id=True)
+                else:
+                    handle.update(fig)
+        finally:
+            plt.close(fig)
 
     return callback
 

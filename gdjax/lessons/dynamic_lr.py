@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 
 import gdjax
@@ -173,16 +174,59 @@ def run(
 
 
 def _sweep_plot(res):
+    """Epochs to arrive against lr_0, one line per rule. Runs that never
+    arrive are not dropped: they sit in a band above the N-epoch line (an
+    open triangle: not within tol after N epochs; a cross: diverged), and
+    each rule's legend entry counts them."""
     lrs = np.asarray(res["sweep"]["lr"])
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    for r, rule in enumerate(res["sweep"]["rules"]):
+    n_epochs = res["epochs"]
+    rules = res["sweep"]["rules"]
+    div = np.asarray(res["sweep"]["diverged"], dtype=bool)
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    band = [n_epochs * (1.08 + 0.07 * r) for r in range(len(rules))]
+    for r, rule in enumerate(rules):
         k = np.asarray(res["sweep"]["epochs_to_arrive"][r], dtype=float)
-        ax.plot(lrs, np.where(k >= 0, k, np.nan), "o-", label=rule)
+        color = f"C{r}"
+        arrived = k >= 0
+        (line,) = ax.plot(lrs, np.where(arrived, k, np.nan), "o-", color=color)
+        never = ~arrived & ~div[r]
+        diverged = ~arrived & div[r]
+        ax.plot(lrs[never], np.full(never.sum(), band[r]), "^", mfc="none", mec=color, ms=7)
+        ax.plot(lrs[diverged], np.full(diverged.sum(), band[r]), "x", color=color, ms=7, mew=1.5)
+        parts = []
+        if never.any():
+            parts.append(f"{never.sum()} not within N")
+        if diverged.any():
+            parts.append(f"{diverged.sum()} diverged")
+        if not arrived.any():
+            note = f" (none arrived: {', '.join(parts)})"
+        elif parts:
+            note = f" ({' and '.join(parts)} of {len(lrs)})"
+        else:
+            note = ""
+        line.set_label(rule + note)
+    ax.axhline(n_epochs, color="0.3", lw=0.8)
+    ax.axhspan(n_epochs, band[-1] + 0.06 * n_epochs, color="0.93", zorder=0)
+    ax.text(
+        0.01,
+        n_epochs * 1.01,
+        f"above the line: did not arrive within N = {n_epochs} epochs",
+        transform=ax.get_yaxis_transform(),
+        fontsize=8,
+        va="bottom",
+        color="0.3",
+    )
+    ax.set_ylim(0, band[-1] + 0.06 * n_epochs)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.set_xlim(lrs.min() / 1.3, lrs.max() * 1.3)
     ax.set_xlabel("lr_0 (scale for the gradient rule)")
     ax.set_ylabel(f"epochs to |x - 0.5| < {res['tol']:g}")
     ax.axvline(1 / 6, color="k", ls=":", lw=1, label="lr = 1/f'' = 1/6")
-    ax.legend()
+    ax.plot([], [], "^", mfc="none", mec="0.3", label="not within tol after N epochs")
+    ax.plot([], [], "x", color="0.3", mew=1.5, label="diverged")
+    fig.legend(loc="outside lower center", fontsize=8, ncol=2)
     return fig
 
 

@@ -9,6 +9,7 @@ needs about 10x the epochs.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 import jax
@@ -152,9 +153,15 @@ def _report(out, surface, trajs, lrs, sw, res) -> None:
     r.heading("Too large and too small")
     small, large = res["runs"]["small_lr"], res["runs"]["large_lr"]
     r.figure(
-        plot.learning_journey(trajs, [f"lr = {v:g}" for v in np.asarray(lrs)], target=0.5),
+        plot.learning_journey(
+            trajs,
+            [f"lr = {v:g}" for v in np.asarray(lrs)],
+            target=0.5,
+            notes=[None, None, _float64_note(large, res["epochs"])],
+        ),
         "lr_compare",
-        "Three learning rates (symlog axis where values explode).",
+        "Three learning rates; the axes are set by the runs that stay bounded, and a run "
+        "that diverges is drawn until it leaves them.",
     )
     r.table(
         ["lr", "x after epochs", "|x - 0.5|", "diverged (step)"],
@@ -192,18 +199,57 @@ def _report(out, surface, trajs, lrs, sw, res) -> None:
     r.write(out)
 
 
+def _float64_note(large: dict, epochs: int) -> str | None:
+    """Where the too-large lr's float64 run ends, as a power of ten."""
+    x = abs(large["final_x_float64"])
+    if not large["diverged"] or not np.isfinite(x) or x < 1e3:
+        return None
+    return f"|x| \u2192 1e{int(np.floor(np.log10(x)))} after {epochs} epochs in float64"
+
+
 def _arrival_plot(res):
+    """Epochs to arrive against lr (log-log), with the 1/lr reference; learning
+    rates that arrive at once (0 epochs) or never are listed, not dropped."""
     lrs = np.asarray(res["sweep"]["lr"])
     k = np.asarray(res["sweep"]["epochs_to_arrive"], dtype=float)
     ok = k > 0
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    ax.loglog(lrs[ok], k[ok], "o-", label="gdjax")
-    ref = k[ok][0] * lrs[ok][0] / lrs[ok]
-    ax.loglog(lrs[ok], ref, "k:", label="epochs proportional to 1/lr")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    if ok.any():
+        ax.loglog(lrs[ok], k[ok], "o-", label="gdjax")
+        ref = k[ok][0] * lrs[ok][0] / lrs[ok]
+        ax.loglog(lrs[ok], ref, "k:", label="epochs proportional to 1/lr")
+    else:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lrs.min() / 2, lrs.max() * 2)
+        ax.set_ylim(1, max(res["sweep"]["epochs"]))
+    notes = []
+    if np.any(k == 0):
+        notes.append(f"within tol from the start (0 epochs): lr {_lrs(lrs[k == 0])}")
+    if np.any(k < 0):
+        notes.append(
+            f"not within tol after {max(res['sweep']['epochs'])} epochs: lr {_lrs(lrs[k < 0])}"
+        )
+    if notes:
+        where = {"x": 0.02, "y": 0.02, "ha": "left", "va": "bottom"}
+        if not ok.any():  # nothing to draw on log axes: the notes are the figure
+            where = {"x": 0.5, "y": 0.5, "ha": "center", "va": "center"}
+        ax.text(
+            s="\n".join(textwrap.fill(n, 55) for n in notes),
+            transform=ax.transAxes,
+            fontsize=8 if ok.any() else 10,
+            **where,
+            bbox={"fc": "w", "ec": "0.6", "alpha": 0.9},
+        )
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"epochs to |x - 0.5| < {res['tol']:g}")
-    ax.legend()
+    if ok.any():
+        ax.legend(loc="upper right")
     return fig
+
+
+def _lrs(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
 
 
 def summary(res: dict) -> str:

@@ -21,6 +21,7 @@ from gdjax.lessons import _common
 from gdjax.report import Report, write_json
 
 SURFACE = "peaks"
+MAX_RUN_COLORS = 20  # more runs than this are coloured by outcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,13 +128,22 @@ def run(
         f"z = {surface.formula}; gradient by jax.grad (no SymPy). {starts} random starts "
         f"(seed {seed}), lr = {lr:g}, {steps} steps, all in one jax.vmap call."
     )
+    reached = [r["reached"] for r in runs]
+    per_run = starts <= MAX_RUN_COLORS
+    if per_run:  # one colour per run, the same in both figures
+        colors = plot.run_colors(starts)
+    else:  # too many runs to tell apart: one colour per outcome (landscape_2d's grouping)
+        groups = list(dict.fromkeys(reached))
+        palette = plot.run_colors(len(groups))
+        colors = [palette[groups.index(g)] for g in reached]
     rep.figure(
-        plot.landscape_2d(surface, trajs, labels=[r["reached"] for r in runs]),
+        plot.landscape_2d(surface, trajs, labels=reached, colors=colors if per_run else None),
         "paths",
         "Each path follows the steepest way down from its start; where it "
-        "ends depends on where it starts.",
+        "ends depends on where it starts. A path that leaves the frame ends in an arrow "
+        "at the edge.",
     )
-    rep.figure(_loss_plot(trajs, runs), "loss", "f along each path.")
+    rep.figure(_loss_plot(trajs, runs, colors, per_run), "loss", "f along each path.")
     rep.table(
         ["run", "start", "end", "f(end)", "|grad|", "reached"],
         [
@@ -152,14 +162,26 @@ def _pt(p) -> str:
     return f"({p[0]:.3f}, {p[1]:.3f})"
 
 
-def _loss_plot(trajs, runs):
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+def _loss_plot(trajs, runs, colors, per_run: bool = True):
+    """f along each path, in the paths figure's colours: one legend entry per
+    run, or per outcome when the runs are too many to tell apart."""
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
+    seen = set()
     for i, r in enumerate(runs):
-        ax.plot(np.asarray(trajs.loss[i]), color=f"C{i % 10}", label=f"{i}: {r['reached']}")
-    ax.set_xlabel("step")
+        if per_run:
+            label = f"{i}: {r['reached']}"
+        else:
+            label = None if r["reached"] in seen else r["reached"]
+            seen.add(r["reached"])
+        ax.plot(np.asarray(trajs.loss[i]), color=colors[i], label=label, lw=1.4 if per_run else 0.8)
+    ax.set_xlabel("step (linear to 1, then log)")
     ax.set_ylabel("f(x, y)")
-    ax.set_xscale("symlog")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(0, max(trajs.loss.shape[1] - 1, 1))
+    ax.set_title("f(x, y) along each path (colours as in the paths figure)", fontsize=11)
+    fig.legend(
+        loc="outside right upper", fontsize=7, title="run: reached" if per_run else "reached"
+    )
     return fig
 
 

@@ -119,27 +119,47 @@ def _rel(a, b) -> float:
 
 
 def _draw(ax, name, e):
+    """One schedule: the learning rate of each update, drawn as a step (it holds
+    for the whole update)."""
     k = np.arange(e["steps"])
-    ax.plot(k, e["gdjax"], "-", lw=2.5, alpha=0.6, label="gdjax (hand-written)")
+    steps = {"drawstyle": "steps-post"}
+    ax.plot(k, e["gdjax"], "-", lw=2.5, alpha=0.6, label="gdjax (hand-written)", **steps)
     if e["optax"] is not None:
-        ax.plot(k, e["optax"], "k--", lw=1, label="optax twin")
+        ax.plot(k, e["optax"], "k--", lw=1, label="optax twin", **steps)
     if e["mxnet_convention"] is not None:
-        ax.plot(k, e["mxnet_convention"], ":", color="C3", lw=1.2, label="MXNet convention")
-    ax.set_title(name)
+        ax.plot(
+            k, e["mxnet_convention"], ":", color="C3", lw=1.2, label="MXNet convention", **steps
+        )
+    ax.set_title(name.replace("_", " "), fontsize=10)
     ax.set_xlabel("update")
     ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
 
 
 def _overview(entries):
-    fig, axes = plt.subplots(1, len(entries), figsize=(4 * len(entries), 3.4), layout="constrained")
-    for ax, (name, e) in zip(axes, entries.items(), strict=True):
+    """Every schedule in a grid three panels wide (reads at ~1000 px), the
+    legend in the spare panel."""
+    cols = 3
+    rows = -(-(len(entries) + 1) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(9.5, 2.9 * rows), squeeze=False, layout="constrained"
+    )
+    flat = axes.ravel()
+    for ax, (name, e) in zip(flat, entries.items(), strict=False):
         _draw(ax, name, e)
-    axes[-1].legend(fontsize=8)
+    handles, labels = {}, {}
+    for ax in flat[: len(entries)]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+            labels[lab] = lab
+    for ax in flat[len(entries) :]:
+        ax.axis("off")
+    flat[len(entries)].legend(list(handles.values()), list(labels), loc="center", fontsize=9)
     return fig
 
 
 def _one(name, e):
-    fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
     _draw(ax, name, e)
     ax.legend(fontsize=8)
     return fig
