@@ -81,9 +81,21 @@ def test_cli_lesson_and_all(tmp_path, capsys):
 
 def test_cli_lessons_main_job(tmp_path, capsys):
     assert main(["lessons", "--out", str(tmp_path)]) == 0
+    index = (tmp_path / "index.html").read_text()
     for name in LESSONS:
-        assert (tmp_path / f"lesson_{name.replace('-', '_')}" / "report.html").exists()
+        folder = f"lesson_{name.replace('-', '_')}"
+        assert (tmp_path / folder / "report.html").exists()
+        assert f'href="{folder}/report.html"' in index  # one line per lesson
+        assert json.loads((tmp_path / folder / ".gdjax-run.json").read_text())["complete"]
+    assert index.count("<li>") == len(LESSONS)
     assert "all lessons done" in capsys.readouterr().out
+    # run again: refused before any lesson runs, unless --overwrite
+    before = (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns
+    with pytest.raises(SystemExit) as err:
+        main(["lessons", "--out", str(tmp_path)])
+    assert err.value.code == 2
+    assert "holds an earlier gdjax gd_1d run" in capsys.readouterr().err
+    assert (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns == before
 
 
 def test_cli_surfaces(capsys):

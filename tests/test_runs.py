@@ -1,0 +1,191 @@
+"""Output folders: checked before compute, locked, never mixing two runs;
+atomic writes; one line and exit 130 on Ctrl-C."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gdjax import runs
+from gdjax.cli import main
+
+
+def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
+    """A write that fails (a full disk, an interrupt) leaves the old file whole
+    and no temporary file behind."""
+    path = tmp_path / "basins.json"
+    runs.write_text(path, '{"old": true}\n')
+
+    def full_disk(fd):  # fsync is the last step before the rename
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        runs.write_text(path, '{"new": true}\n' * 10000)
+    assert path.read_text() == '{"old": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["basins.json"]
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runs.write_bytes(tmp_path / "curves.png", b"png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["basins.json"]
+
+
+def test_report_and_json_go_through_atomic_writes(tmp_path, monkeypatch):
+    from gdjax.report import Report, write_json
+
+    written = []
+    real = runs.write_bytes
+    monkeypatch.setattr(runs, "write_bytes", lambda p, d: written.append(p.name) or real(p, d))
+    write_json(tmp_path / "a.json", {"x": 1})
+    import matplotlib.pyplot as plt
+
+    rep = Report("t")
+    rep.figure(plt.figure(), "fig")
+    rep.write(tmp_path)
+    assert written == ["a.json", "fig.png", "report.html"]
+
+
+def test_folder_holding_a_run_is_refused_then_overwritten(tmp_path):
+    out = tmp_path / "run"
+    with runs.open_run(out, "basins") as run:
+        runs.write_text(out / "basins.json", "{}")
+        runs.write_text(out / "basin_map.png", "png")
+        run.finish()
+    manifest = runs.read_manifest(out)
+    assert manifest["complete"] and manifest["files"] == ["basin_map.png", "basins.json"]
+    with pytest.raises(runs.RunFolderError, match="holds an earlier gdjax basins run"):
+        runs.open_run(out, "basins")
+    with pytest.raises(runs.RunFolderError, match="cannot resume"):
+        runs.open_run(out, "basins", resume=True)
+    with runs.open_run(out, "basins", overwrite=True) as run:
+        # the earlier run's files are gone before the new one writes
+        assert not (out / "basin_map.png").exists() and not (out / "basins.json").exists()
+        runs.write_text(out / "basins.json", "{}")
+        run.finish()
+    assert runs.read_manifest(out)["files"] == ["basins.json"]
+    (tmp_path / "mine.txt").write_text("a user's file")
+    with runs.open_run(tmp_path, "basins") as run:  # a folder with other files is fine
+        run.finish()
+    with runs.open_run(tmp_path, "basins", overwrite=True):
+        pass
+    assert (tmp_path / "mine.txt").read_text() == "a user's file"  # never ours to delete
+
+
+def test_resume_needs_a_run_of_the_same_command(tmp_path):
+    with pytest.raises(runs.RunFolderError, match="nothing to resume"):
+        runs.open_run(tmp_path / "empty", "lenet", resume=True, resumable=True)
+    with runs.open_run(tmp_path / "b", "basins") as run:
+        runs.write_text(tmp_path / "b" / "basins.json", "{}")
+        run.finish()
+    with pytest.raises(runs.RunFolderError, match="not of gdjax lenet"):
+        runs.open_run(tmp_path / "b", "lenet", resume=True, resumable=True)
+
+
+def test_unusable_folders_fail_before_compute(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(runs.RunFolderError, match="is a file, not a folder"):
+        runs.open_run(afile, "basins")
+    with pytest.raises(runs.RunFolderError, match="cannot create the output folder"):
+        runs.open_run(afile / "sub", "basins")
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(runs.RunFolderError, match="cannot (write|create)"):
+            runs.open_run(ro / "out", "basins")
+
+
+def test_second_writer_fails_at_once(tmp_path):
+    out = tmp_path / "run"
+    first = runs.open_run(out, "basins")
+    start = time.monotonic()
+    with pytest.raises(runs.RunLockedError, match="another gdjax run is writing into"):
+        runs.open_run(out, "basins", overwrite=True)
+    assert time.monotonic() - start < 1.0
+    first.close()
+    runs.open_run(out, "basins", overwrite=True).close()  # free again
+
+
+def test_lock_is_released_when_the_writer_is_killed(tmp_path):
+    out = tmp_path / "run"
+    code = (
+        "import sys, time; from gdjax import runs; runs.open_run(sys.argv[1], 'basins'); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"locked"
+        with pytest.raises(runs.RunLockedError, match=f"pid {proc.pid}"):
+            runs.open_run(out, "basins", overwrite=True)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    runs.open_run(out, "basins", overwrite=True).close()
+
+
+def test_cli_refuses_a_used_folder_and_overwrite_leaves_no_stale_files(tmp_path, capsys):
+    out = str(tmp_path / "b")
+    base = ["basins", "--steps", "50", "--out", out, "--no-progress"]
+    assert main([*base, "--grid", "16"]) == 0
+    assert (tmp_path / "b" / "convergence_time.png").exists()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as err:
+        main([*base, "--starts", "300"])
+    assert err.value.code == 2
+    assert "pass --overwrite to replace it" in capsys.readouterr().err
+    assert main([*base, "--starts", "300", "--overwrite"]) == 0
+    data = json.loads((tmp_path / "b" / "basins.json").read_text())
+    assert data["mode"] == "random"
+    written = set(runs.read_manifest(out)["files"])
+    present = {p.name for p in (tmp_path / "b").iterdir()} - {runs.MANIFEST, runs.LOCK}
+    assert present == written  # nothing from the grid run stayed
+    assert "convergence_time.png" not in present
+
+
+def test_cli_out_is_a_file(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit) as err:
+        main(["basins", "--grid", "8", "--out", str(afile), "--no-progress"])
+    assert err.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("is a file, not a folder")
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    out = tmp_path / "b"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gdjax.cli", "basins", "--grid", "4096", "--out", str(out)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"start/s]" not in seen and time.monotonic() < deadline:  # the descent is running
+        seen += proc.stderr.read1(4096)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    err = (seen + err).decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("gdjax:")]
+    assert lines == [
+        f"gdjax: interrupted; {out} holds an unfinished run (each file in it is "
+        "whole); rerun with --overwrite"
+    ]
+    manifest = runs.read_manifest(out)
+    assert manifest["complete"] is False and manifest["files"] == []
+    assert {p.name for p in out.iterdir()} <= {runs.MANIFEST, runs.LOCK}
