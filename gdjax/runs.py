@@ -8,7 +8,8 @@ lessons) goes through :func:`open_run`:
 * a folder that holds another run (a ``.gdjax-run.json`` manifest, or the
   files an earlier run writes) is refused unless told: ``resume=True`` (a
   training run continues) or ``overwrite=True`` (the earlier run's files are
-  removed first, so nothing of it stays beside the new one);
+  removed when the new run writes its first file, so nothing of it stays
+  beside the new one, and a run stopped before writing leaves it whole);
 * a lock (``fcntl.flock`` on ``.gdjax.lock``, released by the kernel even
   after ``kill -9``) makes a second writer into the same folder fail at once;
 * the manifest records the command, whether the run finished, and the files
@@ -77,7 +78,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     manifest."""
     path = Path(path)
     for run in _ACTIVE:
-        if path.parent.resolve() == run.out.resolve():
+        if path.name not in (MANIFEST, LOCK) and path.parent.resolve() == run.out.resolve():
             run.record(path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -141,21 +142,46 @@ def read_manifest(out: str | os.PathLike) -> dict | None:
 class Run:
     """An open output folder: holds its lock, records the files written.
 
-    Use :func:`open_run`; then ``run.path(name)`` for each output file, and
-    ``run.finish()`` when the run is complete (the manifest then says so).
-    ``run.close()`` releases the lock (a ``with`` block does both).
+    Use :func:`open_run`; files written with :func:`write_bytes` /
+    :func:`write_text` into the folder are recorded in the manifest, and the
+    first of them first deletes what an earlier run left (``overwrite``).
+    ``run.finish()`` marks the run complete; ``run.abandon()`` undoes a run
+    that wrote nothing (the folder is left as it was found); ``run.close()``
+    releases the lock (a ``with`` block closes).
     """
 
-    def __init__(self, out: Path, command: str, lock_fd: int, files: list[str]):
+    def __init__(
+        self,
+        out: Path,
+        command: str,
+        lock_fd: int,
+        files: list[str],
+        *,
+        stale: list[str] = (),
+        prior_manifest: bytes | None = None,
+        created: bool = False,
+    ):
         self.out = out
         self.command = command
         self._lock_fd: int | None = lock_fd
-        self.files: list[str] = files
+        self.files: list[str] = list(files)
+        self._stale = list(stale)  # an earlier run's files, deleted at the first write
+        self._prior_manifest = prior_manifest
+        self._created = created
+        self.written = False
         self.finished = False
 
     def path(self, name: str) -> Path:
-        """The path of an output file; recorded in the manifest at once (so a
-        killed run's files are known too)."""
+        """The path of an output file, about to be written: recorded in the
+        manifest at once (so a killed run's files are known too)."""
+        if not self.written:
+            self.written = True
+            for old in self._stale:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.out / old).unlink()
+                if old in self.files:
+                    self.files.remove(old)
+            self._stale = []
         if name not in self.files and name not in (MANIFEST, LOCK):
             self.files.append(name)
             self._write_manifest(complete=False)
@@ -186,8 +212,27 @@ class Run:
 
     def finish(self) -> None:
         """Marks the run complete in the manifest."""
+        self.path(MANIFEST)  # an earlier run's leftovers go even if nothing was written
         self._write_manifest(complete=True)
         self.finished = True
+
+    def abandon(self) -> bool:
+        """A run that stopped before writing any file (bad input found late,
+        Ctrl-C during compute): puts the folder back as it was (the earlier
+        manifest, or none; a folder this run created is removed). Returns
+        whether it did; a run that wrote files keeps its incomplete manifest."""
+        if self.written or self.finished:
+            return False
+        with contextlib.suppress(OSError):
+            if self._prior_manifest is None:
+                (self.out / MANIFEST).unlink()
+            else:
+                write_bytes(self.out / MANIFEST, self._prior_manifest)
+        if self._created:
+            with contextlib.suppress(OSError):
+                (self.out / LOCK).unlink()
+                self.out.rmdir()  # only if empty
+        return True
 
     def close(self) -> None:
         if self in _ACTIVE:
@@ -242,8 +287,9 @@ def open_run(
     Checks, before any compute, that ``out`` is a writable folder, takes its
     lock, and refuses a folder that holds another run unless ``resume`` (the
     same command continues its run: ``resumable`` commands only) or
-    ``overwrite`` (the earlier run's files are deleted now). Writes the
-    manifest, marked incomplete until :meth:`Run.finish`.
+    ``overwrite`` (the earlier run's files are deleted when the new run
+    writes its first file). Writes the manifest, marked incomplete until
+    :meth:`Run.finish`.
 
     Raises:
         RunFolderError: the folder is unusable, holds another run, or (with
@@ -255,13 +301,19 @@ def open_run(
         raise RunFolderError("give --resume or --overwrite, not both")
     if resume and not resumable:
         raise RunFolderError(f"gdjax {command} cannot resume a run")
+    created = not out.exists()
     _check_writable(out)
     fd = _lock(out)
     try:
         remove_stale_temporaries(out)
         manifest = read_manifest(out)
+        try:
+            prior = (out / MANIFEST).read_bytes()
+        except OSError:
+            prior = None
         earlier = _earlier_files(out, manifest)
         files: list[str] = []
+        stale: list[str] = []
         if resume:
             if manifest is None and not earlier:
                 raise RunFolderError(f"nothing to resume in {out}: it holds no earlier run")
@@ -280,10 +332,11 @@ def open_run(
                     f"{out} holds an earlier {state}{what}run ({shown or MANIFEST}); pass "
                     f"--overwrite to replace it{hint}, or choose another --out"
                 )
-            for name in earlier:
-                with contextlib.suppress(FileNotFoundError):
-                    (out / name).unlink()
-        run = Run(out, command, fd, files)
+            # deleted at the new run's first write: a run refused later (bad
+            # input found inside the command) or interrupted before writing
+            # anything leaves the earlier run whole
+            stale = files = earlier
+        run = Run(out, command, fd, files, stale=stale, prior_manifest=prior, created=created)
         run._write_manifest(complete=False)
         _ACTIVE.append(run)
         return run

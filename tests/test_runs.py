@@ -67,11 +67,13 @@ def test_folder_holding_a_run_is_refused_then_overwritten(tmp_path):
     with pytest.raises(runs.RunFolderError, match="cannot resume"):
         runs.open_run(out, "basins", resume=True)
     with runs.open_run(out, "basins", overwrite=True) as run:
-        # the earlier run's files are gone before the new one writes
+        assert (out / "basin_map.png").exists()  # kept until the new run writes
+        runs.write_text(out / "report.html", "x")
+        # the earlier run's files are gone once the new one writes
         assert not (out / "basin_map.png").exists() and not (out / "basins.json").exists()
         runs.write_text(out / "basins.json", "{}")
         run.finish()
-    assert runs.read_manifest(out)["files"] == ["basins.json"]
+    assert runs.read_manifest(out)["files"] == ["basins.json", "report.html"]
     (tmp_path / "mine.txt").write_text("a user's file")
     with runs.open_run(tmp_path, "basins") as run:  # a folder with other files is fine
         run.finish()
@@ -150,7 +152,8 @@ def test_cli_refuses_a_used_folder_and_overwrite_leaves_no_stale_files(tmp_path,
     written = set(runs.read_manifest(out)["files"])
     present = {p.name for p in (tmp_path / "b").iterdir()} - {runs.MANIFEST, runs.LOCK}
     assert present == written  # nothing from the grid run stayed
-    assert "convergence_time.png" not in present
+    assert "convergence_time.png" not in present and "basin_map.png" not in present
+    assert "basin_scatter.png" in present  # what a random-start run can show
 
 
 def test_cli_out_is_a_file(tmp_path, capsys):
@@ -182,10 +185,38 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("gdjax:")]
-    assert lines == [
-        f"gdjax: interrupted; {out} holds an unfinished run (each file in it is "
-        "whole); rerun with --overwrite"
-    ]
-    manifest = runs.read_manifest(out)
-    assert manifest["complete"] is False and manifest["files"] == []
-    assert {p.name for p in out.iterdir()} <= {runs.MANIFEST, runs.LOCK}
+    assert lines == [f"gdjax: interrupted; nothing was written; {out} is as it was"]
+    assert not out.exists()  # the folder this run made is gone again
+
+
+def test_overwrite_keeps_the_earlier_run_until_the_new_one_writes(tmp_path, capsys):
+    """A refused or interrupted --overwrite run leaves the earlier run whole."""
+    out = tmp_path / "b"
+    base = ["basins", "--steps", "50", "--out", str(out), "--no-progress"]
+    assert main([*base, "--grid", "8"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as err:  # refused inside the command, after the folder check
+        main([*base, "--grid", "100000", "--overwrite"])
+    assert err.value.code == 2 and "GiB of memory" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a refused run into a new folder leaves nothing behind
+    with pytest.raises(SystemExit):
+        main(["basins", "--grid", "100000", "--out", str(tmp_path / "new"), "--no-progress"])
+    assert not (tmp_path / "new").exists()
+
+
+def test_abandon_restores_the_prior_manifest(tmp_path):
+    with runs.open_run(tmp_path, "basins") as run:
+        runs.write_text(tmp_path / "basins.json", "{}")
+        run.finish()
+    prior = (tmp_path / runs.MANIFEST).read_bytes()
+    with runs.open_run(tmp_path, "basins", overwrite=True) as run:
+        assert run.abandon()
+    assert (tmp_path / runs.MANIFEST).read_bytes() == prior
+    assert (tmp_path / "basins.json").exists()
+    with runs.open_run(tmp_path, "basins", overwrite=True) as run:
+        runs.write_text(tmp_path / "report.html", "x")
+        assert not run.abandon()  # it wrote: its manifest stays, marked unfinished
+    assert not (tmp_path / "basins.json").exists()
+    assert runs.read_manifest(tmp_path)["complete"] is False

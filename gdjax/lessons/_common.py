@@ -114,10 +114,14 @@ def run_and_print(module, args: dict, *, command: str | None = None, run=None) -
 
     try:
         with run:
-            results = module.run(out, **args)
+            try:
+                results = module.run(out, **args)
+            except BaseException:
+                run.abandon()  # nothing written: the folder is left as it was
+                raise
             run.finish()
     except KeyboardInterrupt:
-        print(f"\ngdjax: interrupted; {_kept(module, out)}", file=sys.stderr)
+        print(f"\ngdjax: interrupted; {_kept(module, out, run)}", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
     except (ValueError, FileNotFoundError) as err:
         fail(str(err), USAGE)
@@ -141,7 +145,7 @@ def _trains(module) -> bool:
     return command_name(module) in ("lenet", "lr_scheduling")
 
 
-def _kept(module, out: Path) -> str:
+def _kept(module, out: Path, run) -> str:
     """What an interrupted run left in ``out``, and how to go on."""
     if getattr(module, "RESUMABLE", False) or "--resume" in sys.argv or _trains(module):
         from gdjax import train
@@ -156,6 +160,8 @@ def _kept(module, out: Path) -> str:
                 again += " --resume"
             return f"the checkpoint of epoch {epoch} is kept in {out}; resume with:\n  {again}"
         return f"no epoch had finished, so there is nothing to resume in {out}"
+    if not run.written:
+        return f"nothing was written; {out} is as it was"
     return f"{out} holds an unfinished run (each file in it is whole); rerun with --overwrite"
 
 

@@ -44,6 +44,7 @@ OPTIMIZERS = (
 )
 """The optax optimizers ``--optimizer`` accepts: factories whose only required
 argument is the learning rate (tested on a parabola)."""
+FIGURE_BYTES_PER_START = 96  # a grid's maps as images (measured: see basins.memory_needed)
 SHARDS = True  # map_basins shards its starts: one CPU device per core (_common.prepare)
 
 
@@ -187,7 +188,11 @@ def run(
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     with jax.enable_x64(x64):
         # refused before any compute (and before the progress bar draws)
-        basins.check_memory(grid * grid if grid else starts, jnp.result_type(float))
+        basins.check_memory(
+            grid * grid if grid else starts,
+            jnp.result_type(float),
+            extra_per_start=FIGURE_BYTES_PER_START if grid else 0,
+        )
         bar = (
             None
             if no_progress
@@ -279,6 +284,14 @@ def _report(out, bmap, crit, trajs, res) -> None:
         rep.figure(
             plot.convergence_time_map(bmap), "convergence_time", "How many steps each start needs."
         )
+    else:
+        shown = min(len(bmap.labels), 20000)
+        rep.figure(
+            plot.basin_scatter(bmap, crit, max_points=20000),
+            "basin_scatter",
+            f"{shown:,} of the random starts, each coloured by the minimum it reaches; "
+            "white: not converged, grey: diverged.",
+        )
     rep.heading("Minima found (sorted by value; 0 is the lowest; * global)")
     rep.table(
         ["label", "location", "f", "Hessian eigenvalues", "basin fraction", "95% CI"],
@@ -321,7 +334,7 @@ def _report(out, bmap, crit, trajs, res) -> None:
         plot.best_of_k_curve(bk["k"], bk["exact"], bk["simulated"]),
         "best_of_k",
         "Restarting from random points and keeping the best: the chance of reaching "
-        "the global minimum grows as 1 - (1 - p)^k.",
+        "a global minimum grows as 1 - (1 - p)^k.",
     )
     rep.table(
         ["k", "exact", "simulated"],
