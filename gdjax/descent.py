@@ -597,7 +597,7 @@ def descend_final(
     _check_start(x0)
     dtype = jax.tree.leaves(x0)[0].dtype
     tgt = None if target is None else jax.tree.map(lambda t: jnp.asarray(t, dtype), target)
-    return _descend_final(
+    fin = _descend_final(
         f,
         static_rule,
         steps,
@@ -609,6 +609,10 @@ def descend_final(
         jnp.asarray(tol, dtype),
         tgt,
     )
+    # steps that would leave the finite are not taken, so a non-finite loss
+    # here is the start's own
+    _check_defined_at_start(fin.loss, ())
+    return fin
 
 
 # --------------------------------------------------------------------------

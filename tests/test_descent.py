@@ -251,6 +251,8 @@ def test_trajectory_refuses_what_would_put_nan_in_it():
         gdjax.descend_final(lambda x: jnp.sum(x**2), jnp.array([1.0, jnp.inf]), steps=3, lr=0.1)
     with pytest.raises(ValueError, match=r"fn\(x0\) is nan"):
         gdjax.descend(lambda x: jnp.nan * x, 1.0, steps=3, lr=0.1)
+    with pytest.raises(ValueError, match=r"fn\(x0\) is inf"):
+        gdjax.descend_final(lambda x: 1.0 / (x - 1.0) ** 2, 1.0, steps=3, lr=0.1)
     with pytest.raises(ValueError, match="lr 1e-50 is not representable in float32"):
         gdjax.descend(lambda x: x**2, 1.0, steps=3, lr=1e-50)
     with pytest.raises(ValueError, match="would become inf"):
