@@ -32,6 +32,7 @@ from matplotlib.markers import MarkerStyle  # noqa: E402
 from matplotlib.ticker import FixedLocator, MaxNLocator  # noqa: E402
 from matplotlib.transforms import Affine2D  # noqa: E402
 
+from gdjax import schedules as _schedules  # noqa: E402
 from gdjax.descent import Sweep, Trajectory  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
@@ -152,12 +153,18 @@ def describe_rule(rule, lr=None) -> str:
         if extra:
             words += f" ({extra})"
         return f"{words}, lr {rate}" if rate else words
-    m = re.fullmatch(r"([A-Za-z_]\w*)\((.*)\)", text)
-    if m:
+    m = re.fullmatch(r"([A-Za-z_]\w*)(?:\((.*)\))?", text)
+    if m:  # a schedule, name(args), or an optimizer as BasinMap records it: adam, sgd(...)
+        name, inner = m.group(1), m.group(2)
         args = ", ".join(
-            f"{k} {_number_in(v)}" if k else _number_in(v) for k, v in _split_args(m.group(2))
+            f"{k} {_number_in(v)}" if k else _number_in(v) for k, v in _split_args(inner or "")
         )
-        words = f"{m.group(1)} schedule ({args})" if args else f"{m.group(1)} schedule"
+        is_schedule = name in _schedules.names()
+        words = f"{name} schedule" if is_schedule else f"optax {name}"
+        if args:
+            words += f" ({args})"
+        if is_schedule:
+            return words  # its base_lr is among the args; lr is not used
         return f"{words}, lr {rate}" if rate else words
     text = re.sub(r"\s+at 0x[0-9a-fA-F]+", "", text)
     text = text if len(text) <= 60 else text[:57] + "..."
@@ -251,9 +258,10 @@ def _bounded_limits(values: np.ndarray, escaped: np.ndarray, ref) -> tuple[float
     return lo - 0.08 * span, hi + 0.08 * span
 
 
-def _draw_escaping(ax, xs, ys, lo, hi, color, label, note, diverged_step):
+def _draw_escaping(ax, xs, ys, lo, hi, color, label, note, diverged_step, placed):
     """Draws a run until it leaves [lo, hi], then marks the point it leaves
-    (a triangle on the edge) and says why."""
+    (a triangle on the edge) and says why; ``placed`` counts the notes
+    already on each edge, so they stack instead of covering each other."""
     outside = np.flatnonzero((ys < lo) | (ys > hi))
     what = "diverged" if diverged_step >= 0 else "grows without bound"
     text = what + (f" ({note})" if note else "")
@@ -284,10 +292,12 @@ def _draw_escaping(ax, xs, ys, lo, hi, color, label, note, diverged_step):
     up = ye == hi
     ax.plot(xe, ye, "^" if up else "v", color=color, mec="k", ms=9, clip_on=False, zorder=5)
     right = xe > np.mean([xs[0], xs[-1]])
+    slot = placed.get(up, 0)
+    placed[up] = slot + 1
     ax.annotate(
         text,
         (xe, ye),
-        xytext=(-8 if right else 8, -14 if up else 8),
+        xytext=(-8 if right else 8, -14 - 16 * slot if up else 8 + 16 * slot),
         textcoords="offset points",
         ha="right" if right else "left",
         va="top" if up else "bottom",
@@ -330,17 +340,28 @@ def learning_journey(
     for ax, values, ref, name, panel_notes in panels:
         escaped = _escapes(values, ref, diverged)
         lo, hi = _bounded_limits(values, escaped, ref)
+        placed: dict = {}
         for i, label in enumerate(labels):
             lab = label + (f" (diverged at epoch {diverged_step[i]})" if diverged[i] else "")
             if escaped[i]:
                 _draw_escaping(
-                    ax, epochs, values[i], lo, hi, colors[i], lab, panel_notes[i], diverged_step[i]
+                    ax,
+                    epochs,
+                    values[i],
+                    lo,
+                    hi,
+                    colors[i],
+                    lab,
+                    panel_notes[i],
+                    diverged_step[i],
+                    placed,
                 )
             else:
                 ax.plot(epochs, values[i], color=colors[i], label=lab)
         ax.set_ylim(lo, hi)
         span = max(epochs[-1], 1)
         ax.set_xlim(-0.015 * span, span)  # a run that leaves at once stays visible
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
     if target is not None:
@@ -628,10 +649,12 @@ def _basin_legend(bmap, colors, critical) -> tuple[list, list[str]]:
         return f"{100 * bmap.fractions[key][0]:.1f}%" if key in bmap.fractions else "?"
 
     handles, names = [], []
+    glob = set(getattr(bmap, "global_minima", ()))
     for i, m in enumerate(bmap.minima):
         handles.append(plt.Rectangle((0, 0), 1, 1, fc=colors[i + 2]))
         loc = ", ".join(f"{v:.2f}" for v in m.location)
-        names.append(f"min {i}: ({loc}), f = {m.value:.3g}, {pct(str(i))}")
+        tag = " (global)" if i in glob else ""
+        names.append(f"min {i}{tag}: ({loc}), f = {m.value:.3g}, {pct(str(i))}")
     if not bmap.minima:
         handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", ec="none"))
         names.append("no minimum reached")
@@ -644,7 +667,7 @@ def _basin_legend(bmap, colors, critical) -> tuple[list, list[str]]:
     for kind, (m, col, size) in _CRITICAL_MARKERS.items():
         if kind in kinds:
             handles.append(plt.Line2D([], [], ls="", marker=m, color=col, mec="k", ms=size))
-            names.append(f"{kind} (critical point)" if kind == "min" else kind)
+            names.append({"min": "minimum", "max": "maximum"}.get(kind, kind))
     return handles, names
 
 
