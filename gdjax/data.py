@@ -1,15 +1,16 @@
-"""Fashion-MNIST, from real files, verified.
+"""Fashion-MNIST, from real files, verified, with a record of which files.
 
 :func:`fashion_mnist` returns the 60,000 training and 10,000 test images
 (uint8, N x 28 x 28) and their labels (uint8, 0-9). With the default
-``source="idx"`` it looks for the four raw IDX files (gzipped or not) in, in
-this order:
+``source="idx"`` it reads the four raw IDX files (gzipped or not) from the
+``data_dir`` argument when one is given: that folder must hold them, or the
+call fails naming the folder and the missing file (a typo never falls back to
+another copy). Without ``data_dir`` it looks, in this order, in
 
-1. the ``data_dir`` argument,
-2. ``$GDJAX_DATA_DIR``,
-3. the user cache, ``$XDG_CACHE_HOME/gdjax/fashion-mnist`` (default
+1. ``$GDJAX_DATA_DIR``,
+2. the user cache, ``$XDG_CACHE_HOME/gdjax/fashion-mnist`` (default
    ``~/.cache/gdjax/fashion-mnist``),
-4. Debian's ``/usr/share/datasets/fashion-mnist`` (``apt-get install
+3. Debian's ``/usr/share/datasets/fashion-mnist`` (``apt-get install
    dataset-fashion-mnist`` ships the real files),
 
 and takes the first directory that holds all four. If none does, it downloads
@@ -17,9 +18,15 @@ them from the dataset's official address into the cache (``download_missing=Fals
 turns that off). Every file is checked on its decompressed bytes: IDX header,
 shape, and SHA-256 against the published data. Debian's ``.gz`` files differ
 from upstream's only in their gzip header, so a checksum of the ``.gz`` would
-wrongly reject them. Downloads are written to a temporary file and moved into
-place only once verified, so an interrupted or corrupted transfer leaves
-nothing behind.
+wrongly reject them. The result records which files were read
+(:attr:`FashionMNIST.files`, :func:`provenance`: path and SHA-256 of each),
+so a run's ``metrics.json`` says what it trained on.
+
+Downloads are written to a temporary ``.part`` file and moved into place
+only once verified, so an interrupted or corrupted transfer leaves no
+half-written data file. A download killed outright (``kill -9``, a power
+cut) cannot remove its ``.part`` file; the next download or load through the
+cache removes such files (see :func:`remove_stale_parts`).
 
 ``source="tfds"`` loads the same arrays through tensorflow-datasets (the
 optional extra ``gdjax[tfds]``, about 1.3 GB with tensorflow): it prepares
@@ -30,11 +37,13 @@ files' order, so both sources give identical arrays.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -48,13 +57,16 @@ __all__ = [
     "CLASS_NAMES",
     "DEBIAN_DIR",
     "FILES",
+    "DataFile",
     "DatasetError",
     "FashionMNIST",
     "cache_dir",
     "download",
     "fashion_mnist",
     "find_dir",
+    "provenance",
     "read_idx",
+    "remove_stale_parts",
     "search_dirs",
 ]
 
@@ -120,6 +132,23 @@ class DatasetError(RuntimeError):
     """A dataset file is missing, truncated or corrupted, or could not be fetched."""
 
 
+class DataFile(NamedTuple):
+    """One file a :class:`FashionMNIST` was read from.
+
+    Attributes:
+        key: which array (``"train_images"``, ...).
+        path: the file as read (absolute).
+        sha256: SHA-256 of the file's bytes as stored (what ``sha256sum`` prints).
+        data_sha256: SHA-256 of its decompressed bytes (the published checksum
+            in :data:`FILES`, checked on every load).
+    """
+
+    key: str
+    path: str
+    sha256: str
+    data_sha256: str
+
+
 class FashionMNIST(NamedTuple):
     """The dataset as numpy arrays.
 
@@ -129,6 +158,8 @@ class FashionMNIST(NamedTuple):
         test_images: uint8, (10000, 28, 28).
         test_labels: uint8, (10000,).
         source: where the arrays came from (a directory, or "tfds:<its data dir>").
+        files: the four files read, with their checksums (empty for arrays
+            made in memory); see :func:`provenance`.
     """
 
     train_images: np.ndarray
@@ -136,6 +167,23 @@ class FashionMNIST(NamedTuple):
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str
+    files: tuple[DataFile, ...] = ()
+
+
+def provenance(ds: FashionMNIST) -> dict:
+    """Which data a dataset holds, as JSON: ``source``, the number of training
+    and test images, and per file its array, path and SHA-256s.
+
+    Example:
+        >>> provenance(fashion_mnist())["files"][0]["key"]
+        'train_images'
+    """
+    return {
+        "source": ds.source,
+        "train_images": len(ds.train_images),
+        "test_images": len(ds.test_images),
+        "files": [f._asdict() for f in getattr(ds, "files", ())],
+    }
 
 
 # --------------------------------------------------------------------------
@@ -149,10 +197,12 @@ def cache_dir() -> Path:
 
 
 def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The directories :func:`fashion_mnist` looks in, in order."""
-    dirs = []
+    """The directories :func:`fashion_mnist` looks in, in order: only
+    ``data_dir`` when one is given (it must hold the files), else
+    ``$GDJAX_DATA_DIR``, the cache and Debian's directory."""
     if data_dir is not None:
-        dirs.append(Path(data_dir))
+        return [Path(data_dir)]
+    dirs = []
     if os.environ.get("GDJAX_DATA_DIR"):
         dirs.append(Path(os.environ["GDJAX_DATA_DIR"]))
     dirs += [cache_dir(), DEBIAN_DIR]
@@ -178,8 +228,7 @@ def find_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
 # Reading and checking.
 
 
-def _decompressed(path: Path) -> bytes:
-    raw = path.read_bytes()
+def _decompressed(path: Path, raw: bytes) -> bytes:
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
@@ -222,34 +271,111 @@ def read_idx(path: str | os.PathLike, expected_sha256: str | None = None) -> np.
     Raises:
         DatasetError: the file is not IDX, is truncated or has the wrong checksum.
     """
-    path = Path(path)
-    data = _decompressed(path)
+    return _read_checked(Path(path), expected_sha256)[0]
+
+
+def _read_checked(path: Path, expected_sha256: str | None) -> tuple[np.ndarray, str, str]:
+    """(array, SHA-256 of the file's bytes, SHA-256 of the decompressed bytes)."""
+    raw = path.read_bytes()
+    data = _decompressed(path, raw)
     try:
         arr = _parse_idx(data, str(path))
     except DatasetError as err:  # a structural problem says more than a checksum
         raise DatasetError(f"{err}; delete it and {_HOW_TO_GET}") from None
-    if expected_sha256 is not None:
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != expected_sha256:
-            raise DatasetError(
-                f"{path} is corrupted: SHA-256 of its decompressed bytes is {digest}, "
-                f"expected {expected_sha256} (shape {arr.shape}); delete it and {_HOW_TO_GET}"
-            )
-    return arr.copy()
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise DatasetError(
+            f"{path} is corrupted: SHA-256 of its decompressed bytes is {digest}, "
+            f"expected {expected_sha256} (shape {arr.shape}); delete it and {_HOW_TO_GET}"
+        )
+    file_digest = digest if raw is data else hashlib.sha256(raw).hexdigest()
+    return arr.copy(), file_digest, digest
 
 
-def _load_dir(directory: Path) -> FashionMNIST:
-    arrays = {}
+def _load_dir(directory: Path, *, given: bool = False) -> FashionMNIST:
+    """Reads the four files of ``directory``; ``given``: it was named by the
+    caller (data_dir, --data-dir), so the message says so."""
+    where = "the data folder you gave" if given else "the data folder"
+    if not directory.is_dir():
+        what = "is not a folder" if directory.exists() else "does not exist"
+        raise DatasetError(f"{where}, {directory}, {what}; {_HOW_TO_GET}")
+    missing = [spec for spec in FILES.values() if _file_in(directory, spec) is None]
+    if missing:
+        names = ", ".join(f"{spec.name}.gz" for spec in missing)
+        raise DatasetError(
+            f"{where}, {directory}, has no {names} (nor the uncompressed "
+            f"{'file' if len(missing) == 1 else 'files'}); {_HOW_TO_GET}"
+        )
+    arrays, files = {}, []
     for key, spec in FILES.items():
-        path = _file_in(directory, spec)
-        if path is None:
-            raise DatasetError(f"{directory / (spec.name + '.gz')} is missing; {_HOW_TO_GET}")
-        arrays[key] = read_idx(path, spec.sha256)
-    return FashionMNIST(**arrays, source=str(directory))
+        path = _file_in(directory, spec).absolute()
+        arrays[key], file_sha, data_sha = _read_checked(path, spec.sha256)
+        files.append(DataFile(key, str(path), file_sha, data_sha))
+    return FashionMNIST(**arrays, source=str(directory), files=tuple(files))
 
 
 # --------------------------------------------------------------------------
 # Downloading.
+
+
+STALE_PART_SECONDS = 60.0
+"""A ``.part`` file no live download holds, untouched for this long, is stale."""
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether a live process holds ``path``'s lock (a running download)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): age alone decides
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # gone or unreadable: leave it alone
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if we took it
+    return False
+
+
+def remove_stale_parts(folder: str | os.PathLike, *, min_age: float | None = None) -> list[Path]:
+    """Removes the ``.part`` files that killed downloads left in ``folder``.
+
+    A download holds an exclusive ``flock`` on its ``.part`` file from creating
+    it to renaming it into place, and the kernel drops that lock when the
+    process dies, even by ``kill -9``. A ``.part`` file is stale when no
+    process holds its lock and it has not been written for ``min_age``
+    seconds (the age covers the instant between creating a file and locking
+    it, and downloads of gdjax versions that did not lock). Only files named
+    as :func:`download` names them (``.FILE.XXXX.part`` for the four data
+    files) are touched.
+
+    Args:
+        folder: where to look (the cache, or a :func:`download` destination).
+        min_age: seconds (default :data:`STALE_PART_SECONDS`).
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    min_age = STALE_PART_SECONDS if min_age is None else min_age
+    removed = []
+    now = time.time()
+    for spec in FILES.values():
+        for part in folder.glob(f".{spec.name}.*.part"):
+            try:
+                age = now - part.stat().st_mtime
+            except OSError:
+                continue
+            if age < min_age or _is_locked(part):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+                removed.append(part)
+    return removed
 
 
 def download(
@@ -261,10 +387,12 @@ def download(
 ) -> Path:
     """Downloads the four files into ``dest`` (default: the cache), verified.
 
-    Each file is streamed to a temporary file in ``dest``, checked (complete
-    transfer, gzip, IDX header, SHA-256 of the decompressed bytes) and only
-    then renamed into place, so a failure leaves nothing half-written. Files
-    already present and valid are kept.
+    Each file is streamed to a temporary ``.part`` file in ``dest`` (locked
+    while this process writes it), checked (complete transfer, gzip, IDX
+    header, SHA-256 of the decompressed bytes) and only then renamed into
+    place, so a failure leaves nothing half-written. Files already present
+    and valid are kept; ``.part`` files of killed downloads are removed first
+    (:func:`remove_stale_parts`).
 
     Returns:
         ``dest``.
@@ -274,6 +402,7 @@ def download(
     """
     dest = Path(dest) if dest is not None else cache_dir()
     dest.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(dest)
     for spec in FILES.values():
         final = dest / (spec.name + ".gz")
         if final.is_file():
@@ -286,7 +415,8 @@ def download(
         fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{spec.name}.", suffix=".part")
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
+            _lock_part(fd)
+            with os.fdopen(fd, "wb", closefd=False) as out:
                 _fetch(url, out, timeout=timeout, progress=progress)
             try:
                 read_idx(tmp, spec.sha256)
@@ -297,8 +427,18 @@ def download(
                 ) from None
             os.replace(tmp, final)
         finally:
+            os.close(fd)  # and with it the lock
             tmp.unlink(missing_ok=True)
     return dest
+
+
+def _lock_part(fd: int) -> None:
+    """Marks a ``.part`` file as being written by a live process."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _fetch(url: str, out, *, timeout: float, progress: bool) -> None:
@@ -348,12 +488,13 @@ def fashion_mnist(
     """Fashion-MNIST's train and test sets, verified.
 
     Args:
-        data_dir: a directory to look in first (see the module docstring for
-            the search order).
+        data_dir: the directory that holds the four files (it must: a missing
+            folder or file is an error, never a fallback to another copy);
+            None searches (see the module docstring for the order).
         source: ``"idx"`` (parse the raw files) or ``"tfds"`` (through
             tensorflow-datasets: ``pip install 'gdjax[tfds]'``).
         download_missing: download into the cache when no directory holds the
-            files.
+            files (only when no ``data_dir`` is given).
         base_url: where to download from.
         tfds_dir: TFDS's data directory for ``source="tfds"`` (default:
             ``$XDG_CACHE_HOME/gdjax/tfds``; preparing takes about 30 s once).
@@ -373,16 +514,23 @@ def fashion_mnist(
     """
     if source not in ("idx", "tfds"):
         raise ValueError(f"unknown source {source!r}; use 'idx' or 'tfds'")
-    directory = find_dir(data_dir)
-    if directory is None:
-        if not download_missing:
-            looked = ", ".join(str(d) for d in search_dirs(data_dir))
-            raise DatasetError(f"Fashion-MNIST not found (looked in {looked}); {_HOW_TO_GET}")
-        directory = download(cache_dir(), base_url=base_url)
+    if cache_dir().is_dir():
+        remove_stale_parts(cache_dir())
+    if data_dir is not None:
+        directory = Path(data_dir)
+        ds = _load_dir(directory, given=True)  # the files are there, or an error names them
+    else:
+        directory = find_dir()
+        if directory is None:
+            if not download_missing:
+                looked = ", ".join(str(d) for d in search_dirs())
+                raise DatasetError(f"Fashion-MNIST not found (looked in {looked}); {_HOW_TO_GET}")
+            directory = download(cache_dir(), base_url=base_url)
+        ds = _load_dir(directory)
     if source == "tfds":
         from gdjax import _tfds
 
         tfds_dir = Path(tfds_dir) if tfds_dir is not None else cache_dir().parent / "tfds"
         arrays = _tfds.load(directory, tfds_dir)
-        return FashionMNIST(*arrays, source=f"tfds:{tfds_dir}")
-    return _load_dir(directory)
+        return FashionMNIST(*arrays, source=f"tfds:{tfds_dir}", files=ds.files)
+    return ds

@@ -219,8 +219,8 @@ class TrainState(NamedTuple):
     Attributes:
         params: the Flax parameters.
         step: updates done so far.
-        seed: the run's seed; the initialisation and every epoch's example
-            order derive from it.
+        seed: the run's seed (uint32); the initialisation and every epoch's
+            example order derive from it.
     """
 
     params: Any
@@ -243,14 +243,19 @@ def _keys(seed) -> tuple[Array, Array]:
     return init_key, data_key
 
 
-@jax.jit
 def init_state(seed: int | Int[Array, ""]) -> TrainState:
-    """A fresh state: Xavier-uniform weights, zero biases, from ``seed``.
+    """A fresh state: Xavier-uniform weights, zero biases, from ``seed`` (an
+    integer in [0, 2**32); the state keeps it as uint32).
 
     Jitted, and works on a traced seed, so ``jax.vmap(init_state)(seeds)``
     starts a population.
     """
-    seed = jnp.asarray(seed, jnp.int32)
+    # uint32 before jit: a Python int of 2**31 or more does not fit jit's int32
+    return _init_state(jnp.asarray(seed, jnp.uint32))
+
+
+@jax.jit
+def _init_state(seed: Int[Array, ""]) -> TrainState:
     init_key, _ = _keys(seed)
     params = MODEL.init(init_key, jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
     return TrainState(params=params, step=jnp.zeros((), jnp.int32), seed=seed)

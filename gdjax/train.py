@@ -7,9 +7,11 @@ loop over a jitted step beat ``lax.scan`` over the batches by 4x; see
 example order drawn from the seed. It logs the chapter's metrics (train loss
 and accuracy, averaged over the epoch so far, every ``log_every``
 minibatches; test accuracy every epoch), shows a progress bar, writes
-``metrics.json`` and a checkpoint into the run directory after every epoch,
-and resumes a killed run from its last complete epoch, ending with the same
-numbers as an uninterrupted run.
+``metrics.json`` (with the data files' paths and SHA-256s) and a checkpoint
+into the run directory after every epoch, each atomically, and resumes a
+killed run from its last complete epoch, ending with the same numbers as an
+uninterrupted run. A checkpoint carries the SHA-256 of its contents: a
+corrupted or truncated one is refused, naming the file, never resumed.
 
 A population (:func:`train` with several configs) vmaps the step over the
 model axis: every model has its own seed (initialisation and data order) and
@@ -25,9 +27,11 @@ from the chapter (:data:`CHAPTER_DEFAULTS`: constant lr 0.3, square root
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import struct
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,17 +43,20 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gdjax import lenet
+from gdjax import lenet, runs
 from gdjax import schedules as S
-from gdjax.data import FashionMNIST, fashion_mnist
+from gdjax.data import FashionMNIST, fashion_mnist, provenance
 from gdjax.report import write_json
 
 __all__ = [
     "CHAPTER_DEFAULTS",
     "CHAPTER_POLICIES",
+    "SEED_LIMIT",
+    "CheckpointError",
     "RunResult",
     "TrainConfig",
     "chapter_schedule",
+    "check_resume",
     "load_checkpoint",
     "train",
     "train_many",
@@ -89,6 +96,11 @@ def chapter_schedule(spec: str) -> S.Schedule:
     return S.parse_spec(spec, **CHAPTER_DEFAULTS.get(name, {}))
 
 
+SEED_LIMIT = 2**32
+"""Seeds are integers in [0, SEED_LIMIT): JAX's PRNG keys hold 32 bits, and the
+state keeps the seed as uint32."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run.
@@ -102,7 +114,7 @@ class TrainConfig:
             parameters are arrays that vmap.
         epochs: passes over the training set.
         batch_size: examples per minibatch (the last one of an epoch is partial).
-        seed: initialisation and data order.
+        seed: initialisation and data order: an integer in [0, 2**32).
         per: step the schedule once per ``"epoch"`` (the PyTorch edition) or
             per ``"update"`` (MXNet, optax).
         subset: train on the first N training images (None: all 60,000).
@@ -127,8 +139,13 @@ class TrainConfig:
                 S.check_count(name, getattr(self, name))
         if self.per not in ("epoch", "update"):
             raise ValueError(f"per must be 'epoch' or 'update', got {self.per!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int | np.integer)
+            or not 0 <= self.seed < SEED_LIMIT
+        ):
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))  # a numpy integer -> int
         if isinstance(self.schedule, str):
             chapter_schedule(self.schedule)  # a bad spec fails here, before any compute
         elif not callable(self.schedule):
@@ -174,7 +191,8 @@ class RunResult:
             {"epoch" (fractional), "train_loss", "train_acc"}.
         compile_seconds: time to compile the step and the evaluation.
         params: the final parameters (stacked over models for a population).
-        meta: steps per epoch, devices, parameter count, mode.
+        meta: steps per epoch, devices, parameter count, mode, and ``data``:
+            where the data came from (:func:`gdjax.data.provenance`).
     """
 
     configs: list[TrainConfig]
@@ -201,16 +219,28 @@ class RunResult:
 CHECKPOINT = "checkpoint.msgpack"
 _RESUME_KEYS = ("schedule", "batch_size", "seed", "per", "subset", "test_subset", "log_every")
 
+# A checkpoint is a header, then the msgpack payload. The header: the magic, the
+# format version, the payload's length and its SHA-256, so a flipped byte or a
+# cut-off file is refused, never resumed.
+_MAGIC = b"GDJAXCKP"
+_FORMAT = 1
+_HEADER = struct.Struct("<8sIQ32s")  # magic, version, payload bytes, SHA-256
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, corrupted or of another format, or
+    cannot continue this run; the message names the file."""
+
+
+def _checkpoint_bytes(payload: bytes) -> bytes:
+    digest = hashlib.sha256(payload).digest()
+    return _HEADER.pack(_MAGIC, _FORMAT, len(payload), digest) + payload
 
 
 def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoch: int) -> None:
     """The state's arrays, and the configs and metrics so far as JSON text (which
-    keeps lists, floats and None exactly as they are)."""
+    keeps lists, floats and None exactly as they are), behind a checksummed
+    header; written atomically (a kill leaves the previous checkpoint)."""
     record = {
         "configs": [c.to_dict() for c in result.configs],
         "epochs": result.epochs,
@@ -221,26 +251,71 @@ def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoc
         "state": flax.serialization.to_state_dict(jax.device_get(state._asdict())),
         "record": json.dumps(record),
     }
-    _write_atomic(out / CHECKPOINT, flax.serialization.msgpack_serialize(payload))
+    data = _checkpoint_bytes(flax.serialization.msgpack_serialize(payload))
+    runs.write_bytes(out / CHECKPOINT, data)
+
+
+def _verified_payload(path: Path) -> bytes:
+    """The payload of the checkpoint at ``path``, after checking its header,
+    length and SHA-256."""
+    raw = path.read_bytes()
+    refuse = "; it cannot be resumed (start the run afresh with --overwrite)"
+    if raw[: len(_MAGIC)] != _MAGIC:
+        if len(raw) < len(_MAGIC) and _MAGIC.startswith(raw):
+            raise CheckpointError(f"{path} is truncated ({len(raw)} bytes){refuse}")
+        raise CheckpointError(
+            f"{path} is not a gdjax checkpoint of format {_FORMAT} (no header with a checksum: "
+            f"corrupted, or written by an older gdjax){refuse}"
+        )
+    if len(raw) < _HEADER.size:
+        raise CheckpointError(f"{path} is truncated: its header is cut short{refuse}")
+    _, version, length, digest = _HEADER.unpack_from(raw)
+    if version != _FORMAT:
+        raise CheckpointError(
+            f"{path} has checkpoint format {version}; this gdjax reads format {_FORMAT}{refuse}"
+        )
+    payload = raw[_HEADER.size :]
+    if len(payload) < length:
+        raise CheckpointError(
+            f"{path} is truncated: its header promises {length} bytes, it holds {len(payload)}"
+            f"{refuse}"
+        )
+    if len(payload) > length or hashlib.sha256(payload).digest() != digest:
+        raise CheckpointError(
+            f"{path} is corrupted: its contents do not match the SHA-256 in its header{refuse}"
+        )
+    return payload
 
 
 def load_checkpoint(out: str | os.PathLike) -> dict[str, Any]:
     """Reads ``out/checkpoint.msgpack``: ``epoch``, ``state`` (arrays), and the
-    ``configs``, ``epochs`` and ``curves`` so far."""
+    ``configs``, ``epochs`` and ``curves`` so far.
+
+    Raises:
+        CheckpointError: (a ValueError) no checkpoint, or a truncated,
+            corrupted or foreign one; the message names the file.
+    """
     path = Path(out) / CHECKPOINT
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint to resume from: {path} does not exist")
-    ckpt = flax.serialization.msgpack_restore(path.read_bytes())
-    return {"epoch": int(ckpt["epoch"]), "state": ckpt["state"], **json.loads(ckpt["record"])}
+        raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
+    payload = _verified_payload(path)
+    try:
+        ckpt = flax.serialization.msgpack_restore(payload)
+        return {
+            "epoch": int(ckpt["epoch"]),
+            "state": ckpt["state"],
+            **json.loads(ckpt["record"]),
+        }
+    except Exception as err:  # a valid checksum over a payload this gdjax cannot read
+        raise CheckpointError(f"{path} cannot be read as a checkpoint: {err}") from None
 
 
 def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainState):
+    path = out / CHECKPOINT
     ckpt = load_checkpoint(out)
     saved = ckpt["configs"]
     if len(saved) != len(configs):
-        raise ValueError(
-            f"{out}: the checkpoint holds {len(saved)} models, this run has {len(configs)}"
-        )
+        raise CheckpointError(f"{path} holds {len(saved)} models, this run has {len(configs)}")
     for i, (old, new) in enumerate(zip(saved, configs, strict=True)):
         now = new.to_dict()
         diff = [
@@ -249,12 +324,72 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
             if old.get(k) != now[k]
         ]
         if diff:
-            raise ValueError(
+            raise CheckpointError(
                 f"{out}: cannot resume model {i} with other settings ({'; '.join(diff)})"
             )
+    done, epochs = ckpt["epoch"], configs[0].epochs
+    if done > epochs:
+        raise CheckpointError(
+            f"{out} holds a run with {done} epochs done; cannot resume it with --epochs {epochs} "
+            f"(give --epochs {done} or more)"
+        )
     state_dict = flax.serialization.to_state_dict(jax.device_get(template._asdict()))
-    state = lenet.TrainState(**flax.serialization.from_state_dict(state_dict, ckpt["state"]))
-    return ckpt["epoch"], state, ckpt["epochs"], ckpt["curves"]
+    try:
+        restored = flax.serialization.from_state_dict(state_dict, ckpt["state"])
+        shapes = jax.tree_util.tree_map(np.shape, (state_dict, restored))
+        if shapes[0] != shapes[1]:
+            raise ValueError("the arrays' shapes differ from this run's")
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path} does not fit this model: {err}") from None
+    restored = jax.tree_util.tree_map(
+        lambda a, t: np.asarray(a, np.asarray(t).dtype), restored, state_dict
+    )
+    state = lenet.TrainState(**restored)
+    return done, state, ckpt["epochs"], ckpt["curves"]
+
+
+def check_resume(
+    out: str | os.PathLike, *, mode: str = "single", names: Sequence[str] = ()
+) -> None:
+    """Raises a :class:`CheckpointError` unless ``out`` holds a run to resume,
+    before any data is loaded or compiled.
+
+    Args:
+        out: the run directory.
+        mode: ``"single"`` or ``"population"`` (one checkpoint,
+            ``out/checkpoint.msgpack``), ``"sequential"`` (one per model,
+            ``out/NAME/checkpoint.msgpack``: at least one must exist; models not
+            started yet start afresh), or ``"auto"`` (as :func:`train_many`).
+        names: the models' directory names (sequential).
+
+    A single model and a population agree: nothing to resume is an error.
+    """
+    out = Path(out)
+    if mode == "auto":
+        mode = "population" if jax.default_backend() != "cpu" else "sequential"
+    top = (out / CHECKPOINT).is_file()
+    if mode == "sequential":
+        names = list(names)
+        if any((out / n / CHECKPOINT).is_file() for n in names):
+            return
+        if top:
+            raise CheckpointError(
+                f"{out} holds the checkpoint of models trained together ({out / CHECKPOINT}); "
+                "resume it with --mode population"
+            )
+        shown = out / (names[0] if names else "NAME") / CHECKPOINT
+        raise CheckpointError(
+            f"nothing to resume in {out}: none of its {len(names)} models has a checkpoint "
+            f"(such as {shown})"
+        )
+    if not top:
+        subs = sorted(out.glob(f"*/{CHECKPOINT}"))
+        if subs and mode == "population":
+            raise CheckpointError(
+                f"{out} holds models trained one after another ({subs[0]}); "
+                "resume them with --mode sequential"
+            )
+        raise CheckpointError(f"no checkpoint to resume from: {out / CHECKPOINT} does not exist")
 
 
 # --------------------------------------------------------------------------
@@ -287,6 +422,39 @@ def _check_population(configs: Sequence[TrainConfig]) -> None:
             raise ValueError(
                 f"a population shares {name}; got {sorted(values, key=str)} "
                 "(models may differ only in schedule and seed)"
+            )
+
+
+def _check_dataset(ds: FashionMNIST, cfg: TrainConfig) -> None:
+    """Refuses, before any compute, data the LeNet cannot train on as asked:
+    images that are not uint8 N x 28 x 28, labels outside 0..9, or a subset
+    larger than the set."""
+    for split, subset in (("train", cfg.subset), ("test", cfg.test_subset)):
+        images = np.asarray(getattr(ds, f"{split}_images"))
+        labels = np.asarray(getattr(ds, f"{split}_labels"))
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != lenet.IMAGE_SHAPE:
+            raise ValueError(
+                f"{split}_images must be uint8 images of 28 x 28 (0-255), got "
+                f"{images.dtype} of shape {images.shape}"
+            )
+        if labels.shape != images.shape[:1]:
+            raise ValueError(
+                f"{split}_labels must hold one label per image: shape {labels.shape} for "
+                f"{images.shape[0]} images"
+            )
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"{split}_labels must be integers 0..9, got {labels.dtype}")
+        bad = (labels < 0) | (labels >= lenet.NUM_CLASSES)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{split}_labels hold {int(bad.sum())} label(s) outside 0..9 (the first: "
+                f"{labels[i]} at index {i}); the LeNet has {lenet.NUM_CLASSES} classes"
+            )
+        if subset is not None and subset > len(images):
+            flag = "--subset" if split == "train" else "--test-subset"
+            raise ValueError(
+                f"{flag} {subset} is larger than the {split} set, which has {len(images)} images"
             )
 
 
@@ -326,12 +494,13 @@ def train(
         raise ValueError("resume needs the run directory (out)")
     cfg = configs[0]
     out = Path(out) if out is not None else None
-    if resume and not (out / CHECKPOINT).is_file():
-        raise FileNotFoundError(f"no checkpoint to resume from: {out / CHECKPOINT} does not exist")
+    if resume:
+        check_resume(out, mode="population" if population else "single")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
     ds = dataset if dataset is not None else fashion_mnist()
+    _check_dataset(ds, cfg)
     x_train, y_train = ds.train_images[: cfg.subset], ds.train_labels[: cfg.subset]
     x_test, y_test = ds.test_images[: cfg.test_subset], ds.test_labels[: cfg.test_subset]
     n = len(x_train)
@@ -365,7 +534,7 @@ def train(
         step = jax.vmap(step, in_axes=(0, 0, None, 0, None))
         accuracy = jax.vmap(accuracy, in_axes=(0, None, None))
         perm_fn = jax.vmap(perm_fn, in_axes=(0, None, None, None))
-        seeds = jnp.asarray([c.seed for c in configs], jnp.int32)
+        seeds = jnp.asarray([c.seed for c in configs], jnp.uint32)
         state = jax.jit(jax.vmap(lenet.init_state))(seeds)
         hyper = S.stack(scheds, dtype=jnp.float32)
         place = lambda tree: jax.device_put(tree, model_sharding)  # noqa: E731
@@ -397,6 +566,7 @@ def train(
             "mode": "population" if population else "single",
             "devices": n_devices,
             "backend": jax.default_backend(),
+            "data": provenance(ds),
         },
     )
     start_epoch = 0
@@ -523,11 +693,14 @@ def train_many(
     names = list(names) if names is not None else [str(i) for i in range(len(configs))]
     if len(names) != len(configs):
         raise ValueError(f"give one name per config: {len(names)} names, {len(configs)} configs")
+    if resume:
+        if out is None:
+            raise ValueError("resume needs the run directory (out)")
+        check_resume(out, mode=mode, names=names)
     if mode == "population":
         _check_population(configs)
         return train(configs, dataset, out=out, resume=resume, progress=progress, on_epoch=on_epoch)
     ds = dataset if dataset is not None else fashion_mnist()
-    names = list(names) if names is not None else [str(i) for i in range(len(configs))]
     done: list[RunResult] = []
 
     def merged(current: RunResult | None = None) -> RunResult:

@@ -6,8 +6,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +91,66 @@ def test_search_order(real_dir, isolated, monkeypatch):
     explicit = _copy_real(real_dir, isolated / "explicit")
     env = _copy_real(real_dir, isolated / "env")
     monkeypatch.setenv("GDJAX_DATA_DIR", str(env))
-    assert data.search_dirs(explicit) == [
-        explicit,
+    # a folder given is the only place looked in; without one, the search order
+    assert data.search_dirs(explicit) == [explicit]
+    assert data.search_dirs() == [
         env,
         isolated / "cache" / "gdjax" / "fashion-mnist",
         isolated / "no-debian",
     ]
     assert data.find_dir(explicit) == explicit
     assert data.find_dir() == env
-    # A directory missing a file is passed over.
-    (explicit / "t10k-labels-idx1-ubyte.gz").unlink()
-    assert data.find_dir(explicit) == env
-    assert data.fashion_mnist(explicit).source == str(env)
+    assert data.fashion_mnist(explicit).source == str(explicit)
+    assert data.fashion_mnist().source == str(env)
+    # A searched directory missing a file is passed over.
+    (env / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert data.find_dir() is None  # the isolated cache and Debian folder are empty
+
+
+def test_a_folder_given_must_hold_the_files(real_dir, isolated, monkeypatch):
+    """A typo'd --data-dir, or one missing a file, used to fall back silently to
+    another copy of the data ($GDJAX_DATA_DIR, the cache, Debian's)."""
+    env = _copy_real(real_dir, isolated / "env")
+    monkeypatch.setenv("GDJAX_DATA_DIR", str(env))
+    typo = isolated / "fashoin-mnist"
+    with pytest.raises(data.DatasetError, match="does not exist") as info:
+        data.fashion_mnist(typo)
+    assert str(typo) in str(info.value) and "\n" not in str(info.value)
+    partial = _copy_real(real_dir, isolated / "partial")
+    (partial / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert data.find_dir(partial) is None
+    with pytest.raises(data.DatasetError, match="has no t10k-labels-idx1-ubyte.gz") as info:
+        data.fashion_mnist(partial)
+    assert str(partial) in str(info.value)
+    # no download into (or instead of) a folder given
+    with pytest.raises(data.DatasetError, match="has no"):
+        data.fashion_mnist(isolated / "env" / "..", base_url="http://127.0.0.1:9/")
+    file_instead = isolated / "a-file"
+    file_instead.write_text("")
+    with pytest.raises(data.DatasetError, match="is not a folder"):
+        data.fashion_mnist(file_instead)
+
+
+def test_the_dataset_records_its_files(real_dir):
+    ds = data.fashion_mnist(real_dir)
+    assert [f.key for f in ds.files] == list(data.FILES)
+    for f in ds.files:
+        path = Path(f.path)
+        assert path.is_absolute() and path.parent == real_dir.absolute()
+        assert f.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert f.data_sha256 == data.FILES[f.key].sha256
+    record = data.provenance(ds)
+    assert json.loads(json.dumps(record)) == record
+    assert record["source"] == str(real_dir) and len(record["files"]) == 4
+    assert record["train_images"] == 60000 and record["test_images"] == 10000
+    # arrays made in memory have no files, and still build as before
+    made = data.FashionMNIST(*ds[:4], source="mine")
+    assert made.files == () and data.provenance(made)["files"] == []
 
 
 def test_nothing_found_without_download_is_a_clear_error(isolated):
     with pytest.raises(data.DatasetError, match="apt-get install dataset-fashion-mnist"):
-        data.fashion_mnist(isolated / "empty", download_missing=False)
+        data.fashion_mnist(download_missing=False)
 
 
 @pytest.mark.parametrize(
@@ -137,10 +186,17 @@ def test_truncated_gzip_names_the_file(real_dir, isolated):
 
 class _Server:
     """Serves ``files`` (name -> bytes) on 127.0.0.1; ``cut`` names files whose
-    transfer stops halfway with the connection closed."""
+    transfer stops halfway with the connection closed, ``stall`` files whose
+    transfer stops halfway and hangs until the server closes."""
 
-    def __init__(self, files: dict[str, bytes], cut: frozenset[str] = frozenset()):
-        self.files, self.cut, self.requests = files, cut, []
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        cut: frozenset[str] = frozenset(),
+        stall: frozenset[str] = frozenset(),
+    ):
+        self.files, self.cut, self.stall, self.requests = files, cut, stall, []
+        self.release = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -154,9 +210,11 @@ class _Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if name in outer.cut:
+                if name in outer.cut or name in outer.stall:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
+                    if name in outer.stall:  # hangs, as a slow network does
+                        outer.release.wait(60)
                     self.close_connection = True
                     return
                 self.wfile.write(body)
@@ -173,6 +231,7 @@ class _Server:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -230,6 +289,76 @@ def test_connection_cut_mid_transfer_leaves_nothing(real_files, isolated):
     ):
         data.download(dest, base_url=server.url, progress=False)
     assert _leftovers(dest) == []  # train images is the first file fetched
+
+
+def _part_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob(".*.part"))
+
+
+def test_killed_download_leaves_a_part_file_that_the_next_one_removes(
+    real_files, isolated, monkeypatch
+):
+    """A download killed by SIGKILL cannot clean up its .part file; the next
+    download (or load through the cache) removes it, but never the .part file
+    of a download still running, nor files it does not name."""
+    cache = data.cache_dir()
+    cache.mkdir(parents=True)
+    other = cache / ".my-notes.part"  # not a name download() uses
+    other.write_text("mine")
+    old = time.time() - 3600
+    os.utime(other, (old, old))
+    name = "train-images-idx3-ubyte.gz"
+    script = (
+        "import sys; from gdjax import data; "
+        "data.download(sys.argv[1], base_url=sys.argv[2], progress=False)"
+    )
+    with _Server(real_files, stall=frozenset({name})) as server:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, str(cache), server.url])
+            for _ in range(2)
+        ]
+        try:
+            deadline = time.monotonic() + 60
+            while len([p for p in _part_files(cache) if p != other and p.stat().st_size]) < 2:
+                assert all(p.poll() is None for p in procs)
+                assert time.monotonic() < deadline, "the downloads did not start"
+                time.sleep(0.05)
+            killed, running = procs
+            killed.send_signal(signal.SIGKILL)
+            killed.wait()
+            parts = [p for p in _part_files(cache) if p != other]
+            assert len(parts) == 2  # the killed download could not clean up
+            monkeypatch.setattr(data, "STALE_PART_SECONDS", 0.0)
+            removed = data.remove_stale_parts(cache)
+            assert len(removed) == 1  # the killed one's; the running one holds its lock
+            (live,) = [p for p in _part_files(cache) if p != other]
+            assert live in parts and live not in removed
+            # a load through the cache removes stale ones too, before searching
+            stale = cache / ".t10k-labels-idx1-ubyte.abcd1234.part"
+            stale.write_bytes(b"half")
+            os.utime(stale, (old, old))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+    with _Server(real_files) as server:
+        ds = data.fashion_mnist(base_url=server.url)
+    assert ds.source == str(cache)
+    assert _leftovers(cache) == sorted([*real_files, other.name])
+
+
+def test_a_recent_part_file_is_kept(isolated):
+    """A .part file written in the last minute may belong to a download that has
+    not locked it yet: kept."""
+    dest = isolated / "dl"
+    dest.mkdir()
+    fresh = dest / ".train-labels-idx1-ubyte.xyz.part"
+    fresh.write_bytes(b"x")
+    assert data.remove_stale_parts(dest) == []
+    old = time.time() - 2 * data.STALE_PART_SECONDS
+    os.utime(fresh, (old, old))
+    assert data.remove_stale_parts(dest) == [fresh]
 
 
 def test_missing_on_server_is_a_clear_error(isolated):

@@ -4,9 +4,10 @@ One schedule trains one model; several (--schedule repeated, or --seeds with
 several seeds) train as a population, vmapped in one compiled program
 (sharded over the devices), or one after another (--mode; by default the
 first on an accelerator, the second on a CPU). Writes metrics.json
-(config, and per epoch train_loss, train_acc, test_acc, lr, seconds),
-curves.png (redrawn every epoch), a checkpoint every epoch (--resume
-continues a killed run) and report.html.
+(config; per epoch train_loss, train_acc, test_acc, lr, seconds; the data
+files used, with their SHA-256), curves.png (redrawn every epoch), a
+checksummed checkpoint every epoch (--resume continues a killed run) and
+report.html.
 
 Schedules: NAME[:key=value,...]; what is left out takes the chapter's values
 (constant lr 0.3; square_root base_lr 0.1; factor 2.0 x 0.9 down to 0.01;
@@ -121,14 +122,11 @@ def run(
         test_subset=test_subset,
     )
     names = [_name(c, len(configs)) for c in configs]
-    if resume and len(configs) == 1 and not (out / train.CHECKPOINT).is_file():
-        raise FileNotFoundError(f"no checkpoint to resume from in {out}")
+    if resume:  # before the data is loaded: one model or many, nothing to resume is an error
+        train.check_resume(out, mode="single" if len(configs) == 1 else mode, names=names)
     out.mkdir(parents=True, exist_ok=True)
     dataset = fashion_mnist(data_dir)
-    curves = plot.live(
-        lambda r: plot.training_curves(r, titles=r.meta.get("names")),
-        path=str(out / "curves.png"),
-    )
+    curves = live_curves(out / "curves.png")
     if len(configs) == 1:
         result = train.train(
             configs[0], dataset, out=out, resume=resume, progress=not no_progress, on_epoch=curves
@@ -147,6 +145,58 @@ def run(
         )
     write_report(out, result, names, "Fashion-MNIST LeNet")
     return {"out": str(out), "names": names, "result": result}
+
+
+def live_curves(path: Path):
+    """An ``on_epoch`` callback that redraws the training curves into ``path``
+    (a PNG) after every epoch, atomically: a kill never leaves a half-written
+    image."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from gdjax import runs
+
+    def callback(result: train.RunResult) -> None:
+        fig = plot.training_curves(result, titles=result.meta.get("names"))
+        buffer = io.BytesIO()
+        try:
+            fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        finally:
+            plt.close(fig)
+        runs.write_bytes(path, buffer.getvalue())
+
+    return callback
+
+
+def curves_caption(result: train.RunResult) -> str:
+    """What the training-curves figure draws, for this run's numbers of
+    minibatches (a small run has fewer than ``log_every`` per epoch)."""
+    log_every, spe = result.configs[0].log_every, result.meta["steps_per_epoch"]
+    if any(result.curves):
+        points = spe // log_every
+        every = "every minibatch" if log_every == 1 else f"every {log_every} minibatches"
+        train_part = (
+            f"Train loss and train accuracy {every} ({points} "
+            f"point{'s' if points > 1 else ''} per epoch of {spe} minibatches), each averaged "
+            "over the epoch so far"
+        )
+    else:
+        train_part = (
+            f"Train loss and train accuracy once per epoch, averaged over the epoch (an epoch "
+            f"has {spe} minibatch{'es' if spe > 1 else ''}, fewer than the {log_every} between "
+            "within-epoch points)"
+        )
+    return f"{train_part}; test accuracy at the end of every epoch."
+
+
+def data_text(result: train.RunResult) -> str | None:
+    """Which files the run trained on (path and SHA-256), as one paragraph."""
+    data = result.meta.get("data")
+    if not data:
+        return None
+    files = "; ".join(f"{f['path']} (SHA-256 {f['sha256']})" for f in data.get("files", []))
+    return f"Data: {data['source']}" + (f": {files}." if files else ".")
 
 
 def _name(config: train.TrainConfig, n_models: int) -> str:
@@ -171,14 +221,12 @@ def write_report(
         f"parameters; mode {result.meta['mode']} on {result.meta['backend']} "
         f"({result.meta['devices']} device(s)); compile {result.compile_seconds:.1f} s."
     )
+    data = data_text(result)
+    if data is not None:
+        report.text(data)
     if extra is not None:
         extra(report)
-    report.figure(
-        plot.training_curves(result, titles=names),
-        "curves",
-        f"Train loss and accuracy every {result.configs[0].log_every} minibatches (averaged "
-        "over the epoch so far), test accuracy every epoch.",
-    )
+    report.figure(plot.training_curves(result, titles=names), "curves", curves_caption(result))
     if len(names) > 1:
         report.figure(
             plot.policy_comparison(result, names=names, groups=groups),

@@ -89,6 +89,8 @@ def run(
         for policy, s in runs
     ]
     names = [policy if len(seeds) == 1 else f"{policy}_seed{s}" for policy, s in runs]
+    if resume:  # before the data is loaded
+        train.check_resume(out, mode=mode, names=names)
     result = train.train_many(
         configs,
         fashion_mnist(data_dir),
