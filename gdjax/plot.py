@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.markers import MarkerStyle  # noqa: E402
-from matplotlib.ticker import FixedLocator, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter  # noqa: E402
 from matplotlib.transforms import Affine2D  # noqa: E402
 
 from gdjax import schedules as _schedules  # noqa: E402
@@ -361,7 +361,7 @@ def learning_journey(
         ax.set_ylim(lo, hi)
         span = max(epochs[-1], 1)
         ax.set_xlim(-0.015 * span, span)  # a run that leaves at once stays visible
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
     if target is not None:
@@ -419,7 +419,7 @@ def error_grid(sw: Sweep, *, rule: int = 0, start: int = 0, title: str | None = 
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     norm = _log_norm(err)
     im = ax.imshow(err, cmap=cmap, norm=norm, aspect="auto", origin="lower")
-    size = 7 if n_ep <= 10 else 6
+    size = 10 if n_ep <= 4 and n_lr <= 8 else 7 if n_ep <= 10 else 6
     for (i, j), e in np.ndenumerate(err):
         rgba = cmap.get_bad() if diverged[i, j] else cmap(norm(e))
         ax.text(
@@ -759,8 +759,11 @@ def convergence_time_map(bmap) -> Figure:
     data = np.ma.masked_array(np.maximum(steps, 1.0), mask=~reached)
     (x0, x1), (y0, y1) = bmap.domain
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.88")
-    vmax = float(data.max()) if data.count() else float(bmap.config.get("steps", 10))
-    norm = mcolors.LogNorm(1.0, max(vmax, 10.0))
+    if data.count():  # the colours span the steps actually seen
+        vmin, vmax = float(data.min()), float(data.max())
+    else:
+        vmin, vmax = 1.0, float(bmap.config.get("steps", 10))
+    norm = mcolors.LogNorm(vmin, max(vmax, 10.0 * vmin))
     fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
     extent = (x0, x1, y0, y1)
     im = ax.imshow(
@@ -781,7 +784,12 @@ def convergence_time_map(bmap) -> Figure:
         label += f" (checked every {every} steps)"
     if np.any(reached & (steps == 0)):
         label += "; 0 drawn as 1"
-    fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    cbar = fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    lo, hi = norm.vmin, norm.vmax
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    ticks = [m * 10.0**k for k in decades for m in (1, 2, 5) if lo <= m * 10.0**k <= hi]
+    cbar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+    cbar.ax.yaxis.set_minor_formatter(NullFormatter())
     n = labels.size
     handles = [
         plt.Rectangle((0, 0), 1, 1, fc="0.88", ec="k", lw=0.5),
