@@ -184,10 +184,6 @@ def _title(ax, text: str, fontsize: float = 12, share: float | None = None) -> N
     ax.set_title(_wrap(text, fig, fontsize, share), fontsize=fontsize)
 
 
-def _suptitle(fig: Figure, text: str, fontsize: float = 12) -> None:
-    fig.suptitle(_wrap(text, fig, fontsize, 0.95), fontsize=fontsize)
-
-
 def _fig_ax(ax, figsize=(6.5, 4.5)):
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
