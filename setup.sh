@@ -38,7 +38,7 @@ if [ ! -x "$venv/bin/python" ]; then
     exit 1
   fi
   echo "setup: creating the virtual environment $venv with $("$python" --version 2>&1)"
-  if ! "$python" -m venv "$venv" 2>/dev/null; then
+  if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
     # Debian ships venv's pip bootstrap separately (python3-venv).
     rm -rf "$venv"
     if command -v apt-get >/dev/null 2>&1; then
