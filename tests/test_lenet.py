@@ -212,8 +212,14 @@ def test_eval_accuracy_matches_numpy():
     ds = _synthetic(n_test=1234)
     params = lenet.init_state(1).params
     acc = lenet.make_eval(batch_size=500)(params, ds.test_images, ds.test_labels)
-    pred = _numpy_lenet(params, ds.test_images).argmax(-1)
-    assert float(acc) == pytest.approx(np.mean(pred == ds.test_labels), abs=1e-6)
+    logits = _numpy_lenet(params, ds.test_images)
+    pred = logits.argmax(-1)
+    # float32 against float64: an image whose top two logits are closer than float32
+    # rounding may go either way (here 1 of 1234 within 1e-4; the closest 3e-5 apart)
+    top2 = np.sort(logits, -1)[:, -2:]
+    near_ties = int(np.sum(top2[:, 1] - top2[:, 0] < 1e-4))
+    assert near_ties <= 3
+    assert float(acc) == pytest.approx(np.mean(pred == ds.test_labels), abs=near_ties / 1234 + 1e-6)
 
 
 # --------------------------------------------------------------------------
@@ -646,7 +652,9 @@ def test_optax_and_gdjax_schedules_train_alike(tmp_path):
     with_gdjax = train.train(
         train.TrainConfig(schedule=twin, epochs=3, per="update"), ds, progress=False
     )
-    _same_numbers(with_optax.epochs[0], with_gdjax.epochs[0], 1e-5, acc_tol=1e-9)
+    # optax's float32 cosine ends at 0.0100000007, gdjax's at 0.0099999998: the
+    # weights differ by ~1e-8, which may flip one near-tied prediction on another CPU
+    _same_numbers(with_optax.epochs[0], with_gdjax.epochs[0], 1e-5, acc_tol=1.5 / 130)
     config = json.loads((tmp_path / "metrics.json").read_text())["models"][0]["config"]
     assert config["schedule"].startswith("optax:") and config["schedule_resolved"] is None
     with pytest.raises(ValueError, match="a population needs gdjax schedules"):

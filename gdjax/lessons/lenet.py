@@ -190,13 +190,17 @@ def curves_caption(result: train.RunResult) -> str:
     return f"{train_part}; test accuracy at the end of every epoch."
 
 
-def data_text(result: train.RunResult) -> str | None:
-    """Which files the run trained on (path and SHA-256), as one paragraph."""
+def add_data(report: Report, result: train.RunResult) -> None:
+    """Which files the run trained on: path and SHA-256 of each."""
     data = result.meta.get("data")
     if not data:
-        return None
-    files = "; ".join(f"{f['path']} (SHA-256 {f['sha256']})" for f in data.get("files", []))
-    return f"Data: {data['source']}" + (f": {files}." if files else ".")
+        return
+    report.text(f"Data: {data['source']} (SHA-256 of each file as stored, as sha256sum prints).")
+    if data.get("files"):
+        report.table(
+            ["array", "file", "SHA-256"],
+            [[f["key"], f["path"], f["sha256"]] for f in data["files"]],
+        )
 
 
 def _name(config: train.TrainConfig, n_models: int) -> str:
@@ -221,9 +225,7 @@ def write_report(
         f"parameters; mode {result.meta['mode']} on {result.meta['backend']} "
         f"({result.meta['devices']} device(s)); compile {result.compile_seconds:.1f} s."
     )
-    data = data_text(result)
-    if data is not None:
-        report.text(data)
+    add_data(report, result)
     if extra is not None:
         extra(report)
     report.figure(plot.training_curves(result, titles=names), "curves", curves_caption(result))
