@@ -682,3 +682,11 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
         cli.main(["lenet", "--epochs", "0"])
     assert info.value.code == 2
     assert "--epochs must be >= 1" in capsys.readouterr().err
+    for argv in (
+        ["lenet", "--seeds", "1", str(2**32)],
+        ["lesson", "lr-scheduling", "--seeds", "-1"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 2
+        assert "must be in [0, 2**32)" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gdjax import train
+from gdjax.lessons import _common
 from gdjax.lessons.lenet import add_training_arguments, write_report
 from gdjax.report import write_json
 
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-factor", action="store_true", help="also the factor schedule")
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=_common.seed_value,
         nargs="+",
         default=None,
         help="train every policy with each seed; the table gives means (default: --seed)",
