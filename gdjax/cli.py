@@ -36,7 +36,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p_all = sub.add_parser("lessons", help="run every lesson on its defaults (the main job)")
     p_all.add_argument("--out", default="runs", help="output directory (default: %(default)s)")
     p_all.add_argument(
-        "--seed", type=_common.seed_value, default=0, help="random seed (default: %(default)s)"
+        "--seed",
+        type=_common.seed_type("--seed"),
+        default=0,
+        help="random seed, 0 <= N < 2**32 (default: %(default)s)",
     )
     p_all.add_argument(
         "--overwrite", action="store_true", help="replace the lessons' earlier runs in --out"

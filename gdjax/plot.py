@@ -821,19 +821,19 @@ def convergence_time_map(bmap) -> Figure:
 
 
 def best_of_k_curve(ks, exact, simulated) -> Figure:
-    """Lesson C: probability that the best of k restarts reaches the global minimum."""
+    """Lesson C: probability that the best of k restarts reaches a global minimum."""
     fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     ax.plot(ks, exact, "-", label="1 - (1 - p)^k from the basin fraction")
     ax.plot(ks, simulated, "o", label="simulated from the labels")
     ax.set_xscale("log")
     ax.set_xlabel("k random restarts")
-    ax.set_ylabel("P(best of k reaches\nthe global minimum)")
+    ax.set_ylabel("P(best of k reaches\na global minimum)")
     ax.set_ylim(-0.02, 1.02)
     if not np.any(np.asarray(exact, dtype=np.float64) > 0):
         ax.text(
             0.5,
             0.5,
-            "no start reached the global minimum (p = 0):\nrestarts cannot help",
+            "no start reached a global minimum (p = 0):\nrestarts cannot help",
             transform=ax.transAxes,
             ha="center",
             va="center",

@@ -220,3 +220,13 @@ def test_abandon_restores_the_prior_manifest(tmp_path):
         assert not run.abandon()  # it wrote: its manifest stays, marked unfinished
     assert not (tmp_path / "basins.json").exists()
     assert runs.read_manifest(tmp_path)["complete"] is False
+
+
+def test_written_files_have_the_usual_permissions(tmp_path):
+    """Atomic writes make files as open() would (0666 less the umask), not 0600."""
+    old = os.umask(0o022)
+    try:
+        path = runs.write_text(tmp_path / "report.html", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

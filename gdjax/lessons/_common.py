@@ -14,15 +14,20 @@ from typing import NoReturn
 SEED_LIMIT = 2**32
 
 
-def seed_value(text: str) -> int:
-    """``--seed``: an integer in [0, 2**32), the same rule for every command."""
+def seed_value(text: str, name: str = "--seed") -> int:
+    """A seed: an integer in [0, 2**32), the same rule for every command."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
     if not 0 <= value < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
+        raise argparse.ArgumentTypeError(f"{name} must be in [0, 2**32), got {value}")
     return value
+
+
+def seed_type(name: str) -> Callable[[str], int]:
+    """``type=`` for a seed option named ``name`` (its errors name the option)."""
+    return lambda text: seed_value(text, name)
 
 
 def add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -30,7 +35,10 @@ def add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
         "--out", default=default_out, help="output directory (default: %(default)s)"
     )
     parser.add_argument(
-        "--seed", type=seed_value, default=0, help="random seed, 0 <= N < 2**32 (default: 0)"
+        "--seed",
+        type=seed_type("--seed"),
+        default=0,
+        help="random seed, 0 <= N < 2**32 (default: 0)",
     )
     parser.add_argument(
         "--overwrite",
@@ -150,15 +158,18 @@ def _kept(module, out: Path, run) -> str:
     if getattr(module, "RESUMABLE", False) or "--resume" in sys.argv or _trains(module):
         from gdjax import train
 
-        try:
-            epoch = train.load_checkpoint(out)["epoch"]
-        except (OSError, ValueError, KeyError):
-            epoch = None
-        if epoch is not None:
+        epochs = []  # a single model or population in out/, sequential models in out/NAME/
+        for folder in [out, *sorted(p.parent for p in out.glob(f"*/{train.CHECKPOINT}"))]:
+            try:
+                epochs.append(train.load_checkpoint(folder)["epoch"])
+            except (OSError, ValueError, KeyError):
+                pass
+        if epochs:
             again = command_line()
             if "--resume" not in sys.argv:
                 again += " --resume"
-            return f"the checkpoint of epoch {epoch} is kept in {out}; resume with:\n  {again}"
+            done = f"epoch {epochs[0]}" if len(epochs) == 1 else f"{len(epochs)} models' epochs"
+            return f"the checkpoint of {done} is kept in {out}; resume with:\n  {again}"
         return f"no epoch had finished, so there is nothing to resume in {out}"
     if not run.written:
         return f"nothing was written; {out} is as it was"

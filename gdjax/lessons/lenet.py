@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seeds",
-        type=_common.seed_value,
+        type=_common.seed_type("--seeds"),
         nargs="+",
         default=None,
         help="several seeds: every schedule is trained with each (default: --seed)",

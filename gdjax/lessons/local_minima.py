@@ -3,7 +3,7 @@
 Maps which minimum gradient descent reaches from every start of a grid over
 the peaks surface, finds every critical point (minima, saddles, maxima),
 measures basin fractions with 95% intervals, and shows how the chance that
-the best of k random restarts reaches the global minimum grows with k.
+the best of k random restarts reaches a global minimum grows with k.
 Also the engine behind ``gdjax basins``.
 """
 

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-factor", action="store_true", help="also the factor schedule")
     parser.add_argument(
         "--seeds",
-        type=_common.seed_value,
+        type=_common.seed_type("--seeds"),
         nargs="+",
         default=None,
         help="train every policy with each seed; the table gives means (default: --seed)",
