@@ -278,8 +278,12 @@ def _report(out, bmap, crit, trajs, res) -> None:
         rep.figure(
             plot.basin_map(bmap, crit, trajs),
             "basin_map",
-            "Each start coloured by the minimum it reaches; white: not converged "
-            "(on peaks, starts on the flat outer plateau crawl and never settle).",
+            "Each start coloured by the minimum it reaches; white: not converged"
+            + (
+                " (on peaks, starts on the flat outer plateau crawl and never settle)."
+                if bmap.surface.name == "peaks"
+                else "; grey: diverged."
+            ),
         )
         rep.figure(
             plot.convergence_time_map(bmap), "convergence_time", "How many steps each start needs."
