@@ -59,7 +59,7 @@ def test_labels_do_not_depend_on_chunk_size_or_sharding():
     kw = dict(starts=3000, key=jax.random.key(7), steps=300, lr=0.01)
     a = basins.map_basins("six_hump_camel", chunk_size=3000, devices=1, **kw)
     b = basins.map_basins("six_hump_camel", chunk_size=512, **kw)
-    assert jax.device_count() == 8 and b.config["devices"] == 8
+    assert b.config["devices"] == jax.device_count()  # 8 under conftest, or as XLA_FLAGS sets
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.converged_step, b.converged_step)
     np.testing.assert_allclose(a.final, b.final, rtol=1e-6, atol=1e-6)
