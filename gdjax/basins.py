@@ -521,7 +521,7 @@ def map_basins(
         compiled, dynamic, pts, chunk, sharding, report
     )
     refrozen = 0
-    if not finite.all():
+    if program is not general and not finite.all():
         # the fast path does not keep the last finite point: run those starts
         # again through the engine's stepper, which does (one policy for both)
         idx = np.flatnonzero(~finite)
