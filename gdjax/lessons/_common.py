@@ -43,8 +43,8 @@ def add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an earlier run in --out (its files are deleted first); without it, "
-        "a folder that holds another run is refused",
+        help="replace an earlier run in --out (its files are deleted once this run writes "
+        "its first file); without it, a folder that holds another run is refused",
     )
 
 
