@@ -150,12 +150,13 @@ def _describe_runtime(err: BaseException) -> str:
 
 
 def _trains(module) -> bool:
+    """Whether the command trains networks and keeps checkpoints."""
     return command_name(module) in ("lenet", "lr_scheduling")
 
 
 def _kept(module, out: Path, run) -> str:
     """What an interrupted run left in ``out``, and how to go on."""
-    if getattr(module, "RESUMABLE", False) or "--resume" in sys.argv or _trains(module):
+    if _trains(module):
         from gdjax import train
 
         epochs = []  # a single model or population in out/, sequential models in out/NAME/
