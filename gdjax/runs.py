@@ -78,8 +78,10 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     manifest."""
     path = Path(path)
     for run in _ACTIVE:
-        if path.name not in (MANIFEST, LOCK) and path.parent.resolve() == run.out.resolve():
-            run.record(path.name)
+        inside = path.parent.resolve()
+        if path.name not in (MANIFEST, LOCK) and inside.is_relative_to(run.out.resolve()):
+            # a file in the folder, or in a folder inside it (one model of several)
+            run.record(str(inside.relative_to(run.out.resolve()) / path.name))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -186,6 +188,9 @@ class Run:
             for old in self._stale:
                 with contextlib.suppress(FileNotFoundError):
                     (self.out / old).unlink()
+                if (self.out / old).parent != self.out:  # a model's folder, now empty
+                    with contextlib.suppress(OSError):
+                        (self.out / old).parent.rmdir()
                 if old in self.files:
                     self.files.remove(old)
             self._stale = []
@@ -278,6 +283,8 @@ def _lock(out: Path) -> int:
 def _earlier_files(out: Path, manifest: dict | None) -> list[str]:
     if manifest is not None:
         return [f for f in manifest.get("files", []) if (out / f).exists()]
+    # a folder from before manifests: its top-level files only (a folder inside
+    # may be another run, never ours to delete)
     return [f for f in _KNOWN_OUTPUTS if (out / f).exists()]
 
 

@@ -230,3 +230,25 @@ def test_written_files_have_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_files_in_model_folders_are_recorded_and_replaced(tmp_path):
+    """Several models trained one after another write into out/NAME/: those
+    files belong to the run too, and --overwrite removes them."""
+    with runs.open_run(tmp_path, "lenet", resumable=True) as run:
+        runs.write_bytes(tmp_path / "constant" / "checkpoint.msgpack", b"c")
+        runs.write_text(tmp_path / "metrics.json", "{}")
+        run.finish()
+    assert runs.read_manifest(tmp_path)["files"] == ["constant/checkpoint.msgpack", "metrics.json"]
+    with runs.open_run(tmp_path, "lenet", overwrite=True, resumable=True) as run:
+        runs.write_text(tmp_path / "metrics.json", "{}")
+        run.finish()
+    assert not (tmp_path / "constant").exists()
+    # another run's folder inside --out is never taken for part of this one
+    with runs.open_run(tmp_path / "inner", "basins") as run:
+        runs.write_text(tmp_path / "inner" / "basins.json", "{}")
+        run.finish()
+    with runs.open_run(tmp_path, "lenet", overwrite=True, resumable=True) as run:
+        runs.write_text(tmp_path / "metrics.json", "{}")
+        run.finish()
+    assert (tmp_path / "inner" / "basins.json").exists()
