@@ -14,6 +14,7 @@ from gdjax.descent import Sweep as Sweep
 from gdjax.descent import Trajectory as Trajectory
 from gdjax.descent import descend as descend
 from gdjax.descent import descend_final as descend_final
+from gdjax.descent import describe_rule as describe_rule
 from gdjax.descent import optimizer as optimizer
 from gdjax.descent import sweep as sweep
 from gdjax.surfaces import Surface as Surface

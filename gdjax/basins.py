@@ -30,19 +30,18 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike
 
 from gdjax import schedules as _schedules
 from gdjax.descent import (
     DEFAULT_BOUND,
-    OptaxFactory,
     _as_lr,
     _parse_rule,
     _scan_steps,
     _ScheduleRule,
     _Stepper,
+    describe_rule,
 )
 from gdjax.surfaces import Surface
 from gdjax.surfaces import get as _get_surface
@@ -544,7 +543,7 @@ def map_basins(
         "starts": total,
         "steps": steps,
         "lr": lr,
-        "rule": _rule_repr(rule),
+        "rule": describe_rule(rule, lr),
         "tol": tol,
         "bound": float(bound),
         "global_tol": float(global_tol),
@@ -617,22 +616,6 @@ def _run_chunks(compiled, dynamic, pts, chunk, sharding, report):
         pending = (begin, m, out)
     collect(*pending)
     return outs
-
-
-def _rule_repr(rule) -> str:
-    """The rule in words for reports and JSON (no Python reprs of functions)."""
-    if isinstance(rule, str):
-        return rule
-    if isinstance(rule, OptaxFactory):
-        args = ", ".join(
-            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rule.kwargs
-        )
-        return f"{rule.name}({args})" if args else rule.name
-    if isinstance(rule, optax.GradientTransformation):
-        return "an optax transformation"
-    if isinstance(rule, _schedules.Schedule):
-        return repr(rule)
-    return f"schedule {getattr(rule, '__name__', type(rule).__name__)}"
 
 
 def _radius(dom) -> float:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -57,6 +58,7 @@ __all__ = [
     "Trajectory",
     "descend",
     "descend_final",
+    "describe_rule",
     "optimizer",
     "sweep",
 ]
@@ -239,6 +241,49 @@ def _rule_name(rule) -> str:
     if isinstance(rule, optax.GradientTransformation):
         return "optax"
     return getattr(rule, "__name__", "schedule")
+
+
+def _short_number(v) -> str:
+    """3 significant digits, no float noise: 0.1 + 0.2 -> "0.3"."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.3g}"
+
+
+def describe_rule(rule, lr=None) -> str:
+    """A descent rule (as given to :func:`descend`) in words, for titles and
+    reports: ``"fixed lr 0.01"``, ``"optax sgd (momentum 0.9), lr 0.05"``,
+    ``"cosine schedule (base_lr 0.05, max_steps 1000, final_lr 0.001)"``.
+    Never a Python repr or a memory address."""
+    rate = None if lr is None else _short_number(lr)
+
+    def with_rate(words: str) -> str:
+        return words if rate is None else f"{words}, lr {rate}"
+
+    def args(pairs) -> str:
+        text = ", ".join(
+            f"{k} {_short_number(v) if isinstance(v, int | float) else v}" for k, v in pairs
+        )
+        return f" ({text})" if text else ""
+
+    if isinstance(rule, str):
+        named = {
+            "fixed": "fixed lr" + ("" if rate is None else f" {rate}"),
+            "time": "time-based lr decay" + ("" if rate is None else f" from {rate}"),
+            "grad": "gradient-scaled lr" if rate is None else f"lr = {rate} x |gradient|",
+        }
+        return named.get(rule, rule)
+    if isinstance(rule, OptaxFactory):
+        return with_rate(f"optax {rule.name}{args(rule.kwargs)}")
+    if isinstance(rule, optax.GradientTransformation):
+        return "an optax transformation"
+    if isinstance(rule, _schedules.Schedule):
+        return f"{rule.name} schedule{args(rule.args)}"  # its base_lr is among the args
+    return f"schedule {getattr(rule, '__name__', type(rule).__name__)}"
 
 
 # --------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import textwrap
 from collections.abc import Sequence
 
@@ -32,7 +31,6 @@ from matplotlib.markers import MarkerStyle  # noqa: E402
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter  # noqa: E402
 from matplotlib.transforms import Affine2D  # noqa: E402
 
-from gdjax import schedules as _schedules  # noqa: E402
 from gdjax.descent import Sweep, Trajectory  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
@@ -42,7 +40,6 @@ __all__ = [
     "best_of_k_curve",
     "convergence_time_map",
     "curve_1d",
-    "describe_rule",
     "error_grid",
     "landscape_2d",
     "learning_journey",
@@ -101,74 +98,6 @@ def _num(v) -> str:
     if math.isfinite(x) and x == int(x) and abs(x) < 1e6:
         return str(int(x))
     return f"{x:.3g}"
-
-
-def _number_in(text: str) -> str:
-    """``0.05``, ``np.float32(0.05)`` or ``Array(0.05, dtype=float32)`` -> ``0.05``;
-    anything else as it is."""
-    m = re.fullmatch(r"\s*(?:[\w.]+\()?\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:,[^)]*)?\)?\s*", text)
-    return _num(m.group(1)) if m else text.strip()
-
-
-def _split_args(text: str) -> list[tuple[str, str]]:
-    """``a=1, b=[2, 3]`` -> [("a", "1"), ("b", "[2, 3]")] (commas inside brackets kept)."""
-    out, depth, start = [], 0, 0
-    parts = []
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    for p in parts:
-        key, eq, value = p.partition("=")
-        if eq:
-            out.append((key.strip(), value.strip()))
-        elif p.strip():
-            out.append(("", p.strip()))
-    return out
-
-
-def describe_rule(rule, lr=None) -> str:
-    """A descent rule in words for a title: ``"fixed lr 0.01"``, ``"cosine
-    schedule (base_lr 0.05, max_steps 1000, final_lr 0.001)"``, ``"optax adam,
-    lr 0.05"``. Takes the rule as given to gdjax or as a BasinMap's config
-    records it (its repr); never prints ``None`` or a memory address."""
-    text = rule if isinstance(rule, str) else repr(rule)
-    rate = "" if lr is None else _num(lr)
-    if text == "fixed":
-        return f"fixed lr {rate}" if rate else "fixed lr"
-    if text == "time":
-        return f"time-based lr decay from {rate}" if rate else "time-based lr decay"
-    if text == "grad":
-        return f"lr = {rate} x |gradient|" if rate else "gradient-scaled lr"
-    m = re.match(r"OptaxFactory\(factory=<function ([\w.]+)[^>]*>,\s*kwargs=(.*)\)$", text)
-    if m:
-        pairs = re.findall(r"\('(\w+)',\s*([^()]+?|\w+\([^()]*\))\)", m.group(2))
-        extra = ", ".join(f"{k} {_number_in(v)}" for k, v in pairs)
-        words = f"optax {m.group(1).rsplit('.', 1)[-1]}"
-        if extra:
-            words += f" ({extra})"
-        return f"{words}, lr {rate}" if rate else words
-    m = re.fullmatch(r"([A-Za-z_]\w*)(?:\((.*)\))?", text)
-    if m:  # a schedule, name(args), or an optimizer as BasinMap records it: adam, sgd(...)
-        name, inner = m.group(1), m.group(2)
-        args = ", ".join(
-            f"{k} {_number_in(v)}" if k else _number_in(v) for k, v in _split_args(inner or "")
-        )
-        is_schedule = name in _schedules.names()
-        words = f"{name} schedule" if is_schedule else f"optax {name}"
-        if args:
-            words += f" ({args})"
-        if is_schedule:
-            return words  # its base_lr is among the args; lr is not used
-        return f"{words}, lr {rate}" if rate else words
-    text = re.sub(r"\s+at 0x[0-9a-fA-F]+", "", text)
-    text = text if len(text) <= 60 else text[:57] + "..."
-    return f"{text}, lr {rate}" if rate else text
 
 
 def _wrap(text: str, fig: Figure, fontsize: float = 12, share: float = 1.0) -> str:
@@ -630,7 +559,7 @@ def _basin_colors(n_min: int) -> list:
 
 def _basin_title(bmap, what: str) -> str:
     c = bmap.config
-    rule = describe_rule(c.get("rule", "fixed"), c.get("lr"))
+    rule = c.get("rule", "fixed")  # in words (gdjax.describe_rule)
     starts = (
         f"{bmap.grid[1]} x {bmap.grid[0]} grid of starts"
         if bmap.grid is not None

@@ -288,10 +288,14 @@ def test_basin_map_title_in_words_and_inside_the_figure(rule, lr, word):
 
 
 def test_describe_rule():
-    assert plot.describe_rule("fixed", 0.1 + 0.2) == "fixed lr 0.3"
-    assert "None" not in plot.describe_rule("cosine(base_lr=0.05, max_steps=1000)", None)
-    assert plot.describe_rule("sgd(momentum=0.9)", 0.05) == "optax sgd (momentum 0.9), lr 0.05"
-    words = plot.describe_rule(repr(gdjax.optimizer(optax.adam)), 0.05)
+    assert gdjax.describe_rule("fixed", 0.1 + 0.2) == "fixed lr 0.3"
+    cosine = S.parse_spec("cosine:max_steps=1000", base_lr=0.05)
+    assert "None" not in gdjax.describe_rule(cosine, None)
+    words = gdjax.describe_rule(cosine)
+    assert words == "cosine schedule (base_lr 0.05, max_steps 1000, final_lr 0)"
+    sgd = gdjax.optimizer(optax.sgd, momentum=0.9)
+    assert gdjax.describe_rule(sgd, 0.05) == "optax sgd (momentum 0.9), lr 0.05"
+    words = gdjax.describe_rule(gdjax.optimizer(optax.adam), 0.05)
     assert words == "optax adam, lr 0.05"
 
 

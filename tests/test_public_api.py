@@ -13,6 +13,7 @@ def test_public_names():
     for name in [
         "descend",
         "descend_final",
+        "describe_rule",
         "sweep",
         "optimizer",
         "Trajectory",

@@ -149,16 +149,6 @@ def parse_rule(lr: float, optimizer: str | None, momentum: float | None, schedul
     return "fixed", lr
 
 
-def describe_rule(lr: float, optimizer: str | None, momentum: float | None, rule) -> str:
-    """The rule in words, for reports: "fixed lr 0.01", "adam lr 0.05", "cosine(...)"."""
-    if optimizer is not None:
-        extra = "" if momentum is None else f", momentum {momentum:g}"
-        return f"{optimizer} lr {lr:g}{extra}"
-    if isinstance(rule, str):
-        return f"{rule} lr {lr:g}"
-    return f"schedule {rule!r}"
-
-
 def run(
     out: Path,
     *,
@@ -182,7 +172,6 @@ def run(
 ) -> dict:
     surf = gdjax.surfaces.get(surface)  # clear error before any compute
     rule, rate = parse_rule(lr, optimizer, momentum, schedule)
-    rule_text = describe_rule(lr, optimizer, momentum, rule)
     if grid is None and starts is None:
         grid = _default_grid
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
@@ -245,7 +234,6 @@ def run(
     )
     results = {
         **bmap.config,
-        "rule": rule_text,
         "seed": seed,
         "minima": [m.to_json() for m in bmap.minima],
         "global_minima": list(bmap.global_minima),
