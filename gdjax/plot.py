@@ -781,31 +781,17 @@ def _curve_axes(ax_loss, ax_acc, result, m: int, title: str | None = None) -> No
     ``ax_acc``. The within-epoch points (every ``log_every`` minibatches)
     when the run has them, else the per-epoch points only."""
     curve, epochs = result.curves[m], result.epochs[m]
-    if curve:
-        xs = [p["epoch"] for p in curve]
-        loss, acc = [p["train_loss"] for p in curve], [p["train_acc"] for p in curve]
-        ax_loss.plot(xs, loss, color="C0", label="train loss")
-        ax_acc.plot(xs, acc, color="C1", label="train accuracy")
-    elif epochs:  # fewer than log_every minibatches per epoch: the epoch averages
-        xs = [e["epoch"] for e in epochs]
-        ax_loss.plot(
-            xs,
-            [e["train_loss"] for e in epochs],
-            "o-",
-            ms=3,
-            color="C0",
-            label="train loss (epoch average)",
-        )
-        ax_acc.plot(
-            xs,
-            [e["train_acc"] for e in epochs],
-            "o-",
-            ms=3,
-            color="C1",
-            label="train accuracy (epoch average)",
-        )
-    else:
-        xs = []
+    # the within-epoch points, or (fewer than log_every minibatches an epoch) the epoch averages
+    points, style, note = (
+        (curve, {}, "") if curve else (epochs, {"marker": "o", "ms": 3}, " (epoch average)")
+    )
+    xs = [p["epoch"] for p in points]
+    for ax, key, color, name in (
+        (ax_loss, "train_loss", "C0", "train loss"),
+        (ax_acc, "train_acc", "C1", "train accuracy"),
+    ):
+        if points:
+            ax.plot(xs, [p[key] for p in points], color=color, label=name + note, **style)
     if epochs:
         ax_acc.plot(
             [e["epoch"] for e in epochs],
