@@ -13,8 +13,8 @@ minimum found) without raising.
 
 from __future__ import annotations
 
-import io
 import math
+import os
 import textwrap
 from collections.abc import Sequence
 
@@ -893,14 +893,7 @@ def policy_comparison(
     return fig
 
 
-def _png_bytes(fig: Figure) -> bytes:
-    """The figure as a PNG, rendered in memory (as reports embed it)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def live(figure_fn=training_curves, *, path: str | None = None):
+def live(figure_fn=training_curves, *, path: str | os.PathLike | None = None):
     """An ``on_epoch`` callback for :func:`gdjax.train.train` that redraws
     ``figure_fn(result)`` after every epoch: in place in a Jupyter notebook,
     and into ``path`` (a PNG) when given. The PNG is rendered in memory and
@@ -913,6 +906,7 @@ def live(figure_fn=training_curves, *, path: str | None = None):
         >>> result = train.train(cfg, on_epoch=plot.live())  # doctest: +SKIP
     """
     from gdjax import runs
+    from gdjax.report import png_bytes
 
     handle = None
 
@@ -921,7 +915,7 @@ def live(figure_fn=training_curves, *, path: str | None = None):
         fig = figure_fn(result)
         try:
             if path is not None:
-                runs.write_bytes(path, _png_bytes(fig))
+                runs.write_bytes(path, png_bytes(fig))
             if _in_notebook():
                 from IPython.display import display
 

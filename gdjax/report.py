@@ -23,7 +23,7 @@ import numpy as np
 
 from gdjax import runs
 
-__all__ = ["Report", "to_jsonable", "versions", "write_json"]
+__all__ = ["Report", "png_bytes", "to_jsonable", "versions", "write_json"]
 
 
 def versions() -> dict[str, str]:
@@ -66,6 +66,14 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, bool | int | str) or obj is None:
         return obj
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def png_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes, rendered in memory (to embed, or to
+    write atomically with :func:`gdjax.runs.write_bytes`)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -124,12 +132,12 @@ class Report:
 
     def figure(self, fig, name: str, caption: str = "") -> None:
         """Embeds a matplotlib figure; it is also saved as ``name``.png."""
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         import matplotlib.pyplot as plt
 
-        plt.close(fig)
-        png = buf.getvalue()
+        try:
+            png = png_bytes(fig)
+        finally:
+            plt.close(fig)
         self._figures.append((name, png))
         data = base64.b64encode(png).decode("ascii")
         self._parts.append(

@@ -126,7 +126,10 @@ def run(
         train.check_resume(out, mode="single" if len(configs) == 1 else mode, names=names)
     out.mkdir(parents=True, exist_ok=True)
     dataset = fashion_mnist(data_dir)
-    curves = live_curves(out / "curves.png")
+    # redrawn after every epoch, written atomically (a kill never leaves half an image)
+    curves = plot.live(
+        lambda r: plot.training_curves(r, titles=r.meta.get("names")), path=out / "curves.png"
+    )
     if len(configs) == 1:
         result = train.train(
             configs[0], dataset, out=out, resume=resume, progress=not no_progress, on_epoch=curves
@@ -145,28 +148,6 @@ def run(
         )
     write_report(out, result, names, "Fashion-MNIST LeNet")
     return {"out": str(out), "names": names, "result": result}
-
-
-def live_curves(path: Path):
-    """An ``on_epoch`` callback that redraws the training curves into ``path``
-    (a PNG) after every epoch, atomically: a kill never leaves a half-written
-    image."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from gdjax import runs
-
-    def callback(result: train.RunResult) -> None:
-        fig = plot.training_curves(result, titles=result.meta.get("names"))
-        buffer = io.BytesIO()
-        try:
-            fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        finally:
-            plt.close(fig)
-        runs.write_bytes(path, buffer.getvalue())
-
-    return callback
 
 
 def curves_caption(result: train.RunResult) -> str:
