@@ -32,6 +32,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter  # noqa: 
 from matplotlib.transforms import Affine2D  # noqa: E402
 
 from gdjax.descent import Sweep, Trajectory  # noqa: E402
+from gdjax.descent import _short_number as _num  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
 __all__ = [
@@ -87,17 +88,6 @@ def run_colors(n: int) -> list[str]:
         return list(_PALETTE[:n])
     cmap = matplotlib.colormaps["turbo"]
     return [mcolors.to_hex(cmap(v)) for v in np.linspace(0.03, 0.97, n)]
-
-
-def _num(v) -> str:
-    """A number for a title or label: 3 significant digits, no float noise."""
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if math.isfinite(x) and x == int(x) and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:.3g}"
 
 
 def _wrap(text: str, fig: Figure, fontsize: float = 12, share: float = 1.0) -> str:
