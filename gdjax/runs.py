@@ -177,31 +177,30 @@ class Run:
         self._stale = list(stale)  # an earlier run's files, deleted at the first write
         self._prior_manifest = prior_manifest
         self._created = created
-        self.written = False
-        self.finished = False
+        self.written = False  # whether this run has written a file yet
 
-    def path(self, name: str) -> Path:
-        """The path of an output file, about to be written: recorded in the
-        manifest at once (so a killed run's files are known too)."""
-        if not self.written:
-            self.written = True
-            for old in self._stale:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.out / old).unlink()
-                if (self.out / old).parent != self.out:  # a model's folder, now empty
-                    with contextlib.suppress(OSError):
-                        (self.out / old).parent.rmdir()
-                if old in self.files:
-                    self.files.remove(old)
-            self._stale = []
+    def record(self, name: str) -> None:
+        """Records an output file (a path relative to the folder) as it is
+        about to be written, in the manifest at once (so a killed run's files
+        are known too). The first one first deletes an earlier run's files."""
+        self._clear_stale()
         if name not in self.files and name not in (MANIFEST, LOCK):
             self.files.append(name)
             self._write_manifest(complete=False)
-        return self.out / name
 
-    def record(self, *names: str) -> None:
-        for name in names:
-            self.path(name)
+    def _clear_stale(self) -> None:
+        if self.written:
+            return
+        self.written = True
+        for old in self._stale:
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / old).unlink()
+            if (self.out / old).parent != self.out:  # a model's folder, now empty
+                with contextlib.suppress(OSError):
+                    (self.out / old).parent.rmdir()
+            if old in self.files:
+                self.files.remove(old)
+        self._stale = []
 
     def _write_manifest(self, complete: bool) -> None:
         write_text(
@@ -224,16 +223,15 @@ class Run:
 
     def finish(self) -> None:
         """Marks the run complete in the manifest."""
-        self.path(MANIFEST)  # an earlier run's leftovers go even if nothing was written
+        self._clear_stale()  # an earlier run's leftovers go even if nothing was written
         self._write_manifest(complete=True)
-        self.finished = True
 
     def abandon(self) -> bool:
         """A run that stopped before writing any file (bad input found late,
         Ctrl-C during compute): puts the folder back as it was (the earlier
         manifest, or none; a folder this run created is removed). Returns
         whether it did; a run that wrote files keeps its incomplete manifest."""
-        if self.written or self.finished:
+        if self.written:  # finish() counts as writing
             return False
         with contextlib.suppress(OSError):
             if self._prior_manifest is None:
