@@ -25,7 +25,8 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,16 +34,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike
 
+from gdjax import _engine
 from gdjax import schedules as _schedules
-from gdjax.descent import (
-    DEFAULT_BOUND,
-    _as_lr,
-    _parse_rule,
-    _scan_steps,
-    _ScheduleRule,
-    _Stepper,
-    describe_rule,
-)
+from gdjax.descent import DEFAULT_BOUND, describe_rule
 from gdjax.surfaces import Surface
 from gdjax.surfaces import get as _get_surface
 
@@ -51,6 +45,8 @@ __all__ = [
     "NOT_CONVERGED",
     "BasinMap",
     "CriticalPoint",
+    "Estimate",
+    "Fractions",
     "best_of_k",
     "check_memory",
     "critical_points",
@@ -85,6 +81,57 @@ class CriticalPoint:
         }
 
 
+class Estimate(NamedTuple):
+    """A fraction and its 95% Wilson interval (floats, or arrays over a batch
+    of hyperparameters)."""
+
+    fraction: Any
+    ci_low: Any
+    ci_high: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Fractions(Mapping):
+    """Basin fractions: outcome -> :class:`Estimate`.
+
+    Outcomes: ``"diverged"``, ``"not_converged"``, then the minima's indices
+    as strings (``"0"`` is the lowest). ``fraction``, ``ci_low`` and
+    ``ci_high`` hold every outcome on the last axis (after the batch axes of a
+    map over several hyperparameter sets).
+    """
+
+    outcomes: tuple[str, ...]
+    fraction: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+
+    def __getitem__(self, outcome: str) -> Estimate:
+        try:
+            i = self.outcomes.index(outcome)
+        except ValueError:
+            raise KeyError(outcome) from None
+        parts = (self.fraction[..., i], self.ci_low[..., i], self.ci_high[..., i])
+        if self.fraction.ndim == 1:
+            return Estimate(*(float(v) for v in parts))
+        return Estimate(*parts)
+
+    def __iter__(self):
+        return iter(self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def to_json(self) -> dict:
+        """``{outcome: {"fraction", "ci_low", "ci_high"}}`` (lists over a batch)."""
+        return {
+            k: dict(zip(Estimate._fields, map(_plain, v), strict=True)) for k, v in self.items()
+        }
+
+
+def _plain(v):
+    return v.tolist() if isinstance(v, np.ndarray) else v
+
+
 @dataclasses.dataclass(frozen=True)
 class BasinMap:
     """The outcome of :func:`map_basins`.
@@ -94,13 +141,13 @@ class BasinMap:
         domain: the box the starts were drawn from.
         starts: (N, 2) starts (for a grid: row-major, y slowest).
         grid: (ny, nx) for a grid run, None for random starts.
-        labels: (N,) int32 labels (see module docstring).
-        converged_step: (N,) first checked step from which |grad| < tol held (a
-            multiple of check_every, or steps); -1 if not converged.
-        final: (N, 2) end points.
-        minima: discovered minima, sorted by value.
-        fractions: label -> (fraction, ci_low, ci_high); keys are minimum
-            indices as strings, "diverged" and "not_converged".
+        labels: (*batch, N) int32 labels (see module docstring).
+        converged_step: (*batch, N) first checked step from which |grad| < tol
+            held (a multiple of check_every, or steps); -1 if not converged.
+        final: (*batch, N, 2) end points.
+        minima: discovered minima, sorted by value; one set for the whole
+            batch, so a minimum keeps its index across hyperparameters.
+        fractions: :class:`Fractions` (a mapping outcome -> Estimate).
         config: the run's settings.
         timing: seconds (the descent, compile excluded), restart-steps per
             second, compile seconds (0 when the program was cached), and
@@ -109,8 +156,11 @@ class BasinMap:
         global_minima: indices of the minima that count as global: those whose
             value is within ``global_tol`` (relative to max(1, |f_min|)) of the
             lowest found, so tied minima (Himmelblau's four) are all global.
-        p_global: (fraction, ci_low, ci_high) of starts that reach any global
-            minimum (95% Wilson interval); (0, 0, ci_high) when none was found.
+        p_global: :class:`Estimate` of the fraction of starts that reach any
+            global minimum (95% Wilson interval).
+        batch: the shape of the batch of hyperparameter sets (``()`` for one).
+        hyperparameters: the batched values by name (``lr``, and an
+            optimizer's float settings), each of shape ``batch``.
     """
 
     surface: Surface
@@ -121,17 +171,47 @@ class BasinMap:
     converged_step: np.ndarray
     final: np.ndarray
     minima: tuple[CriticalPoint, ...]
-    fractions: dict[str, tuple[float, float, float]]
+    fractions: Fractions
     config: dict
     timing: dict
     global_minima: tuple[int, ...] = ()
-    p_global: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    p_global: Estimate = Estimate(0.0, 0.0, 0.0)
+    batch: tuple[int, ...] = ()
+    hyperparameters: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def label_grid(self) -> np.ndarray:
-        """Labels as an image (ny, nx), for grid runs."""
+        """Labels as an image (*batch, ny, nx), for grid runs."""
         if self.grid is None:
             raise ValueError("this map was computed from random starts, not a grid")
-        return self.labels.reshape(self.grid)
+        return self.labels.reshape(self.batch + self.grid)
+
+    def at(self, *index: int) -> BasinMap:
+        """The map of one hyperparameter set of a batch (same minima)."""
+        if len(index) != len(self.batch):
+            raise ValueError(
+                f"this map's batch has shape {self.batch}: give {len(self.batch)} indices"
+            )
+        labels = self.labels[index]
+        fr = Fractions(
+            self.fractions.outcomes,
+            *(
+                a[index]
+                for a in (self.fractions.fraction, self.fractions.ci_low, self.fractions.ci_high)
+            ),
+        )
+        return dataclasses.replace(
+            self,
+            labels=labels,
+            converged_step=self.converged_step[index],
+            final=self.final[index],
+            fractions=fr,
+            p_global=Estimate(*(float(np.asarray(v)[index]) for v in self.p_global)),
+            batch=(),
+            hyperparameters={k: v[index] for k, v in self.hyperparameters.items()},
+            config={**self.config, "lr": float(self.hyperparameters["lr"][index])}
+            if "lr" in self.hyperparameters
+            else self.config,
+        )
 
 
 def use_all_cores() -> bool:
@@ -265,112 +345,36 @@ def check_memory(n_starts: int, dtype=np.float32, extra_per_start: int = 0) -> N
 
 
 # --------------------------------------------------------------------------
-# The batched descent.
+# The batched descent: the engine's two drivers over (hyperparameters x starts).
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "rule", "steps", "bound", "unroll"))
-def _descend_batch(fn, rule, steps, bound, unroll, starts, lr, kind, tol):
-    """The general path (any rule, optax included): the descent engine's stepper."""
+def _one(fn, method, steps, unroll, every, blocked):
+    def one(x0, h):
+        if blocked:  # the fast path: plain updates, checked every ``every`` steps
+            return _engine.run_blocked(fn, method, h, x0, steps, every, unroll)
+        # the engine's stepper (optax rules; and the runs that met a non-finite
+        # value, which end at their last finite point, as in gdjax.descend)
+        stepper = _engine.Stepper(fn, method)
+        rate0 = _engine.rates(method, h, 0, 1, x0.dtype)[0]
+        state = stepper.init(h, x0, None, rate0)
+        end, _ = stepper.scan(h, state, 0, steps, None, False, unroll)
+        fin = stepper.end(end, steps)
+        return fin.params, fin.diverged, fin.converged, fin.converged_step, ~end.stopped
 
-    def one(x0):
-        # the engine's stepper (a non-finite step is not taken: the run stays at
-        # its last finite point, as in gdjax.descend); the bound is applied at
-        # the end, with the same policy as the fast path
-        stepper = _Stepper(fn, rule, steps, math.inf, False)
-        state = stepper.init(x0, lr, tol, None)
-        end, _ = _scan_steps(stepper, state, 0, steps, lr, kind, tol, None, False, unroll)
-        fin = stepper.final(end, steps)
-        finite = ~fin.diverged  # with an infinite bound: no non-finite value was met
-        settled = fin.grad_norm < tol
-        diverged = _diverged(finite, fin.params, settled, bound)
-        converged = fin.converged & ~diverged
-        conv_step = jnp.where(converged, fin.converged_step, -1)
-        return fin.params, diverged, converged, conv_step, finite
-
-    return jax.vmap(one)(starts)
+    return one
 
 
 @functools.partial(
-    jax.jit, static_argnames=("fn", "schedule", "kind", "steps", "bound", "unroll", "every")
+    jax.jit, static_argnames=("fn", "method", "steps", "unroll", "every", "blocked", "paired")
 )
-def _descend_batch_lean(fn, schedule, kind, steps, bound, unroll, every, starts, lr, tol):
-    """The fast path for the named rules and schedules.
-
-    Blocks of ``every`` steps. The first step of a block also checks its own
-    gradient, so the gradient norm is known at every multiple of ``every``
-    at no extra gradient evaluation (a check at every step measured 1.7x
-    slower on CPU); one more gradient at the end checks the final point. The
-    convergence step therefore has a resolution of ``every``. Divergence is
-    read at the end (a non-finite or out-of-bound end point).
-    """
-    grad = jax.grad(fn)
-    tol2 = tol * tol
-
-    def rate(count, g):
-        if schedule is not None:
-            return jnp.asarray(schedule(count)).astype(lr.dtype)
-        if kind == 1:
-            return lr * (1.0 - count.astype(lr.dtype) / steps)
-        if kind == 2:
-            return lr * jnp.sqrt(_norm2(g))
-        return lr
-
-    def step(x, count):
-        g = grad(x)
-        return x - rate(count, g) * g, None
-
-    def checked_step(x, count, last_bad):
-        g = grad(x)
-        last_bad = jnp.where(_norm2(g) >= tol2, count, last_bad)
-        return x - rate(count, g) * g, last_bad
-
-    def one(x0):
-        def block(carry, first):
-            x, last_bad = carry
-            x, last_bad = checked_step(x, first, last_bad)
-            if every > 1:
-                counts = first + jnp.arange(1, every, dtype=jnp.int32)
-                x, _ = jax.lax.scan(step, x, counts, unroll=min(unroll, every - 1))
-            return (x, last_bad), None
-
-        n_blocks, rest = divmod(steps, every)
-        firsts = jnp.arange(n_blocks, dtype=jnp.int32) * every
-        # last_bad: the last checked step whose gradient norm was >= tol (-1: none)
-        carry = (x0, jnp.full((), -1, jnp.int32))
-        (x, last_bad), _ = jax.lax.scan(block, carry, firsts)
-        if rest:
-            x, last_bad = checked_step(x, jnp.int32(n_blocks * every), last_bad)
-            if rest > 1:
-                counts = n_blocks * every + jnp.arange(1, rest, dtype=jnp.int32)
-                x, _ = jax.lax.scan(step, x, counts, unroll=min(unroll, rest - 1))
-        g = grad(x)
-        settled = _norm2(g) < tol2  # False for a NaN
-        last_bad = jnp.where(settled, last_bad, steps)
-        finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(g))
-        diverged = _diverged(finite, x, settled, bound)
-        converged = settled & ~diverged
-        # the first checked step from which every check held: the one after last_bad
-        checked_after = jnp.minimum((last_bad // every + 1) * every, steps)
-        conv_step = jnp.where(last_bad < 0, 0, checked_after)
-        conv_step = jnp.where(converged, conv_step, -1)
-        # a non-finite end point is replaced by the last finite one afterwards (_refreeze)
-        return x, diverged, converged, conv_step.astype(jnp.int32), finite
-
-    return jax.vmap(one)(starts)
-
-
-def _diverged(finite, x, settled, bound):
-    """The one divergence policy of both paths: the run met a non-finite value,
-    or it ends beyond ``bound`` without having settled (a run that ends with
-    |grad| < tol is never called diverged, however far it went)."""
-    beyond = jnp.max(jnp.abs(jnp.where(finite, x, 0.0))) > bound
-    return ~finite | (beyond & ~settled)
-
-
-def _norm2(g):
-    """Squared norm of a small vector as a sum over its components: a
-    reduction would split the step into separate kernels on CPU."""
-    return functools.reduce(jnp.add, [g[i] * g[i] for i in range(g.shape[0])])
+def _descend_chunk(fn, method, steps, unroll, every, blocked, paired, starts, h):
+    """Outputs (final, diverged, converged, converged_step, finite), axes
+    (hyperparameter set, start); ``paired``: start i with set i, axis (pair,)."""
+    one = _one(fn, method, steps, unroll, every, blocked)
+    if paired:
+        return jax.vmap(one)(starts, h)
+    over_starts = jax.vmap(one, in_axes=(0, None))
+    return jax.vmap(over_starts, in_axes=(None, 0))(starts, h)
 
 
 def _check_domain(domain, dim) -> tuple[tuple[float, float], ...]:
@@ -461,28 +465,29 @@ def map_basins(
     chunk_size = _schedules.check_count("chunk_size", chunk_size)
     unroll = _schedules.check_count("unroll", unroll)
     check_every = _schedules.check_count("check_every", check_every)
-    kind, static_rule = _parse_rule(rule, lr)
-    dom = _check_domain(surface.domain if domain is None else domain, 2)
+    dtype = jnp.result_type(float)
     bound = DEFAULT_BOUND if bound is None else bound
     _schedules.check_positive("bound", bound)
+    _engine.check_lr(lr, dtype)
+    method, h = _engine.resolve(rule, lr, steps=steps, dtype=dtype, tol=tol, bound=bound)
+    batch = _engine.batch_shape(h)
+    n_sets = int(np.prod(batch, dtype=np.int64))
+    dom = _check_domain(surface.domain if domain is None else domain, 2)
     _schedules.check_positive("global_tol", global_tol)
     total = _schedules.check_count("grid", grid) ** 2 if grid is not None else None
     if starts is not None:
         total = _schedules.check_count("starts", starts)
         if key is None:
             raise ValueError("random starts need key=jax.random.key(seed)")
-    check_memory(total, jnp.result_type(float))
+    check_memory(total * n_sets, dtype)
     if grid is not None:
-        n = grid
-        pts = grid_starts(dom, n)
-        grid_shape = (n, n)
+        pts = grid_starts(dom, grid)
+        grid_shape = (grid, grid)
     else:
-        n = starts
         lo = jnp.asarray([d[0] for d in dom], jnp.float32)
         hi = jnp.asarray([d[1] for d in dom], jnp.float32)
-        pts = np.asarray(jax.random.uniform(key, (n, 2), minval=lo, maxval=hi))
+        pts = np.asarray(jax.random.uniform(key, (starts, 2), minval=lo, maxval=hi))
         grid_shape = None
-    dtype = jnp.result_type(float)
     pts = pts.astype(dtype)
 
     n_dev = jax.device_count() if devices is None else devices
@@ -490,51 +495,51 @@ def map_basins(
         raise ValueError(f"devices must be in 1..{jax.device_count()}, got {devices}")
     mesh = Mesh(np.asarray(jax.devices()[:n_dev]), ("starts",))
     sharding = NamedSharding(mesh, PartitionSpec("starts"))
-    chunk = min(chunk_size, total)
+    # one call runs n_sets x chunk descents: about chunk_size of them
+    chunk = min(max(1, chunk_size // n_sets), total)
     chunk = max(n_dev, chunk // n_dev * n_dev)
 
-    lr_arr = _as_lr(lr, jnp.zeros((), dtype))
-    kind_arr = jnp.asarray(kind, jnp.int32)
-    tol_arr = jnp.asarray(tol, dtype)
-    general = (_descend_batch, (surface.fn, static_rule, steps, float(bound), unroll))
-    general_dynamic = (lr_arr, kind_arr, tol_arr)
-    if static_rule is None or isinstance(static_rule, _ScheduleRule):
-        schedule = None if static_rule is None else static_rule.schedule
-        static = (surface.fn, schedule, kind, steps, float(bound), unroll, check_every)
-        program, dynamic = (_descend_batch_lean, static), (lr_arr, tol_arr)
-    else:
-        program, dynamic = general, general_dynamic
-
+    flat = _engine.flatten(h, batch)  # (n_sets, ...)
+    blocked = not method.uses_optax
+    program = (surface.fn, method, steps, unroll, check_every, blocked, False)
     t0 = time.perf_counter()
-    compiled = _compiled(program, dynamic, chunk, dtype, sharding, n_dev)
+    compiled = _compiled(program, flat, chunk, dtype, mesh)
     compile_s = time.perf_counter() - t0
 
     t_start = time.perf_counter()
 
     def report(done):
         if progress is not None:
-            progress(done, total, time.perf_counter() - t_start)
+            progress(done * n_sets, total * n_sets, time.perf_counter() - t_start)
 
     report(0)
     final, diverged, converged, conv_step, finite = _run_chunks(
-        compiled, dynamic, pts, chunk, sharding, report
+        compiled, flat, pts, chunk, sharding, n_sets, report
     )
     refrozen = 0
-    if program is not general and not finite.all():
-        # the fast path does not keep the last finite point: run those starts
-        # again through the engine's stepper, which does (one policy for both)
-        idx = np.flatnonzero(~finite)
+    if blocked and not finite.all():
+        # the fast path does not keep the last finite point: run those (set,
+        # start) pairs again through the engine's stepper, which does
+        sets, idx = np.nonzero(~finite)
         refrozen = len(idx)
-        size = min(chunk, -(-_pow2(len(idx)) // n_dev) * n_dev)
-        redo = _compiled(general, general_dynamic, size, dtype, sharding, n_dev)
-        f, d, c, k, _ = _run_chunks(redo, general_dynamic, pts[idx], size, sharding, None)
-        final[idx], diverged[idx], converged[idx], conv_step[idx] = f, d, c, k
+        size = min(max(chunk, n_dev), -(-_pow2(len(idx)) // n_dev) * n_dev)
+        pairs = (surface.fn, method, steps, unroll, check_every, False, True)
+        redo = _compiled(pairs, flat, size, dtype, mesh, paired=True)
+        pair_h = jax.tree.map(lambda a: np.asarray(a)[sets], flat)
+        f, d, c, k, _ = _run_pairs(redo, pair_h, pts[idx], size, sharding)
+        final[sets, idx], diverged[sets, idx] = f, d
+        converged[sets, idx], conv_step[sets, idx] = c, k
     seconds = time.perf_counter() - t_start
 
-    minima, labels = _find_and_label(surface, final, converged, diverged, dom)
+    minima, labels = _find_and_label(
+        surface, final.reshape(-1, 2), converged.ravel(), diverged.ravel(), dom
+    )
+    labels = labels.reshape(batch + (total,))
     fractions = _fractions(labels, len(minima))
     glob = global_minima(minima, global_tol)
-    p_glob = wilson_interval(int(np.isin(labels, glob).sum()), total)
+    p_glob = Estimate(*wilson_interval(np.isin(labels, glob).sum(axis=-1), total))
+    if not batch:
+        p_glob = Estimate(*(float(v) for v in p_glob))
     config = {
         "surface": surface.name,
         "domain": [list(d) for d in dom],
@@ -542,7 +547,7 @@ def map_basins(
         "grid": grid,
         "starts": total,
         "steps": steps,
-        "lr": lr,
+        "lr": lr if np.ndim(lr) == 0 else np.asarray(lr).tolist(),
         "rule": describe_rule(rule, lr),
         "tol": tol,
         "bound": float(bound),
@@ -551,54 +556,67 @@ def map_basins(
         "check_every": check_every,
         "devices": n_dev,
         "dtype": str(np.dtype(dtype)),
+        "batch": list(batch),
     }
     timing = {
         "seconds": seconds,
         "compile_seconds": compile_s,
-        "restart_steps_per_second": total * steps / seconds,
+        "restart_steps_per_second": total * n_sets * steps / seconds,
         "refrozen": refrozen,
     }
+    settings = {"lr": np.asarray(jnp.broadcast_to(h.rate.base_lr, batch))} if lr is not None else {}
+    settings.update({k: np.asarray(jnp.broadcast_to(v, batch)) for k, v in h.opt.items()})
     return BasinMap(
-        surface,
-        dom,
-        pts,
-        grid_shape,
-        labels,
-        conv_step,
-        final,
-        minima,
-        fractions,
-        config,
-        timing,
-        glob,
-        tuple(float(v) for v in p_glob),
+        surface=surface,
+        domain=dom,
+        starts=pts,
+        grid=grid_shape,
+        labels=labels,
+        converged_step=conv_step.reshape(batch + (total,)),
+        final=final.reshape(batch + (total, 2)),
+        minima=minima,
+        fractions=fractions,
+        config=config,
+        timing=timing,
+        global_minima=glob,
+        p_global=p_glob,
+        batch=batch,
+        hyperparameters=settings,
     )
 
 
-def _compiled(program, dynamic, chunk, dtype, sharding, n_dev):
-    """The program compiled ahead of time for one chunk shape (cached)."""
-    fn, static = program
-    example = jax.device_put(np.zeros((chunk, 2), dtype), sharding)
-    cache_key = (fn, static, chunk, str(np.dtype(dtype)), n_dev)
+def _compiled(program, flat, chunk, dtype, mesh, paired=False):
+    """The chunk program compiled ahead of time for one shape (cached)."""
+    n_sets = jax.tree.leaves(flat)[0].shape[0] if not paired else chunk
+    sharded = NamedSharding(mesh, PartitionSpec("starts"))
+    starts = jax.device_put(np.zeros((chunk, 2), dtype), sharded)
+    if paired:
+        h = jax.tree.map(lambda a: np.zeros((chunk,) + np.shape(a)[1:], np.asarray(a).dtype), flat)
+        h = jax.device_put(h, sharded)
+    else:
+        h = jax.device_put(flat, NamedSharding(mesh, PartitionSpec()))
+    cache_key = (program, chunk, n_sets, str(np.dtype(dtype)), mesh.size, paired)
     if cache_key not in _COMPILED:
-        _COMPILED[cache_key] = fn.lower(*static, example, *dynamic).compile()
+        _COMPILED[cache_key] = _descend_chunk.lower(*program, starts, h).compile()
     return _COMPILED[cache_key]
 
 
-def _run_chunks(compiled, dynamic, pts, chunk, sharding, report):
+def _run_chunks(compiled, flat, pts, chunk, sharding, n_sets, report):
     """Runs ``compiled`` over ``pts`` in chunks of one shape (the last padded);
-    returns (final, diverged, converged, converged_step, finite) as NumPy."""
+    returns (final, diverged, converged, converged_step, finite) as NumPy, axes
+    (hyperparameter set, start)."""
     total = pts.shape[0]
-    final = np.empty((total, 2), pts.dtype)
-    diverged = np.empty(total, bool)
-    converged = np.empty(total, bool)
-    conv_step = np.empty(total, np.int32)
-    finite = np.empty(total, bool)
+    final = np.empty((n_sets, total, 2), pts.dtype)
+    diverged = np.empty((n_sets, total), bool)
+    converged = np.empty((n_sets, total), bool)
+    conv_step = np.empty((n_sets, total), np.int32)
+    finite = np.empty((n_sets, total), bool)
     outs = (final, diverged, converged, conv_step, finite)
+    h = jax.device_put(flat, NamedSharding(sharding.mesh, PartitionSpec()))
 
     def collect(begin, m, out):  # waits for a chunk and stores its results
         for dst, src in zip(outs, out, strict=True):
-            dst[begin : begin + m] = np.asarray(src)[:m]
+            dst[:, begin : begin + m] = np.asarray(src)[:, :m]
         if report is not None:
             report(begin + m)
 
@@ -610,12 +628,30 @@ def _run_chunks(compiled, dynamic, pts, chunk, sharding, report):
             part = np.concatenate([part, np.repeat(part[-1:], chunk - m, axis=0)])
         # dispatch this chunk before waiting for the previous one: the devices
         # never idle while the host copies results
-        out = compiled(jax.device_put(part, sharding), *dynamic)
+        out = compiled(jax.device_put(part, sharding), h)
         if pending is not None:
             collect(*pending)
         pending = (begin, m, out)
     collect(*pending)
     return outs
+
+
+def _run_pairs(compiled, pair_h, pts, size, sharding):
+    """Runs start i with hyperparameter set i, in padded chunks of ``size``."""
+    n = pts.shape[0]
+    outs = []
+    for begin in range(0, n, size):
+        m = min(size, n - begin)
+
+        def pad(a, begin=begin, m=m):
+            a = a[begin : begin + m]
+            return np.concatenate([a, np.repeat(a[-1:], size - m, axis=0)]) if m < size else a
+
+        out = compiled(
+            jax.device_put(pad(pts), sharding), jax.device_put(jax.tree.map(pad, pair_h), sharding)
+        )
+        outs.append([np.asarray(o)[:m] for o in out])
+    return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
 
 
 def _radius(dom) -> float:
@@ -783,12 +819,16 @@ def _label(final, converged, diverged, minima, tol_radius) -> np.ndarray:
     return labels
 
 
-def _fractions(labels: np.ndarray, n_minima: int) -> dict:
-    n = labels.shape[0]
-    counts = np.bincount(labels + 2, minlength=n_minima + 2)
-    keys = ["diverged", "not_converged"] + [str(i) for i in range(n_minima)]
-    p, lo, hi = wilson_interval(counts, n)
-    return {k: (float(p[i]), float(lo[i]), float(hi[i])) for i, k in enumerate(keys)}
+def _fractions(labels: np.ndarray, n_minima: int) -> Fractions:
+    """Fractions of every outcome over the last axis of ``labels``."""
+    n = labels.shape[-1]
+    flat = labels.reshape(-1, n) + 2
+    k = n_minima + 2
+    counts = np.stack([np.bincount(row, minlength=k) for row in flat]).reshape(
+        labels.shape[:-1] + (k,)
+    )
+    keys = ("diverged", "not_converged") + tuple(str(i) for i in range(n_minima))
+    return Fractions(keys, *wilson_interval(counts, n))
 
 
 def critical_points(surface: str | Surface, *, grid: int = 48, domain=None) -> list[CriticalPoint]:

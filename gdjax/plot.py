@@ -32,7 +32,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter  # noqa: 
 from matplotlib.transforms import Affine2D  # noqa: E402
 
 from gdjax.descent import Sweep, Trajectory  # noqa: E402
-from gdjax.descent import _short_number as _num  # noqa: E402
+from gdjax._format import short_number as _num  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
 __all__ = [

@@ -233,12 +233,14 @@ def test_named_rules_side_by_side():
     assert trajs.params.shape == (3, 21)
     for r, rule in enumerate(gdjax.RULES):
         single = gdjax.descend(QUAD, -1.0, steps=20, lr=lrs[r], rule=rule)
-        np.testing.assert_array_equal(trajs.params[r], single.params)
-        np.testing.assert_array_equal(trajs.lr[r], single.lr)
+        # the schedule's formula vmapped over families is a select over all of
+        # them, compiled apart from the single run's: equal to the last bits
+        np.testing.assert_allclose(trajs.params[r], single.params, rtol=1e-6)
+        np.testing.assert_allclose(trajs.lr[r], single.lr, rtol=1e-6)
     with pytest.raises(ValueError, match="one per rule"):
         gdjax.descend(QUAD, -1.0, steps=20, lr=jnp.array([0.1, 0.2]), rule=gdjax.RULES)
-    with pytest.raises(ValueError, match="only the named rules"):
-        gdjax.descend(QUAD, -1.0, steps=20, lr=0.1, rule=["fixed", optax.sgd(0.1)])
+    with pytest.raises(ValueError, match="share one kind of update"):
+        gdjax.descend(QUAD, -1.0, steps=20, lr=0.1, rule=["fixed", gdjax.optimizer(optax.sgd)])
 
 
 def test_trajectory_refuses_what_would_put_nan_in_it():

@@ -1,0 +1,31 @@
+"""Numbers in words for titles, tables and reports (private core)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def short_number(v) -> str:
+    """3 significant digits, no float noise: 0.1 + 0.2 -> "0.3"; an array of
+    several values is shown as its range and count ("0.001..0.2 (64 values)")."""
+    if isinstance(v, np.ndarray | list | tuple) or hasattr(v, "__array__"):
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            return str(v)
+        if arr.size == 1:
+            v = arr.reshape(())[()]
+        elif arr.size == 0:
+            return "[]"
+        else:
+            lo, hi = short_number(arr.min()), short_number(arr.max())
+            return f"{lo}..{hi} ({arr.size} values)"
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.3g}"
