@@ -257,7 +257,10 @@ def resolve(rule, lr, *, steps: int, dtype, tol=0.0, bound=np.inf) -> tuple[Meth
             )
         _require_lr(lr, f"rule {rule!r}")
         rate = _linear_rate(lr, steps, dtype) if rule == "time" else _constant_rate(lr, dtype)
-        return Method(grad_norm=True), hyper(rate, grad_scaled=rule == "grad", **common)
+        # lesson D's rule is another kind of update (its rate depends on the
+        # gradient): only its program pays for the norm
+        method = Method(grad_norm=rule == "grad")
+        return method, hyper(rate, grad_scaled=rule == "grad", **common)
     if isinstance(rule, optax.GradientTransformation):
         _forbid_lr(lr, "an optax.GradientTransformation (its learning rate is built in)")
         return Method(tx=rule), hyper(_constant_rate(1.0, dtype), **common)
@@ -271,7 +274,7 @@ def resolve(rule, lr, *, steps: int, dtype, tol=0.0, bound=np.inf) -> tuple[Meth
         )
     if isinstance(rule, _schedules.Schedule):
         _forbid_lr(lr, "a schedule (it gives the learning rate)")
-        return Method(grad_norm=True), hyper(rule.params(dtype), **common)
+        return Method(), hyper(rule.params(dtype), **common)
     if callable(rule):
         _forbid_lr(lr, "a schedule (it gives the learning rate)")
         return Method(schedule_fn=rule), hyper(_constant_rate(1.0, dtype), **common)
@@ -296,12 +299,20 @@ def resolve_many(rules, lr, *, steps: int, dtype, tol=0.0, bound=np.inf):
         resolve(r, v, steps=steps, dtype=dtype, tol=tol, bound=bound)
         for r, v in zip(rules, lrs, strict=True)
     ]
+    return side_by_side(rules, pairs)
+
+
+def side_by_side(rules, pairs) -> tuple[Method, Hyper]:
+    """Resolved rules of one kind of update as one Method and a Hyper with a
+    leading rule axis."""
+    if any(m.grad_norm for m, _ in pairs) and all(not m.uses_optax for m, _ in pairs):
+        pairs = [(dataclasses.replace(m, grad_norm=True), h) for m, h in pairs]
     methods = {m for m, _ in pairs}
     if len(methods) > 1 or any(m.tx is not None or m.schedule_fn is not None for m in methods):
         raise ValueError(
             "rules side by side must share one kind of update: named rules (fixed, time, "
             "grad) and gdjax schedules together, or one gdjax.optimizer(...) factory; got "
-            + ", ".join(repr(r) for r in rules)
+            + ", ".join(r if isinstance(r, str) else type(r).__name__ for r in rules)
         )
     return pairs[0][0], stack([h for _, h in pairs])
 

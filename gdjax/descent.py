@@ -594,15 +594,7 @@ def sweep(
     _engine.check_lr(lr, dtype)
     kw = dict(steps=epochs[-1], dtype=dtype, tol=tol, bound=bound)
     pairs = [_engine.resolve(r, lr, **kw) for r in rules]
-    methods = {m for m, _ in pairs}
-    if len(methods) > 1:
-        raise ValueError(
-            "rules side by side must share one kind of update: named rules (fixed, time, "
-            "grad) and gdjax schedules together, or one gdjax.optimizer(...) factory; got "
-            + ", ".join(_rule_name(r) for r in rules)
-        )
-    method = pairs[0][0]
-    h = _engine.stack([p[1] for p in pairs])  # leading axis: rule
+    method, h = _engine.side_by_side(rules, pairs)  # h's leading axis: rule
     batch = _engine.batch_shape(h)[1:] or (1,)
     h = _engine.broadcast(h, (len(rules),) + batch)
     n_sets = int(np.prod(batch))

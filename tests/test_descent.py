@@ -110,14 +110,18 @@ def test_no_recompile_for_new_values():
     assert _descend._cache_size() == before + 1
 
 
-def test_no_recompile_for_rule_change_between_named_rules():
+def test_no_recompile_between_rate_rules():
+    """fixed, time and any gdjax schedule are one kind of update (a rate table);
+    lesson D's grad rule, whose rate depends on the gradient, is another."""
     from gdjax.descent import _descend
 
     gdjax.descend(QUAD, 1.0, steps=13, lr=0.1, rule="fixed")
     before = _descend._cache_size()
     gdjax.descend(QUAD, 1.0, steps=13, lr=0.1, rule="time")
-    gdjax.descend(QUAD, 1.0, steps=13, lr=0.1, rule="grad")
+    gdjax.descend(QUAD, 1.0, steps=13, rule=gdjax.schedules.cosine(0.3, 13))
     assert _descend._cache_size() == before
+    gdjax.descend(QUAD, 1.0, steps=13, lr=0.1, rule="grad")
+    assert _descend._cache_size() == before + 1
 
 
 def test_time_rule_is_linear_decay():
