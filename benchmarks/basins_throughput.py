@@ -58,11 +58,11 @@ def time_numpy(n: int, steps: int) -> float:
 
 def time_gdjax(n: int, steps: int, check_every: int) -> tuple[float, float]:
     kw = dict(starts=n, key=jax.random.key(0), steps=steps, lr=0.01, check_every=check_every)
-    compile_s = basins.map_basins("peaks", **kw).timing["compile_seconds"]  # first call compiles
+    compile_s = basins.map_basins("peaks", **kw).timing.compile_seconds  # first call compiles
     best = 0.0
     for _ in range(2):
         b = basins.map_basins("peaks", **kw)
-        best = max(best, b.timing["restart_steps_per_second"])
+        best = max(best, b.timing.restart_steps_per_second)
     return best, compile_s
 
 
@@ -143,8 +143,8 @@ def main() -> None:
         wall = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(
-            f"4096^2 x {args.steps} map: {wall:.1f} s wall ({b.timing['seconds']:.1f} s "
-            f"descending, {b.timing['restart_steps_per_second']:.3g} rs/s), "
+            f"4096^2 x {args.steps} map: {wall:.1f} s wall ({b.timing.seconds:.1f} s "
+            f"descending, {b.timing.restart_steps_per_second:.3g} rs/s), "
             f"peak RSS {peak:.2f} GiB"
         )
 

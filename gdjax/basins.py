@@ -43,15 +43,25 @@ from gdjax.surfaces import get as _get_surface
 __all__ = [
     "DIVERGED",
     "NOT_CONVERGED",
+    "BasinConfig",
     "BasinMap",
     "CriticalPoint",
+    "Ends",
     "Estimate",
     "Fractions",
+    "Timing",
+    "available_memory",
     "best_of_k",
     "check_memory",
     "critical_points",
     "global_minima",
+    "grid_starts",
+    "make_runner",
+    "make_starts",
     "map_basins",
+    "memory_needed",
+    "simulate_best_of_k",
+    "summarise",
     "use_all_cores",
     "wilson_interval",
 ]
@@ -148,11 +158,8 @@ class BasinMap:
         minima: discovered minima, sorted by value; one set for the whole
             batch, so a minimum keeps its index across hyperparameters.
         fractions: :class:`Fractions` (a mapping outcome -> Estimate).
-        config: the run's settings.
-        timing: seconds (the descent, compile excluded), restart-steps per
-            second, compile seconds (0 when the program was cached), and
-            ``refrozen``: how many runs met a non-finite value and were run
-            again to find their last finite point.
+        config: the run's settings (:class:`BasinConfig`).
+        timing: :class:`Timing`.
         global_minima: indices of the minima that count as global: those whose
             value is within ``global_tol`` (relative to max(1, |f_min|)) of the
             lowest found, so tied minima (Himmelblau's four) are all global.
@@ -172,8 +179,8 @@ class BasinMap:
     final: np.ndarray
     minima: tuple[CriticalPoint, ...]
     fractions: Fractions
-    config: dict
-    timing: dict
+    config: BasinConfig
+    timing: Timing
     global_minima: tuple[int, ...] = ()
     p_global: Estimate = Estimate(0.0, 0.0, 0.0)
     batch: tuple[int, ...] = ()
@@ -208,9 +215,11 @@ class BasinMap:
             p_global=Estimate(*(float(np.asarray(v)[index]) for v in self.p_global)),
             batch=(),
             hyperparameters={k: v[index] for k, v in self.hyperparameters.items()},
-            config={**self.config, "lr": float(self.hyperparameters["lr"][index])}
+            config=dataclasses.replace(
+                self.config, lr=float(self.hyperparameters["lr"][index]), batch=[]
+            )
             if "lr" in self.hyperparameters
-            else self.config,
+            else dataclasses.replace(self.config, batch=[]),
         )
 
 
@@ -430,7 +439,13 @@ def map_basins(
         grid: n for an n x n grid of starts over the domain (for maps), or
         starts: N uniform random starts (for fractions); needs ``key``.
         key: a ``jax.random.key`` for random starts.
-        steps, lr, rule: as in :func:`gdjax.descend`.
+        steps, lr, rule: as in :func:`gdjax.descend`. Hyperparameters are
+            data: an array of rates (``lr=np.geomspace(1e-3, 0.2, 64)``), or
+            an optimizer's array settings (``rule=gdjax.optimizer(optax.sgd,
+            momentum=[0.0, 0.9])``, broadcast with ``lr``), is a batch of
+            maps computed as one program; the result's arrays get the batch's
+            leading axes, and the minima are found once for the whole batch
+            (a minimum keeps its index across rates).
         tol: converged means |grad| < tol at the last step.
         domain: ((x0, x1), (y0, y1)); the surface's own by default.
         bound: a run that ends with a coordinate beyond this and has not
@@ -485,102 +500,165 @@ def map_basins(
         if key is None:
             raise ValueError("random starts need key=jax.random.key(seed)")
     check_memory(total * n_sets, dtype)
-    if grid is not None:
-        pts = grid_starts(dom, grid)
-        grid_shape = (grid, grid)
-    else:
-        lo = jnp.asarray([d[0] for d in dom], jnp.float32)
-        hi = jnp.asarray([d[1] for d in dom], jnp.float32)
-        pts = np.asarray(jax.random.uniform(key, (starts, 2), minval=lo, maxval=hi))
-        grid_shape = None
-    pts = pts.astype(dtype)
-
     n_dev = jax.device_count() if devices is None else devices
     if not 1 <= n_dev <= jax.device_count():
         raise ValueError(f"devices must be in 1..{jax.device_count()}, got {devices}")
-    mesh = Mesh(np.asarray(jax.devices()[:n_dev]), ("starts",))
-    sharding = NamedSharding(mesh, PartitionSpec("starts"))
     # one call runs n_sets x chunk descents: about chunk_size of them
     chunk = min(max(1, chunk_size // n_sets), total)
     chunk = max(n_dev, chunk // n_dev * n_dev)
 
-    flat = _engine.flatten(h, batch)  # (n_sets, ...)
-    blocked = not method.uses_optax
-    program = (surface.fn, method, steps, unroll, check_every, blocked, False)
-    t0 = time.perf_counter()
-    compiled = _compiled(program, flat, chunk, dtype, mesh)
-    compile_s = time.perf_counter() - t0
-
+    pts = make_starts(dom, grid=grid, starts=starts, key=key, dtype=dtype)
+    run = make_runner(surface.fn, method, steps, chunk, n_dev, dtype, unroll, check_every)
     t_start = time.perf_counter()
 
     def report(done):
         if progress is not None:
             progress(done * n_sets, total * n_sets, time.perf_counter() - t_start)
 
-    report(0)
-    final, diverged, converged, conv_step, finite = _run_chunks(
-        compiled, flat, pts, chunk, sharding, n_sets, report
-    )
-    refrozen = 0
-    if blocked and not finite.all():
-        # the fast path does not keep the last finite point: run those (set,
-        # start) pairs again through the engine's stepper, which does
-        sets, idx = np.nonzero(~finite)
-        refrozen = len(idx)
-        size = min(max(chunk, n_dev), -(-_pow2(len(idx)) // n_dev) * n_dev)
-        pairs = (surface.fn, method, steps, unroll, check_every, False, True)
-        redo = _compiled(pairs, flat, size, dtype, mesh, paired=True)
-        pair_h = jax.tree.map(lambda a: np.asarray(a)[sets], flat)
-        f, d, c, k, _ = _run_pairs(redo, pair_h, pts[idx], size, sharding)
-        final[sets, idx], diverged[sets, idx] = f, d
-        converged[sets, idx], conv_step[sets, idx] = c, k
+    ends, refrozen = run(_engine.flatten(h, batch), pts, report)
     seconds = time.perf_counter() - t_start
 
+    config = BasinConfig(
+        surface=surface.name,
+        domain=[list(d) for d in dom],
+        mode="grid" if grid is not None else "random",
+        grid=grid,
+        starts=total,
+        steps=steps,
+        lr=lr if np.ndim(lr) == 0 else np.asarray(lr).tolist(),
+        rule=describe_rule(rule, lr),
+        tol=float(tol),
+        bound=float(bound),
+        global_tol=float(global_tol),
+        chunk_size=chunk,
+        check_every=check_every,
+        devices=n_dev,
+        dtype=str(np.dtype(dtype)),
+        batch=list(batch),
+    )
+    timing = Timing(
+        seconds=seconds,
+        compile_seconds=run.compile_seconds,
+        restart_steps_per_second=total * n_sets * steps / seconds,
+        refrozen=refrozen,
+    )
+    settings = {"lr": h.rate.base_lr} if lr is not None else {}
+    settings.update(h.opt)
+    settings = {k: np.asarray(jnp.broadcast_to(v, batch)) for k, v in settings.items()}
+    return summarise(surface, dom, pts, grid, ends, batch, config, timing, settings)
+
+
+class Ends(NamedTuple):
+    """Every run's end, axes (hyperparameter set, start)."""
+
+    final: np.ndarray
+    diverged: np.ndarray
+    converged: np.ndarray
+    converged_step: np.ndarray
+    finite: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class BasinConfig:
+    """A basin map's settings (basins.json's ``config``)."""
+
+    surface: str
+    domain: list
+    mode: str
+    grid: int | None
+    starts: int
+    steps: int
+    lr: Any
+    rule: str
+    tol: float
+    bound: float
+    global_tol: float
+    chunk_size: int
+    check_every: int
+    devices: int
+    dtype: str
+    batch: list
+
+
+class Timing(NamedTuple):
+    """Seconds descending (compile excluded), compile seconds (0 when the
+    program was cached), restart-steps per second, and how many runs met a
+    non-finite value and were run again to find their last finite point."""
+
+    seconds: float
+    compile_seconds: float
+    restart_steps_per_second: float
+    refrozen: int
+
+
+def make_starts(domain, *, grid=None, starts=None, key=None, dtype=np.float32) -> np.ndarray:
+    """The starts of a map: an n x n grid of cell centres (row-major, y
+    slowest), or N uniform random starts from ``key``."""
+    if grid is not None:
+        return grid_starts(domain, grid).astype(dtype)
+    lo = jnp.asarray([d[0] for d in domain], jnp.float32)
+    hi = jnp.asarray([d[1] for d in domain], jnp.float32)
+    return np.asarray(jax.random.uniform(key, (starts, 2), minval=lo, maxval=hi)).astype(dtype)
+
+
+def make_runner(fn, method, steps, chunk, n_dev, dtype, unroll=10, every=10):
+    """``run(flat_hyper, starts, report) -> (Ends, refrozen)``: the compiled
+    chunk program (ahead of time, cached, sharded over ``n_dev`` devices) run
+    over every start for every hyperparameter set. Plain rules take the fast
+    path; the runs of it that met a non-finite value are run again through the
+    engine's stepper, which ends them at their last finite point (one policy
+    for every path). ``run.compile_seconds`` is the time compiling took."""
+    mesh = Mesh(np.asarray(jax.devices()[:n_dev]), ("starts",))
+    sharding = NamedSharding(mesh, PartitionSpec("starts"))
+    blocked = not method.uses_optax
+
+    def run(flat, pts, report):
+        n_sets = jax.tree.leaves(flat)[0].shape[0]
+        t0 = time.perf_counter()
+        program = (fn, method, steps, unroll, every, blocked, False)
+        compiled = _compiled(program, flat, chunk, dtype, mesh)
+        run.compile_seconds = time.perf_counter() - t0
+        report(0)
+        ends = Ends(*_run_chunks(compiled, flat, pts, chunk, sharding, n_sets, report))
+        refrozen = 0
+        if blocked and not ends.finite.all():
+            sets, idx = np.nonzero(~ends.finite)
+            refrozen = len(idx)
+            size = min(max(chunk, n_dev), -(-_pow2(len(idx)) // n_dev) * n_dev)
+            pairs = (fn, method, steps, unroll, every, False, True)
+            redo = _compiled(pairs, flat, size, dtype, mesh, paired=True)
+            pair_h = jax.tree.map(lambda a: np.asarray(a)[sets], flat)
+            f, d, c, k, _ = _run_pairs(redo, pair_h, pts[idx], size, sharding)
+            ends.final[sets, idx], ends.diverged[sets, idx] = f, d
+            ends.converged[sets, idx], ends.converged_step[sets, idx] = c, k
+        return ends, refrozen
+
+    run.compile_seconds = 0.0
+    return run
+
+
+def summarise(surface, dom, pts, grid, ends: Ends, batch, config, timing, settings) -> BasinMap:
+    """Minima (found once over the whole batch), labels, fractions and the
+    chance of a global minimum, from every run's end."""
+    total = pts.shape[0]
     minima, labels = _find_and_label(
-        surface, final.reshape(-1, 2), converged.ravel(), diverged.ravel(), dom
+        surface, ends.final.reshape(-1, 2), ends.converged.ravel(), ends.diverged.ravel(), dom
     )
     labels = labels.reshape(batch + (total,))
-    fractions = _fractions(labels, len(minima))
-    glob = global_minima(minima, global_tol)
+    glob = global_minima(minima, config.global_tol)
     p_glob = Estimate(*wilson_interval(np.isin(labels, glob).sum(axis=-1), total))
     if not batch:
         p_glob = Estimate(*(float(v) for v in p_glob))
-    config = {
-        "surface": surface.name,
-        "domain": [list(d) for d in dom],
-        "mode": "grid" if grid is not None else "random",
-        "grid": grid,
-        "starts": total,
-        "steps": steps,
-        "lr": lr if np.ndim(lr) == 0 else np.asarray(lr).tolist(),
-        "rule": describe_rule(rule, lr),
-        "tol": tol,
-        "bound": float(bound),
-        "global_tol": float(global_tol),
-        "chunk_size": chunk,
-        "check_every": check_every,
-        "devices": n_dev,
-        "dtype": str(np.dtype(dtype)),
-        "batch": list(batch),
-    }
-    timing = {
-        "seconds": seconds,
-        "compile_seconds": compile_s,
-        "restart_steps_per_second": total * n_sets * steps / seconds,
-        "refrozen": refrozen,
-    }
-    settings = {"lr": np.asarray(jnp.broadcast_to(h.rate.base_lr, batch))} if lr is not None else {}
-    settings.update({k: np.asarray(jnp.broadcast_to(v, batch)) for k, v in h.opt.items()})
     return BasinMap(
         surface=surface,
         domain=dom,
         starts=pts,
-        grid=grid_shape,
+        grid=None if grid is None else (grid, grid),
         labels=labels,
-        converged_step=conv_step.reshape(batch + (total,)),
-        final=final.reshape(batch + (total, 2)),
+        converged_step=ends.converged_step.reshape(batch + (total,)),
+        final=ends.final.reshape(batch + (total, 2)),
         minima=minima,
-        fractions=fractions,
+        fractions=_fractions(labels, len(minima)),
         config=config,
         timing=timing,
         global_minima=glob,

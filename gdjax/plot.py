@@ -31,8 +31,8 @@ from matplotlib.markers import MarkerStyle  # noqa: E402
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter  # noqa: E402
 from matplotlib.transforms import Affine2D  # noqa: E402
 
-from gdjax.descent import Sweep, Trajectory  # noqa: E402
 from gdjax._format import short_number as _num  # noqa: E402
+from gdjax.descent import Sweep, Trajectory  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
 __all__ = [
@@ -549,13 +549,13 @@ def _basin_colors(n_min: int) -> list:
 
 def _basin_title(bmap, what: str) -> str:
     c = bmap.config
-    rule = c.get("rule", "fixed")  # in words (gdjax.describe_rule)
+    rule = c.rule  # in words (gdjax.describe_rule)
     starts = (
         f"{bmap.grid[1]} x {bmap.grid[0]} grid of starts"
         if bmap.grid is not None
         else f"{len(bmap.labels):,} random starts"
     )
-    steps = c.get("steps")
+    steps = c.steps
     return f"{what}: {bmap.surface.name}, {rule}, {steps} step{'' if steps == 1 else 's'}, {starts}"
 
 
@@ -677,7 +677,7 @@ def convergence_time_map(bmap) -> Figure:
     if data.count():  # the colours span the steps actually seen
         vmin, vmax = float(data.min()), float(data.max())
     else:
-        vmin, vmax = 1.0, float(bmap.config.get("steps", 10))
+        vmin, vmax = 1.0, float(bmap.config.steps)
     norm = mcolors.LogNorm(vmin, max(vmax, 10.0 * vmin))
     fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
     extent = (x0, x1, y0, y1)
@@ -693,9 +693,9 @@ def convergence_time_map(bmap) -> Figure:
             cmap=mcolors.ListedColormap([_DIVERGED_COLOR]),
             interpolation="nearest",
         )
-    every = bmap.config.get("check_every")
+    every = bmap.config.check_every
     label = "step from which |grad| < tol held"
-    if every and 1 < every < bmap.config.get("steps", 0):
+    if every and 1 < every < bmap.config.steps:
         label += f" (checked every {every} steps)"
     if np.any(reached & (steps == 0)):
         label += "; 0 drawn as 1"

@@ -59,7 +59,7 @@ def test_labels_do_not_depend_on_chunk_size_or_sharding():
     kw = dict(starts=3000, key=jax.random.key(7), steps=300, lr=0.01)
     a = basins.map_basins("six_hump_camel", chunk_size=3000, devices=1, **kw)
     b = basins.map_basins("six_hump_camel", chunk_size=512, **kw)
-    assert b.config["devices"] == jax.device_count()  # 8 under conftest, or as XLA_FLAGS sets
+    assert b.config.devices == jax.device_count()  # 8 under conftest, or as XLA_FLAGS sets
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.converged_step, b.converged_step)
     np.testing.assert_allclose(a.final, b.final, rtol=1e-6, atol=1e-6)
@@ -311,7 +311,7 @@ def test_diverged_runs_end_at_their_last_finite_point_on_every_path():
     )
     ends = jax.vmap(lambda x: gdjax.descend(him, x, steps=50, lr=20.0).final)(fast.starts)
     assert fast.fractions["diverged"][0] == 1.0 and engine.fractions["diverged"][0] == 1.0
-    assert fast.timing["refrozen"] == 64 and engine.timing["refrozen"] == 0  # frozen already
+    assert fast.timing.refrozen == 64 and engine.timing.refrozen == 0  # frozen already
     assert np.all(np.isfinite(fast.final))
     assert np.all(np.abs(fast.final - fast.starts).max(axis=1) > 1.0)  # not the start
     np.testing.assert_allclose(fast.final, engine.final, rtol=1e-5)

@@ -10,6 +10,7 @@ Also the engine behind ``gdjax basins``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -233,18 +234,15 @@ def run(
         bmap.labels, KS, key=jax.random.key(seed + 1), targets=bmap.global_minima or (-3,)
     )
     results = {
-        **bmap.config,
+        **dataclasses.asdict(bmap.config),
         "seed": seed,
         "minima": [m.to_json() for m in bmap.minima],
         "global_minima": list(bmap.global_minima),
-        "p_global": dict(zip(("fraction", "ci_low", "ci_high"), bmap.p_global, strict=True)),
+        "p_global": bmap.p_global._asdict(),
         "critical_points": [c.to_json() for c in crit],
-        "fractions": {
-            k: {"fraction": f, "ci_low": lo, "ci_high": hi}
-            for k, (f, lo, hi) in bmap.fractions.items()
-        },
+        "fractions": bmap.fractions.to_json(),
         "best_of_k": {"k": list(KS), "exact": exact.tolist(), "simulated": simulated.tolist()},
-        "timing": bmap.timing,
+        "timing": bmap.timing._asdict(),
         "versions": versions(),
         "command": _common.command_line(),
     }
