@@ -168,6 +168,7 @@ class BasinMap:
         batch: the shape of the batch of hyperparameter sets (``()`` for one).
         hyperparameters: the batched values by name (``lr``, and an
             optimizer's float settings), each of shape ``batch``.
+        rule: the rule as given to :func:`map_basins`.
     """
 
     surface: Surface
@@ -185,6 +186,7 @@ class BasinMap:
     p_global: Estimate = Estimate(0.0, 0.0, 0.0)
     batch: tuple[int, ...] = ()
     hyperparameters: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    rule: Any = dataclasses.field(default="fixed", repr=False)
 
     def label_grid(self) -> np.ndarray:
         """Labels as an image (*batch, ny, nx), for grid runs."""
@@ -199,6 +201,17 @@ class BasinMap:
                 f"this map's batch has shape {self.batch}: give {len(self.batch)} indices"
             )
         labels = self.labels[index]
+        values = {k: float(v[index]) for k, v in self.hyperparameters.items()}
+        values.pop("lr", None)
+        # the rate as the caller gave it (the hyperparameters hold it in the map's dtype)
+        lr = self.config.lr
+        if np.ndim(lr):
+            lr = float(np.broadcast_to(np.asarray(lr, np.float64), self.batch)[index])
+        rule = self.rule
+        if isinstance(rule, _engine.OptaxFactory):  # its settings at this index
+            rule = _engine.OptaxFactory(
+                rule.factory, tuple(sorted({**dict(rule.kwargs), **values}.items()))
+            )
         fr = Fractions(
             self.fractions.outcomes,
             *(
@@ -215,11 +228,8 @@ class BasinMap:
             p_global=Estimate(*(float(np.asarray(v)[index]) for v in self.p_global)),
             batch=(),
             hyperparameters={k: v[index] for k, v in self.hyperparameters.items()},
-            config=dataclasses.replace(
-                self.config, lr=float(self.hyperparameters["lr"][index]), batch=[]
-            )
-            if "lr" in self.hyperparameters
-            else dataclasses.replace(self.config, batch=[]),
+            rule=rule,
+            config=dataclasses.replace(self.config, lr=lr, rule=describe_rule(rule, lr), batch=[]),
         )
 
 
@@ -545,7 +555,8 @@ def map_basins(
     settings = {"lr": h.rate.base_lr} if lr is not None else {}
     settings.update(h.opt)
     settings = {k: np.asarray(jnp.broadcast_to(v, batch)) for k, v in settings.items()}
-    return summarise(surface, dom, pts, grid, ends, batch, config, timing, settings)
+    bmap = summarise(surface, dom, pts, grid, ends, batch, config, timing, settings)
+    return dataclasses.replace(bmap, rule=rule)
 
 
 class Ends(NamedTuple):

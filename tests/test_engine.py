@@ -103,6 +103,9 @@ def test_batches_of_hyperparameters_are_one_program_equal_to_single_runs():
     assert batch.label_grid().shape == (3, 12, 12)
     np.testing.assert_array_equal(batch.hyperparameters["lr"], np.asarray(lrs))
     assert batch.fractions.fraction.shape == (3, len(batch.fractions))
+    assert batch.config.rule == "fixed lr 0.005..0.3 (3 values)"
+    assert batch.at(1).config.rule == "fixed lr 0.05"
+    assert batch.at(1).config.lr == pytest.approx(0.05)  # as given: float32 here
     for i, lr in enumerate(lrs):
         single = basins.map_basins(PEAKS, grid=12, steps=150, lr=float(lr))
         one = batch.at(i)
@@ -126,6 +129,9 @@ def test_lr_by_momentum_grid_in_one_sweep():
     sw = gdjax.sweep(PEAKS, jnp.array([[0.3, -0.4]]), lrs[:, None], steps=40, rules=rule)
     assert sw.value.shape == (1, 1, 2, 3, 1, 2)
     np.testing.assert_array_equal(sw.settings["momentum"], np.broadcast_to(moms, (2, 3)))
+    bmap = basins.map_basins(PEAKS, grid=4, steps=40, lr=lrs[:, None], rule=rule)
+    assert bmap.batch == (2, 3) and bmap.labels.shape == (2, 3, 16)
+    assert bmap.at(1, 2).config.rule == "optax sgd (momentum 0.9), lr 0.05"
     for i, lr in enumerate(lrs):
         for j, m in enumerate(moms):
             fin = gdjax.descend_final(
