@@ -35,6 +35,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, PyTree
 
+from gdjax import _validate
 from gdjax import schedules as _schedules
 
 RULES: tuple[str, ...] = ("fixed", "time", "grad")
@@ -209,7 +210,7 @@ class OptaxFactory:
 def check_lr(lr, dtype) -> None:
     """A concrete rate that the dtype turns into 0 or inf (lr = 1e-50 in
     float32) is refused."""
-    if lr is None or any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(lr)):
+    if lr is None or not _validate.is_concrete(lr):
         return
     try:
         wanted = np.asarray(lr, np.float64)
@@ -230,7 +231,7 @@ def check_lr(lr, dtype) -> None:
 def _require_lr(lr, what: str) -> None:
     if lr is None:
         raise ValueError(f"{what} needs a learning rate: pass lr=...")
-    _schedules.check_positive("lr", lr)
+    _validate.check_positive("lr", lr)
 
 
 def _forbid_lr(lr, what: str) -> None:
@@ -268,7 +269,7 @@ def resolve(rule, lr, *, steps: int, dtype, tol=0.0, bound=np.inf) -> tuple[Meth
         _require_lr(lr, "gdjax.optimizer(...)")
         numbers, static = split_kwargs(dict(rule.kwargs))
         for k, v in numbers.items():
-            _schedules.check_nonnegative(k, v)
+            _validate.check_nonnegative(k, v)
         return Method(factory=rule.factory, static_kwargs=static), hyper(
             _constant_rate(lr, dtype), opt=numbers, **common
         )

@@ -34,8 +34,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike
 
-from gdjax import _engine
-from gdjax import schedules as _schedules
+from gdjax import _engine, _validate
 from gdjax.descent import DEFAULT_BOUND, describe_rule
 from gdjax.surfaces import Surface
 from gdjax.surfaces import get as _get_surface
@@ -401,19 +400,6 @@ def _descend_chunk(fn, method, steps, unroll, every, blocked, paired, starts, h)
     return jax.vmap(over_starts, in_axes=(None, 0))(starts, h)
 
 
-def _check_domain(domain, dim) -> tuple[tuple[float, float], ...]:
-    try:
-        dom = tuple((float(lo), float(hi)) for lo, hi in domain)
-    except (TypeError, ValueError):
-        raise ValueError(f"domain must be {dim} (low, high) pairs, got {domain!r}") from None
-    if len(dom) != dim:
-        raise ValueError(f"domain must have {dim} (low, high) pairs, got {len(dom)}")
-    for lo, hi in dom:
-        if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
-            raise ValueError(f"each domain interval needs finite low < high, got {(lo, hi)}")
-    return dom
-
-
 def grid_starts(domain, n: int, dtype=np.float32) -> np.ndarray:
     """An n x n grid of cell centres over a 2D box, row-major (y slowest)."""
     (x0, x1), (y0, y1) = domain
@@ -488,25 +474,25 @@ def map_basins(
         raise ValueError(f"map_basins needs a 2D surface; {surface.name!r} is {surface.dim}D")
     if (grid is None) == (starts is None):
         raise ValueError("give exactly one of grid=n (a map) or starts=N (random starts)")
-    steps = _schedules.check_count("steps", steps)
-    _schedules.check_positive("tol", tol)
+    steps = _validate.check_count("steps", steps)
+    _validate.check_positive("tol", tol)
     if chunk_size is None:
         chunk_size = 1 << 18 if jax.default_backend() == "cpu" else 1 << 22
-    chunk_size = _schedules.check_count("chunk_size", chunk_size)
-    unroll = _schedules.check_count("unroll", unroll)
-    check_every = _schedules.check_count("check_every", check_every)
+    chunk_size = _validate.check_count("chunk_size", chunk_size)
+    unroll = _validate.check_count("unroll", unroll)
+    check_every = _validate.check_count("check_every", check_every)
     dtype = jnp.result_type(float)
     bound = DEFAULT_BOUND if bound is None else bound
-    _schedules.check_positive("bound", bound)
+    _validate.check_positive("bound", bound)
     _engine.check_lr(lr, dtype)
     method, h = _engine.resolve(rule, lr, steps=steps, dtype=dtype, tol=tol, bound=bound)
     batch = _engine.batch_shape(h)
     n_sets = int(np.prod(batch, dtype=np.int64))
-    dom = _check_domain(surface.domain if domain is None else domain, 2)
-    _schedules.check_positive("global_tol", global_tol)
-    total = _schedules.check_count("grid", grid) ** 2 if grid is not None else None
+    dom = _validate.check_domain(surface.domain if domain is None else domain, 2)
+    _validate.check_positive("global_tol", global_tol)
+    total = _validate.check_count("grid", grid) ** 2 if grid is not None else None
     if starts is not None:
-        total = _schedules.check_count("starts", starts)
+        total = _validate.check_count("starts", starts)
         if key is None:
             raise ValueError("random starts need key=jax.random.key(seed)")
     check_memory(total * n_sets, dtype)
@@ -931,8 +917,8 @@ def critical_points(surface: str | Surface, *, grid: int = 48, domain=None) -> l
     eigenvalues of the Hessian ("min", "saddle", "max"); sorted by kind, then
     value."""
     surface = _get_surface(surface)
-    dom = _check_domain(surface.domain if domain is None else domain, surface.dim)
-    pts = grid_starts(dom, _schedules.check_count("grid", grid), np.float64)
+    dom = _validate.check_domain(surface.domain if domain is None else domain, surface.dim)
+    pts = grid_starts(dom, _validate.check_count("grid", grid), np.float64)
     refined, gnorm = _newton_refine(surface.fn, pts)
     ok = (gnorm < 1e-8) & np.all(np.isfinite(refined), axis=1) & _inside(refined, dom)
     centres = _cluster(refined[ok], _radius(dom) / 10)

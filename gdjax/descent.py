@@ -58,7 +58,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
-from gdjax import _engine
+from gdjax import _engine, _validate
 from gdjax import schedules as _schedules
 from gdjax._engine import OptaxFactory
 from gdjax._format import short_number
@@ -253,21 +253,10 @@ def _resolve_fn(fn, x0):
     return fn
 
 
-def _concrete(x) -> bool:
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
-
-
-def _check_start(x0) -> None:
-    """A concrete start must be finite (under jit or vmap it cannot be checked:
-    a non-finite start is then flagged diverged at step 0)."""
-    if _concrete(x0) and not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(x0)):
-        raise ValueError("x0 has a NaN or inf: gradient descent needs a finite start")
-
-
 def _check_defined_at_start(loss0, grads0) -> None:
     """A concrete run whose function (or gradient) is not finite at the start
     is refused after the fact: its trajectory would be NaN from step 0."""
-    if not _concrete((loss0, grads0)):
+    if not _validate.is_concrete((loss0, grads0)):
         return
     if not (np.all(np.isfinite(np.asarray(loss0)))):
         raise ValueError(
@@ -279,7 +268,7 @@ def _check_defined_at_start(loss0, grads0) -> None:
 
 
 def _check_bound(bound) -> float:
-    _schedules.check_positive("bound", bound)
+    _validate.check_positive("bound", bound)
     return float(bound)
 
 
@@ -414,11 +403,11 @@ def descend(
         >>> round(float(traj.final), 4)
         0.5
     """
-    steps = _schedules.check_count("steps", steps)
+    steps = _validate.check_count("steps", steps)
     bound = _check_bound(bound)
     f = _resolve_fn(fn, x0)
     x0 = _as_params(x0)
-    _check_start(x0)
+    _validate.check_finite_start(x0)
     dtype = jax.tree.leaves(x0)[0].dtype
     method, h, batch = _resolve(rule, lr, steps=steps, dtype=dtype, bound=bound)
     if not batch:
@@ -457,12 +446,12 @@ def descend_final(
     Returns:
         A :class:`Final`.
     """
-    steps = _schedules.check_count("steps", steps)
-    _schedules.check_positive("tol", tol)
+    steps = _validate.check_count("steps", steps)
+    _validate.check_positive("tol", tol)
     bound = _check_bound(bound)
     f = _resolve_fn(fn, x0)
     x0 = _as_params(x0)
-    _check_start(x0)
+    _validate.check_finite_start(x0)
     dtype = jax.tree.leaves(x0)[0].dtype
     method, h, batch = _resolve(rule, lr, steps=steps, dtype=dtype, tol=tol, bound=bound)
     tgt = None if target is None else jax.tree.map(lambda t: jnp.asarray(t, dtype), target)
@@ -566,9 +555,9 @@ def sweep(
     if epochs is None:
         if steps is None:
             raise ValueError("sweep needs steps=... or epochs=[...]")
-        epochs = (_schedules.check_count("steps", steps),)
+        epochs = (_validate.check_count("steps", steps),)
     else:
-        epochs = tuple(_schedules.check_count("epochs", e) for e in epochs)
+        epochs = tuple(_validate.check_count("epochs", e) for e in epochs)
         if not epochs:
             raise ValueError("epochs must not be empty")
         if list(epochs) != sorted(set(epochs)):
@@ -578,7 +567,7 @@ def sweep(
     rules = (rules,) if _engine.is_single_rule(rules) else tuple(rules)
     if not rules:
         raise ValueError("rules must not be empty")
-    _schedules.check_positive("tol", tol)
+    _validate.check_positive("tol", tol)
     bound = _check_bound(bound)
 
     starts = _as_params(starts)

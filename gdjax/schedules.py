@@ -49,9 +49,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int
+
+from gdjax._validate import check_count, check_nonnegative, check_number, check_positive
 
 __all__ = [
     "KINDS",
@@ -78,11 +79,7 @@ KINDS: tuple[str, ...] = ("constant", "square_root", "factor", "multi_factor", "
 
 
 # --------------------------------------------------------------------------
-# Validation helpers (also used by the descent engine).
-
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+# Validation (the checks themselves live in gdjax._validate).
 
 
 def _as_float(x) -> Array:
@@ -92,41 +89,8 @@ def _as_float(x) -> Array:
     return x
 
 
-def check_positive(name: str, value) -> None:
-    """Raises ValueError unless every entry of a concrete ``value`` is finite and > 0."""
-    _check_number(name, value, lambda a: a > 0, "finite and > 0")
-
-
-def check_nonnegative(name: str, value) -> None:
-    """Raises ValueError unless every entry of a concrete ``value`` is finite and >= 0."""
-    _check_number(name, value, lambda a: a >= 0, "finite and >= 0")
-
-
-def _check_number(name, value, ok, what) -> None:
-    if not _is_concrete(value):
-        return
-    try:  # NumPy, not jnp: checking a Python number must not start JAX's backends
-        arr = np.asarray(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not jnp.issubdtype(arr.dtype, jnp.number) or jnp.issubdtype(arr.dtype, jnp.bool_):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not bool(np.all(np.isfinite(arr))) or not bool(np.all(ok(arr))):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-
-
-def check_count(name: str, value, minimum: int = 1) -> int:
-    """Returns ``value`` as an int, or raises ValueError unless it is an integer >= minimum."""
-    ok_type = isinstance(value, int | jnp.integer) and not isinstance(value, bool)
-    ok_type = ok_type or (isinstance(value, float) and value.is_integer())
-    if not ok_type or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return int(value)
-
-
 def _check_factor(value) -> None:
-    _check_number("factor", value, lambda a: (a > 0) & (a <= 1), "in (0, 1]")
+    check_number("factor", value, lambda a: (a > 0) & (a <= 1), "in (0, 1]")
 
 
 # --------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gdjax import lenet, runs
+from gdjax import _validate, lenet, runs
 from gdjax import schedules as S
 from gdjax.data import FashionMNIST, fashion_mnist, provenance
 from gdjax.report import write_json
@@ -133,10 +133,10 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "log_every"):
-            S.check_count(name, getattr(self, name))
+            _validate.check_count(name, getattr(self, name))
         for name in ("subset", "test_subset"):
             if getattr(self, name) is not None:
-                S.check_count(name, getattr(self, name))
+                _validate.check_count(name, getattr(self, name))
         if self.per not in ("epoch", "update"):
             raise ValueError(f"per must be 'epoch' or 'update', got {self.per!r}")
         if (

@@ -1,0 +1,74 @@
+"""Argument checks shared by every public function (private core).
+
+Each check raises a ValueError that names the argument and what it must be,
+before any compute. Values that are traced (under ``jit`` or ``vmap``)
+cannot be checked and pass: the numeric code handles them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """False for a traced value (or a PyTree holding one)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
+
+
+def check_number(name: str, value, ok, what: str) -> None:
+    """Raises ValueError unless a concrete ``value`` is numeric, finite and
+    ``ok`` (a predicate on arrays) everywhere; ``what`` says what it must be."""
+    if not is_concrete(value):
+        return
+    try:  # NumPy, not jnp: checking a Python number must not start JAX's backends
+        arr = np.asarray(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not bool(np.all(np.isfinite(arr))) or not bool(np.all(ok(arr))):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def check_positive(name: str, value) -> None:
+    """Raises ValueError unless every entry of a concrete ``value`` is finite and > 0."""
+    check_number(name, value, lambda a: a > 0, "finite and > 0")
+
+
+def check_nonnegative(name: str, value) -> None:
+    """Raises ValueError unless every entry of a concrete ``value`` is finite and >= 0."""
+    check_number(name, value, lambda a: a >= 0, "finite and >= 0")
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """Returns ``value`` as an int, or raises ValueError unless it is an integer >= minimum."""
+    ok_type = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    ok_type = ok_type or (isinstance(value, float) and value.is_integer())
+    if not ok_type or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def check_domain(domain, dim: int) -> tuple[tuple[float, float], ...]:
+    """``dim`` (low, high) pairs with finite low < high, as floats."""
+    try:
+        dom = tuple((float(lo), float(hi)) for lo, hi in domain)
+    except (TypeError, ValueError):
+        raise ValueError(f"domain must be {dim} (low, high) pairs, got {domain!r}") from None
+    if len(dom) != dim:
+        raise ValueError(f"domain must have {dim} (low, high) pairs, got {len(dom)}")
+    for lo, hi in dom:
+        if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+            raise ValueError(f"each domain interval needs finite low < high, got {(lo, hi)}")
+    return dom
+
+
+def check_finite_start(x0) -> None:
+    """A concrete start must be finite (under jit or vmap it cannot be checked:
+    a non-finite start is then flagged diverged at step 0)."""
+    if is_concrete(x0) and not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(x0)):
+        raise ValueError("x0 has a NaN or inf: gradient descent needs a finite start")
