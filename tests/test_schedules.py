@@ -29,7 +29,7 @@ CASES = {
     "linear_decay": S.linear_decay(0.3, 50),
     "warmup_factor": S.warmup(S.factor(2.0, 0.9, 1e-2), 5),
     "warmup_multi": S.warmup(S.multi_factor(0.5, [15, 30], 0.5), 3, 0.1),
-    "warmup_constant_mode": S.warmup(S.cosine(0.5, 20, 0.01), 5, 0.05, mode="constant"),
+    "warmup_constant_mode": S.warmup(S.cosine(0.5, 20, 0.01), 5, 0.05, warmup_mode="constant"),
     "offset": S.cosine(0.5, 20, 0.01, offset=1),
 }
 
@@ -325,7 +325,7 @@ def test_pytorch_polynomiallr():
 def test_pytorch_linearlr_is_a_warmup():
     start_factor, total = 1 / 3, 4  # LinearLR's defaults ramp to end_factor = 1
     expected = 0.5 * (start_factor + (1 - start_factor) * np.minimum(K, total) / total)
-    ours = jax.vmap(S.warmup(S.constant(0.5), total, begin_lr=0.5 * start_factor))(COUNTS)
+    ours = jax.vmap(S.warmup(S.constant(0.5), total, warmup_begin_lr=0.5 * start_factor))(COUNTS)
     np.testing.assert_allclose(ours, expected, rtol=1e-6)
 
 
@@ -343,7 +343,7 @@ def test_vmapped_population_equals_each_alone():
         S.factor(2.0, 0.9, 1e-2),
     ]
     batch = S.stack(pop)
-    assert batch.kind.shape == (6,) and batch.milestones.shape == (6, 2)
+    assert batch.family.shape == (6,) and batch.milestones.shape == (6, 2)
     grid = jax.jit(jax.vmap(jax.vmap(S.evaluate, in_axes=(None, 0)), in_axes=(0, None)))(
         batch, COUNTS
     )
@@ -376,25 +376,25 @@ def test_make_builds_every_name():
     }
     s = S.make("cosine", base_lr=0.5, max_steps=20, final_lr=0.01, warmup_steps=5)
     np.testing.assert_allclose(jax.vmap(s)(COUNTS), jax.vmap(CASES["cosine_warmup"])(COUNTS))
-    w = S.make("factor", base_lr=2.0, factor=0.9, min_lr=1e-2, warmup_steps=5)
+    w = S.make("factor", base_lr=2.0, factor=0.9, final_lr=1e-2, warmup_steps=5)
     np.testing.assert_allclose(jax.vmap(w)(COUNTS), jax.vmap(CASES["warmup_factor"])(COUNTS))
-    assert repr(S.make("multi_factor", base_lr=0.5, steps=[15, 30], factor=0.5)) == (
-        "multi_factor(base_lr=0.5, steps=(15, 30), factor=0.5)"
+    assert repr(S.make("multi_factor", base_lr=0.5, milestones=[15, 30], factor=0.5)) == (
+        "multi_factor(base_lr=0.5, milestones=(15, 30), factor=0.5)"
     )
 
 
 @pytest.mark.parametrize(
     ("name", "params", "match"),
     [
-        ("constant", {"lr": 0.0}, "lr must be finite and > 0"),
-        ("constant", {"lr": -1.0}, "lr must be finite and > 0"),
+        ("constant", {"base_lr": 0.0}, "base_lr must be finite and > 0"),
+        ("constant", {"base_lr": -1.0}, "base_lr must be finite and > 0"),
         ("square_root", {"base_lr": float("nan")}, "base_lr must be finite"),
         ("cosine", {"base_lr": 0.5, "max_steps": 0}, "max_steps must be a positive integer"),
         ("poly", {"base_lr": 0.5, "max_steps": -5}, "max_steps must be a positive integer"),
         ("factor", {"base_lr": 0.5, "factor": 1.5}, r"factor must be in \(0, 1\]"),
         ("factor", {"base_lr": 0.5, "factor": 0.0}, r"factor must be in \(0, 1\]"),
-        ("multi_factor", {"base_lr": 0.5, "steps": [30, 15], "factor": 0.5}, "increasing"),
-        ("multi_factor", {"base_lr": 0.5, "steps": [15, 15], "factor": 0.5}, "increasing"),
+        ("multi_factor", {"base_lr": 0.5, "milestones": [30, 15], "factor": 0.5}, "increasing"),
+        ("multi_factor", {"base_lr": 0.5, "milestones": [15, 15], "factor": 0.5}, "increasing"),
         ("cosine", {"base_lr": 0.5, "max_steps": 20, "warmup_steps": 20}, "shorter than"),
         ("poly", {"base_lr": 0.5, "max_steps": 10, "warmup_steps": 12}, "shorter than"),
         ("cosine", {"base_lr": 0.5, "max_steps": 20, "gamma": 0.1}, "unknown: gamma"),
@@ -410,6 +410,120 @@ def test_make_builds_every_name():
 def test_bad_parameters(name, params, match):
     with pytest.raises(ValueError, match=match):
         S.make(name, **params)
+
+
+# ---------------------------------------------------------------------------
+# Specs: one vocabulary, written back canonically.
+
+SPEC_CASES = {
+    **CASES,
+    "square_root": S.square_root(0.1),
+    "square_root_offset": S.square_root(0.1, offset=2),
+    "warmup_cosine_linear": S.warmup(S.cosine(0.5, 20, 0.01), 5),
+    "warmup_poly": S.warmup(S.poly(0.5, 20, 2.0, 0.01), 4, 0.1),
+    "warmup_linear_decay": S.warmup(S.linear_decay(0.3, 10), 4),
+    "warmup_constant": S.warmup(S.constant(0.5), 4, 0.1, "constant"),
+    "multi_factor_one": S.multi_factor(0.5, [15], 0.1),
+    "every_offset": S.factor(0.5, 0.5, 0.1, every=3, offset=2),
+    "int_base_lr": S.poly(2, 30, 1, 0),
+    **{f"mxnet_{i}": S.from_mxnet(name, **kw) for i, (_, (name, kw)) in enumerate(MX_CASES)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_CASES))
+def test_spec_round_trip(name):
+    """parse_spec(s.spec) has the same fields and the same value at every count;
+    a factory's result comes back equal (name and arguments too)."""
+    s = SPEC_CASES[name]
+    back = S.parse_spec(s.spec)
+    assert back.fields == s.fields and back.family == s.family
+    assert back.spec == s.spec
+    np.testing.assert_array_equal(jax.jit(jax.vmap(back))(COUNTS), jax.jit(jax.vmap(s))(COUNTS))
+    # a linear warmup of cosine or poly comes back as their own warmup (max_steps
+    # counting it); from_mxnet's results come back as gdjax's factories
+    if not name.startswith("mxnet_") and name not in ("warmup_cosine_linear", "warmup_poly"):
+        assert back == s
+    assert s.spec.partition(":")[0] in S.names()
+    assert "min_lr" not in s.spec and "steps=" not in s.spec.replace("_steps=", "")
+
+
+def test_spec_is_canonical():
+    """Schedules that compute the same thing spell themselves the same way."""
+    assert S.warmup(S.cosine(0.5, 20, 0.01), 5).spec == S.cosine(0.5, 25, 0.01, warmup_steps=5).spec
+    mx = S.from_mxnet("FactorScheduler", step=2, factor=0.5, stop_factor_lr=0.1, base_lr=1.0)
+    assert (
+        mx.spec
+        == S.factor(1.0, 0.5, 0.1, every=2).spec
+        == ("factor:base_lr=1.0,factor=0.5,final_lr=0.1,every=2")
+    )
+    assert S.from_mxnet("CosineScheduler", max_update=20, base_lr=0.3, final_lr=0.01).spec == (
+        "cosine:base_lr=0.3,max_steps=20,final_lr=0.01,offset=1"
+    )
+    assert S.constant(0.3).spec == "constant:base_lr=0.3"
+    assert S.multi_factor(0.5, [15, 30], 0.5).spec == (
+        "multi_factor:base_lr=0.5,milestones=15/30,factor=0.5"
+    )
+
+
+def test_one_vocabulary_old_names_are_refused():
+    for name, params, old in [
+        ("constant", {"lr": 0.3}, "lr"),
+        ("factor", {"base_lr": 2.0, "factor": 0.9, "min_lr": 0.01}, "min_lr"),
+        ("multi_factor", {"base_lr": 0.5, "steps": [15], "factor": 0.5}, "steps"),
+        ("linear_decay", {"base_lr": 0.3, "total_steps": 30}, "total_steps"),
+    ]:
+        with pytest.raises(ValueError, match=f"unknown: {old}$"):
+            S.make(name, **params)
+    with pytest.raises(ValueError, match="unknown: lr"):
+        S.parse_spec("constant:lr=0.3")
+    assert S.FAMILIES == ("constant", "square_root", "factor", "multi_factor", "cosine", "poly")
+    assert not hasattr(S, "KINDS")
+    assert S.linear_decay(0.3, 10).family == "poly"
+
+
+def test_make_constant_warmup_of_cosine_counts_it_in_max_steps():
+    """warmup_mode reaches cosine and poly too (it used to be dropped silently)."""
+    s = S.make(
+        "cosine",
+        base_lr=0.5,
+        max_steps=25,
+        final_lr=0.01,
+        warmup_steps=5,
+        warmup_begin_lr=0.05,
+        warmup_mode="constant",
+    )
+    assert s == S.warmup(S.cosine(0.5, 20, 0.01), 5, 0.05, "constant")
+    assert [round(float(s(t)), 6) for t in (0, 4, 5, 25)] == [0.05, 0.05, 0.5, 0.01]
+    with pytest.raises(ValueError, match="shorter than max_steps"):
+        S.make("poly", base_lr=0.5, max_steps=5, warmup_steps=5, warmup_mode="constant")
+
+
+def test_make_applies_the_offset_after_the_warmup():
+    s = S.make("multi_factor", base_lr=0.5, milestones=[4], factor=0.5, warmup_steps=2, offset=1)
+    # read at count + 1: the ramp 0 -> 0.5 over 2 counts, then the decay at t = count + 1 - 2 >= 4
+    expected = [0.25, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25]
+    np.testing.assert_allclose(jax.vmap(s)(jnp.arange(7)), expected, rtol=1e-7)
+    with pytest.raises(ValueError, match="apply warmup before the offset"):
+        S.warmup(S.constant(0.5, offset=1), 2)
+
+
+def test_from_mxnet_refuses_a_step_inside_the_warmup():
+    """MXNet ramps to base_lr and applies such a step after the ramp; a shifted
+    milestone at or below 0 would ramp to the decayed rate instead."""
+    with pytest.raises(ValueError, match=r"step inside the warmup \(3 < warmup_steps 5\)"):
+        S.from_mxnet("MultiFactorScheduler", step=[3, 30], factor=0.5, warmup_steps=5)
+    S.from_mxnet("MultiFactorScheduler", step=[5, 30], factor=0.5, warmup_steps=5)
+
+
+def test_spec_errors():
+    with pytest.raises(ValueError, match="must be a number"):
+        S.parse_spec("cosine:base_lr=0.3,max_steps=x")
+    with pytest.raises(ValueError, match="key=value"):
+        S.parse_spec("cosine:base_lr")
+    with pytest.raises(ValueError, match="warmup_mode must be"):
+        S.parse_spec("factor:base_lr=1,factor=0.5,warmup_steps=2,warmup_mode=cubic")
+    with pytest.raises(ValueError, match="spec is text"):
+        S.parse_spec(0.3)
 
 
 def test_schedule_as_descent_rule_shares_compiled_program():

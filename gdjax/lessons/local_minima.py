@@ -145,8 +145,7 @@ def parse_rule(lr: float, optimizer: str | None, momentum: float | None, schedul
     if schedule is not None:
         if not schedule.strip():
             raise ValueError("--schedule is empty; give NAME[:key=value,...], e.g. cosine")
-        base = "lr" if schedule.partition(":")[0].strip() == "constant" else "base_lr"
-        return S.parse_spec(schedule, **{base: lr}), None
+        return S.parse_spec(schedule, base_lr=lr), None
     return "fixed", lr
 
 
