@@ -10,7 +10,6 @@ from gdjax.lessons import (
     dynamic_lr,
     gd_1d,
     gd_2d_peaks,
-    lenet,
     local_minima,
     lr_scheduling,
     schedule_plots,
@@ -28,4 +27,4 @@ STUDIES = {"lr-scheduling": lr_scheduling}
 """Lessons that train networks for minutes to an hour: ``gdjax lesson NAME``
 runs them; ``gdjax lessons`` (the quick main job) leaves them out."""
 
-__all__ = ["LESSONS", "STUDIES", "lenet"]
+__all__ = ["LESSONS", "STUDIES"]

@@ -19,7 +19,8 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
-from gdjax.lessons import _common
+from gdjax.cli import _common
+from gdjax.lessons.gd_1d import quadratic_problem
 from gdjax.report import Report, write_json
 
 SURFACE = "quadratic"
@@ -62,7 +63,7 @@ def run(
     epochs: int = 50,
     tol: float = 0.01,
 ) -> dict:
-    surface, target, x0 = _common.quadratic_problem(seed)
+    surface, target, x0 = quadratic_problem(seed)
 
     rates = jnp.array([lr, lr, grad_scale])
     trajs = gdjax.descend(surface, x0, steps=epochs, lr=rates, rule=gdjax.RULES)

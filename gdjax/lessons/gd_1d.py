@@ -19,12 +19,21 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
-from gdjax.lessons import _common
+from gdjax.cli import _common
 from gdjax.report import Report, write_json
 
 SURFACE = "quadratic"
 SWEEP_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 SWEEP_EPOCHS = (10, 30, 100, 300, 1000, 3000, 10000)
+
+
+def quadratic_problem(seed: int):
+    """Lessons A and D's problem: the parabola, its minimum and a random start
+    drawn uniformly from the plotted range. Returns (surface, target, x0)."""
+    surface = gdjax.surfaces.get(SURFACE)
+    target = surface.minima[0].location[0]
+    lo, hi = surface.domain[0]
+    return surface, target, jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +79,7 @@ def run(
     small_lr: float = 0.001,
     tol: float = 0.01,
 ) -> dict:
-    surface, target, x0 = _common.quadratic_problem(seed)
+    surface, target, x0 = quadratic_problem(seed)
 
     lrs = jnp.array([lr, small_lr, large_lr])
     trajs = jax.vmap(lambda r: gdjax.descend(surface, x0, steps=epochs, lr=r))(lrs)

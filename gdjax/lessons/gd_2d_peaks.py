@@ -17,7 +17,7 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
-from gdjax.lessons import _common
+from gdjax.cli import _common
 from gdjax.report import Report, write_json
 
 SURFACE = "peaks"

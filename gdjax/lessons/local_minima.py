@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 import gdjax
 from gdjax import basins, plot
 from gdjax import schedules as S
-from gdjax.lessons import _common
+from gdjax.cli import _common
 from gdjax.report import Report, versions, write_json
 
 KS = (1, 2, 3, 5, 10, 20, 50, 100)

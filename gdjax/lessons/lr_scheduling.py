@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from gdjax import train
-from gdjax.lessons import _common
-from gdjax.lessons.lenet import add_training_arguments, write_report
+from gdjax.cli import _common
+from gdjax.cli.lenet import add_training_arguments, write_report
 from gdjax.report import write_json
 
 BOOK = {

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gdjax import schedules as S
-from gdjax.lessons import _common
+from gdjax.cli import _common
 from gdjax.report import Report, write_json
 
 # name -> (schedule, steps drawn, MXNet equivalent or None)

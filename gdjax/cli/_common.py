@@ -1,4 +1,4 @@
-"""Helpers shared by the lesson scripts."""
+"""Helpers shared by the commands: options, the run folder, one-line errors."""
 
 from __future__ import annotations
 
@@ -175,19 +175,6 @@ def _kept(module, out: Path, run) -> str:
     if not run.written:
         return f"nothing was written; {out} is as it was"
     return f"{out} holds an unfinished run (each file in it is whole); rerun with --overwrite"
-
-
-def quadratic_problem(seed: int):
-    """Lessons A and D's problem: the parabola, its minimum and a random start
-    drawn uniformly from the plotted range. Returns (surface, target, x0)."""
-    import jax
-
-    import gdjax
-
-    surface = gdjax.surfaces.get("quadratic")
-    target = surface.minima[0].location[0]
-    lo, hi = surface.domain[0]
-    return surface, target, jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
 
 
 def positive_float(name: str) -> Callable[[str], float]:

@@ -21,10 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-from gdjax.lessons import LESSONS, STUDIES, _common, lenet
+from gdjax.cli import _common, lenet
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from gdjax.lessons import LESSONS, STUDIES
+
     parser = argparse.ArgumentParser(
         prog="gdjax",
         description="JAX-accelerated, vectorized experiments on gradient descent.",
@@ -101,6 +103,8 @@ def _surfaces() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = vars(_build_parser().parse_args(argv))
     command = args.pop("command")
+    from gdjax.lessons import LESSONS, STUDIES
+
     if command == "surfaces":
         _surfaces()
     elif command == "lesson":
@@ -119,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _lessons(out: Path, seed: int, overwrite: bool) -> None:
     """Every lesson into out/lesson_*/, then out/index.html linking the reports."""
+    from gdjax.lessons import LESSONS
+
     _common.prepare(*LESSONS.values())  # before the first lesson starts JAX
     jobs = []
     for name, module in LESSONS.items():  # every folder checked and locked before any compute

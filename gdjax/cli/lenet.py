@@ -21,7 +21,7 @@ import argparse
 from pathlib import Path
 
 from gdjax import plot, train
-from gdjax.lessons import _common
+from gdjax.cli import _common
 from gdjax.report import Report
 
 
