@@ -13,22 +13,25 @@ Everything here is a pure function of arrays:
   traced one too, so a population of seeds is one ``vmap``);
 * :func:`make_train_step` returns ``step(state, hyper, data, perm, i)`` that
   takes the i-th minibatch of an epoch's permutation from the training set
-  held on the device, does one SGD update at the learning rate
-  ``lr_fn(hyper, t)`` (``t`` the update or the epoch, by ``per``) and returns
-  the new state and the minibatch's metric sums;
+  held on the device, does one update through an optax optimizer (the
+  chapter's plain SGD by default; momentum, Adam, ...) at the learning rate
+  ``lr_fn(hyper.schedule, t)`` (``t`` the update or the epoch, by ``per``)
+  and returns the new state and the minibatch's metric sums;
 * :func:`epoch_permutation` gives an epoch's example order from the seed, so
   a run resumed at epoch e sees exactly the batches it would have seen;
 * :func:`make_eval` returns a jitted accuracy over a padded, batched set.
 
-``hyper`` is any PyTree the learning-rate function reads: a
-:class:`gdjax.schedules.ScheduleParams` for gdjax schedules (so models with
-different schedules vmap together), or ``()`` for a closed-over optax
-schedule. The training loop, checkpoints and metrics live in
-:mod:`gdjax.train`.
+``hyper`` is a :class:`StepHyper`: the PyTree the learning-rate function
+reads (a :class:`gdjax.schedules.ScheduleParams` for gdjax schedules, or
+``()`` for a closed-over optax schedule) and the optimizer's float settings.
+Every number is an array, so models that differ in schedule and in
+optimizer settings vmap together, and a new value does not recompile. The
+training loop, checkpoints and metrics live in :mod:`gdjax.train`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -40,8 +43,11 @@ import optax
 from jaxtyping import Array, Float, Int
 
 __all__ = [
+    "SGD",
     "BatchMetrics",
     "LeNet",
+    "Optimizer",
+    "StepHyper",
     "TrainState",
     "epoch_permutation",
     "init_state",
@@ -218,14 +224,48 @@ class TrainState(NamedTuple):
 
     Attributes:
         params: the Flax parameters.
+        opt_state: the optax optimizer's state (empty for plain SGD).
         step: updates done so far.
         seed: the run's seed (uint32); the initialisation and every epoch's
             example order derive from it.
     """
 
     params: Any
+    opt_state: Any
     step: Int[Array, ""]
     seed: Int[Array, ""]
+
+
+class Optimizer(NamedTuple):
+    """The kind of update, static: an optax factory (``optax.sgd``,
+    ``optax.adam``, ...) called with ``learning_rate`` and the float settings
+    of :class:`StepHyper`, plus its flags (``nesterov=True``), which fix the
+    program."""
+
+    factory: Callable[..., optax.GradientTransformation] = optax.sgd
+    flags: tuple[tuple[str, Any], ...] = ()
+
+    def build(self, lr, settings) -> optax.GradientTransformation:
+        return self.factory(learning_rate=lr, **settings, **dict(self.flags))
+
+
+SGD = Optimizer()
+"""The chapter's plain SGD, ``p <- p - lr * grad``, through ``optax.sgd``."""
+
+
+class StepHyper(NamedTuple):
+    """The numbers of one model's update, as arrays (traced: a new value does
+    not recompile, and a population vmaps over them).
+
+    Attributes:
+        schedule: what ``lr_fn`` reads (a gdjax schedule's ScheduleParams, or
+            ``()`` for a closed-over optax schedule).
+        settings: the optimizer's float settings by name (``momentum``,
+            ``b1``, ...); empty for plain SGD.
+    """
+
+    schedule: Any = ()
+    settings: dict[str, Array] = {}
 
 
 class BatchMetrics(NamedTuple):
@@ -243,22 +283,31 @@ def _keys(seed) -> tuple[Array, Array]:
     return init_key, data_key
 
 
-def init_state(seed: int | Int[Array, ""]) -> TrainState:
+def init_state(
+    seed: int | Int[Array, ""],
+    optimizer: Optimizer = SGD,
+    settings: dict[str, Any] | None = None,
+) -> TrainState:
     """A fresh state: Xavier-uniform weights, zero biases, from ``seed`` (an
-    integer in [0, 2**32); the state keeps it as uint32).
+    integer in [0, 2**32); the state keeps it as uint32), and the optimizer's
+    initial state for these ``settings`` (float arrays, by name).
 
-    Jitted, and works on a traced seed, so ``jax.vmap(init_state)(seeds)``
-    starts a population.
+    Jitted, and works on a traced seed and settings, so
+    ``jax.vmap(init_state, in_axes=(0, None, 0))(seeds, opt, settings)`` starts
+    a population.
     """
     # uint32 before jit: a Python int of 2**31 or more does not fit jit's int32
-    return _init_state(jnp.asarray(seed, jnp.uint32))
+    settings = {k: jnp.asarray(v, jnp.float32) for k, v in (settings or {}).items()}
+    return _init_state(jnp.asarray(seed, jnp.uint32), optimizer, settings)
 
 
-@jax.jit
-def _init_state(seed: Int[Array, ""]) -> TrainState:
+@functools.partial(jax.jit, static_argnums=1)
+def _init_state(seed: Int[Array, ""], optimizer: Optimizer, settings) -> TrainState:
     init_key, _ = _keys(seed)
     params = MODEL.init(init_key, jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
-    return TrainState(params=params, step=jnp.zeros((), jnp.int32), seed=seed)
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = optimizer.build(jnp.float32(0.0), settings).init(params)
+    return TrainState(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), seed=seed)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -292,20 +341,26 @@ def make_train_step(
     batch_size: int,
     steps_per_epoch: int,
     per: str = "epoch",
+    optimizer: Optimizer = SGD,
 ) -> Callable[..., tuple[TrainState, BatchMetrics]]:
-    """Builds one SGD update on minibatch ``i`` of an epoch.
+    """Builds one update on minibatch ``i`` of an epoch, through optax.
 
     Args:
-        lr_fn: ``(hyper, t) -> lr``; ``t`` is the epoch (0-based) when ``per``
-            is ``"epoch"``, the update count when it is ``"update"``.
+        lr_fn: ``(schedule, t) -> lr``, reading ``hyper.schedule``; ``t`` is
+            the epoch (0-based) when ``per`` is ``"epoch"``, the update count
+            when it is ``"update"``.
         batch_size: examples per minibatch.
         steps_per_epoch: minibatches per epoch (to turn updates into epochs).
         per: ``"epoch"`` (the PyTorch edition's convention) or ``"update"``
             (MXNet's and optax's).
+        optimizer: the kind of update (default: the chapter's plain SGD); the
+            transformation is built inside the step from the rate of the step
+            and ``hyper.settings``, so every number is data.
 
     Returns:
-        ``step(state, hyper, data, perm, i) -> (state, BatchMetrics)``, pure
-        and unjitted: jit it, or vmap it over a population first.
+        ``step(state, hyper, data, perm, i) -> (state, BatchMetrics)`` with
+        ``hyper`` a :class:`StepHyper`; pure and unjitted: jit it, or vmap it
+        over a population (of schedules and settings) first.
     """
     if per not in ("epoch", "update"):
         raise ValueError(f"per must be 'epoch' or 'update', got {per!r}")
@@ -324,9 +379,13 @@ def make_train_step(
             state.params, images, labels, mask
         )
         t = state.step // steps_per_epoch if per == "epoch" else state.step
-        lr = jnp.asarray(lr_fn(hyper, t), jnp.float32)
-        params = jax.tree_util.tree_map(lambda p, g: p - lr * g, state.params, grads)
-        new = TrainState(params=params, step=state.step + 1, seed=state.seed)
+        lr = jnp.asarray(lr_fn(hyper.schedule, t), jnp.float32)
+        # optax mixes int32 counts with floats (adam's b1 ** count)
+        with jax.numpy_dtype_promotion("standard"):
+            tx = optimizer.build(lr, hyper.settings)
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = TrainState(params=params, opt_state=opt_state, step=state.step + 1, seed=state.seed)
         return new, BatchMetrics(loss_sum, correct, count, lr)
 
     return step

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -41,6 +42,7 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gdjax import _validate, lenet, runs
@@ -51,6 +53,7 @@ from gdjax.report import write_json
 __all__ = [
     "CHAPTER_DEFAULTS",
     "CHAPTER_POLICIES",
+    "OPTIMIZERS",
     "SEED_LIMIT",
     "CheckpointError",
     "RunResult",
@@ -96,6 +99,15 @@ def chapter_schedule(spec: str) -> S.Schedule:
     return S.parse_spec(spec, **CHAPTER_DEFAULTS.get(name, {}))
 
 
+OPTIMIZERS: dict[str, lenet.Optimizer] = {
+    "sgd": lenet.SGD,
+    "nesterov": lenet.Optimizer(optax.sgd, (("nesterov", True),)),
+    "adam": lenet.Optimizer(optax.adam),
+    "rmsprop": lenet.Optimizer(optax.rmsprop),
+}
+"""The LeNet's optimizers by name: optax factories; their float settings
+(momentum, b1, decay, ...) are given in TrainConfig.settings."""
+
 SEED_LIMIT = 2**32
 """Seeds are integers in [0, SEED_LIMIT): JAX's PRNG keys hold 32 bits, and the
 state keeps the seed as uint32."""
@@ -120,6 +132,13 @@ class TrainConfig:
         subset: train on the first N training images (None: all 60,000).
         test_subset: test on the first N test images (None: all 10,000).
         log_every: minibatches between train-metric points (the chapter's 50).
+        optimizer: the kind of update, one of :data:`OPTIMIZERS` (``"sgd"``:
+            the chapter's plain SGD; ``"nesterov"``: SGD with Nesterov
+            momentum; ``"adam"``, ``"rmsprop"``).
+        settings: the optimizer's float settings as (name, value) pairs, e.g.
+            ``(("momentum", 0.9),)`` for SGD with momentum; data, not program:
+            models of a population may differ in their values (not in their
+            names).
     """
 
     schedule: str | S.Schedule | Callable[[Any], Any] = "constant"
@@ -130,6 +149,8 @@ class TrainConfig:
     subset: int | None = None
     test_subset: int | None = None
     log_every: int = 50
+    optimizer: str = "sgd"
+    settings: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "log_every"):
@@ -146,6 +167,22 @@ class TrainConfig:
         ):
             raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))  # a numpy integer -> int
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        settings = dict(self.settings)
+        accepted = set(inspect.signature(OPTIMIZERS[self.optimizer].factory).parameters)
+        unknown = set(settings) - (accepted - {"learning_rate", "nesterov"})
+        if unknown:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} has no setting {', '.join(sorted(unknown))}"
+            )
+        for name, value in settings.items():
+            _validate.check_nonnegative(name, value)
+        object.__setattr__(
+            self, "settings", tuple(sorted((k, float(v)) for k, v in settings.items()))
+        )
         if isinstance(self.schedule, str):
             chapter_schedule(self.schedule)  # a bad spec fails here, before any compute
         elif not callable(self.schedule):
@@ -153,6 +190,10 @@ class TrainConfig:
                 f"schedule must be a spec NAME[:key=value,...], a gdjax Schedule or an optax "
                 f"schedule (count -> lr), got {self.schedule!r}"
             )
+
+    def build_optimizer(self) -> lenet.Optimizer:
+        """The optimizer's kind (static)."""
+        return OPTIMIZERS[self.optimizer]
 
     def build_schedule(self) -> S.Schedule | Callable[[Any], Any]:
         """The schedule: a gdjax Schedule, or the optax callable as given."""
@@ -175,6 +216,7 @@ class TrainConfig:
             **dataclasses.asdict(self),
             "schedule": self.schedule_name,
             "schedule_resolved": repr(built) if isinstance(built, S.Schedule) else None,
+            "settings": [[k, v] for k, v in self.settings],  # as JSON reads it back
         }
 
 
@@ -217,7 +259,17 @@ class RunResult:
 # Checkpoints.
 
 CHECKPOINT = "checkpoint.msgpack"
-_RESUME_KEYS = ("schedule", "batch_size", "seed", "per", "subset", "test_subset", "log_every")
+_RESUME_KEYS = (
+    "schedule",
+    "batch_size",
+    "seed",
+    "per",
+    "subset",
+    "test_subset",
+    "log_every",
+    "optimizer",
+    "settings",
+)
 
 # A checkpoint is a header, then the msgpack payload. The header: the magic, the
 # format version, the payload's length and its SHA-256, so a flipped byte or a
@@ -237,6 +289,14 @@ def _checkpoint_bytes(payload: bytes) -> bytes:
     return _HEADER.pack(_MAGIC, _FORMAT, len(payload), digest) + payload
 
 
+def _plain_state(state: lenet.TrainState) -> dict:
+    """The state as nested dicts of arrays (the optimizer state by leaf index:
+    optax's NamedTuples, empty ones included, do not round-trip through
+    msgpack)."""
+    leaves = jax.tree_util.tree_leaves(state.opt_state)
+    return {**state._asdict(), "opt_state": {str(i): a for i, a in enumerate(leaves)}}
+
+
 def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoch: int) -> None:
     """The state's arrays, and the configs and metrics so far as JSON text (which
     keeps lists, floats and None exactly as they are), behind a checksummed
@@ -248,7 +308,7 @@ def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoc
     }
     payload = {
         "epoch": epoch,
-        "state": flax.serialization.to_state_dict(jax.device_get(state._asdict())),
+        "state": flax.serialization.to_state_dict(_plain_state(jax.device_get(state))),
         "record": json.dumps(record),
     }
     data = _checkpoint_bytes(flax.serialization.msgpack_serialize(payload))
@@ -333,7 +393,7 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
             f"{out} holds a run with {done} epochs done; cannot resume it with --epochs {epochs} "
             f"(give --epochs {done} or more)"
         )
-    state_dict = flax.serialization.to_state_dict(jax.device_get(template._asdict()))
+    state_dict = flax.serialization.to_state_dict(_plain_state(jax.device_get(template)))
     try:
         restored = flax.serialization.from_state_dict(state_dict, ckpt["state"])
         shapes = jax.tree_util.tree_map(np.shape, (state_dict, restored))
@@ -344,7 +404,12 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
     restored = jax.tree_util.tree_map(
         lambda a, t: np.asarray(a, np.asarray(t).dtype), restored, state_dict
     )
-    state = lenet.TrainState(**restored)
+    # the optimizer state's arrays back into its own structure (optax NamedTuples)
+    opt_leaves = [restored["opt_state"][str(i)] for i in range(len(restored["opt_state"]))]
+    opt_state = jax.tree_util.tree_unflatten(
+        jax.tree_util.tree_structure(template.opt_state), opt_leaves
+    )
+    state = lenet.TrainState(**{**restored, "opt_state": opt_state})
     return done, state, ckpt["epochs"], ckpt["curves"]
 
 
@@ -415,14 +480,21 @@ def _describe(config: TrainConfig, row: dict) -> str:
 def _check_population(configs: Sequence[TrainConfig]) -> None:
     if not configs:
         raise ValueError("give at least one TrainConfig")
-    shared = ("epochs", "batch_size", "per", "subset", "test_subset", "log_every")
+    shared = ("epochs", "batch_size", "per", "subset", "test_subset", "log_every", "optimizer")
     for name in shared:
         values = {getattr(c, name) for c in configs}
         if len(values) > 1:
             raise ValueError(
                 f"a population shares {name}; got {sorted(values, key=str)} "
-                "(models may differ only in schedule and seed)"
+                "(models may differ only in schedule, seed and the values of their "
+                "optimizer settings)"
             )
+    names = {tuple(k for k, _ in c.settings) for c in configs}
+    if len(names) > 1:
+        raise ValueError(
+            "the models of a population need the same optimizer settings (their values may "
+            f"differ); got {sorted(names)} (give momentum=0.0 for plain SGD)"
+        )
 
 
 def _check_dataset(ds: FashionMNIST, cfg: TrainConfig) -> None:
@@ -524,26 +596,36 @@ def train(
             with jax.numpy_dtype_promotion("standard"):
                 return optax_schedule(t)
 
-    step = lenet.make_train_step(lr_fn, batch_size=cfg.batch_size, steps_per_epoch=spe, per=cfg.per)
+    opt = cfg.build_optimizer()
+    step = lenet.make_train_step(
+        lr_fn, batch_size=cfg.batch_size, steps_per_epoch=spe, per=cfg.per, optimizer=opt
+    )
     accuracy = lenet.make_eval()
     perm_fn = lenet.epoch_permutation
     if population:
         mesh = _model_mesh(k)
         model_sharding = NamedSharding(mesh, PartitionSpec("models"))
         replicated = NamedSharding(mesh, PartitionSpec())
-        step = jax.vmap(step, in_axes=(0, 0, None, 0, None))
+        step = jax.vmap(step, in_axes=(0, 0, None, 0, None))  # hyper: schedule and settings
         accuracy = jax.vmap(accuracy, in_axes=(0, None, None))
         perm_fn = jax.vmap(perm_fn, in_axes=(0, None, None, None))
         seeds = jnp.asarray([c.seed for c in configs], jnp.uint32)
-        state = jax.jit(jax.vmap(lenet.init_state))(seeds)
-        hyper = S.stack(scheds, dtype=jnp.float32)
+        settings = {
+            k: jnp.asarray([dict(c.settings)[k] for c in configs], jnp.float32)
+            for k, _ in cfg.settings
+        }
+        state = jax.vmap(lenet.init_state, in_axes=(0, None, 0))(seeds, opt, settings)
+        hyper = lenet.StepHyper(S.stack(scheds, dtype=jnp.float32), settings)
         place = lambda tree: jax.device_put(tree, model_sharding)  # noqa: E731
         data = jax.device_put((x_train, y_train), replicated)
         test = jax.device_put((x_test, y_test), replicated)
         n_devices = mesh.size
     else:
-        state = lenet.init_state(cfg.seed)
-        hyper = scheds[0].params(jnp.float32) if lr_fn is S.evaluate else ()
+        settings = {k: jnp.asarray(v, jnp.float32) for k, v in cfg.settings}
+        state = lenet.init_state(cfg.seed, opt, settings)
+        hyper = lenet.StepHyper(
+            scheds[0].params(jnp.float32) if lr_fn is S.evaluate else (), settings
+        )
         place = jax.device_put
         data = jax.device_put((x_train, y_train))
         test = jax.device_put((x_test, y_test))

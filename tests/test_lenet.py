@@ -175,7 +175,7 @@ def test_step_is_sgd_with_the_scheduled_rate_and_masks_the_last_batch(per):
     spe = lenet.steps_per_epoch(300, 256)
     assert spe == 2
     step = jax.jit(lenet.make_train_step(S.evaluate, batch_size=256, steps_per_epoch=spe, per=per))
-    hyper = sched.params(jnp.float32)
+    hyper = lenet.StepHyper(sched.params(jnp.float32))
     dev = (jnp.asarray(ds.train_images), jnp.asarray(ds.train_labels))
     state = lenet.init_state(0)
     lrs = []
@@ -690,3 +690,113 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
             cli.main(argv)
         assert info.value.code == 2
         assert "must be in [0, 2**32)" in capsys.readouterr().err
+
+
+def _hand_written_sgd_step(lr_fn, batch_size, spe, per):
+    """The step as it was before it went through optax: p - lr * g by hand."""
+
+    def step(state, hyper, data, perm, i):
+        images, labels, mask = lenet._batch(data, perm, i, batch_size)
+
+        def loss_fn(params):
+            logits = lenet.MODEL.apply(params, images)
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+            return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+        grads = jax.grad(loss_fn)(state.params)
+        t = state.step // spe if per == "epoch" else state.step
+        lr = jnp.asarray(lr_fn(hyper.schedule, t), jnp.float32)
+        params = jax.tree_util.tree_map(lambda p, g: p - lr * g, state.params, grads)
+        return state._replace(params=params, step=state.step + 1)
+
+    return step
+
+
+def test_sgd_through_optax_gives_the_hand_written_numbers():
+    """The chapter's SGD with its schedules, now through optax.sgd, equals the
+    hand-written p - lr * g update bit for bit."""
+    ds = _synthetic(n_train=600)
+    spe = lenet.steps_per_epoch(600, 128)
+    dev = (jnp.asarray(ds.train_images), jnp.asarray(ds.train_labels))
+    for sched in (S.cosine(0.3, 3, 0.01), S.multi_factor(0.5, [1], 0.5)):
+        hyper = lenet.StepHyper(sched.params(jnp.float32))
+        ours = jax.jit(lenet.make_train_step(S.evaluate, batch_size=128, steps_per_epoch=spe))
+        ref = jax.jit(_hand_written_sgd_step(S.evaluate, 128, spe, "epoch"))
+        a = b = lenet.init_state(3)
+        for epoch in range(2):
+            perm = lenet.epoch_permutation(a.seed, epoch, 600, 128)
+            for i in range(spe):
+                a, _ = ours(a, hyper, dev, perm, np.int32(i))
+                b = ref(b, hyper, dev, perm, np.int32(i))
+        jax.tree_util.tree_map(np.testing.assert_array_equal, a.params, b.params)
+
+
+def test_population_mixes_schedules_and_momentum_in_one_program():
+    ds = _synthetic(n_train=256)
+    spe = lenet.steps_per_epoch(256, 128)
+    dev = (jnp.asarray(ds.train_images), jnp.asarray(ds.train_labels))
+    opt = lenet.Optimizer(optax.sgd)
+    scheds = [S.constant(0.1), S.cosine(0.2, 2, 0.01), S.constant(0.1)]
+    moms = jnp.asarray([0.0, 0.9, 0.9], jnp.float32)
+    settings = {"momentum": moms}
+    step = jax.jit(
+        jax.vmap(
+            lenet.make_train_step(S.evaluate, batch_size=128, steps_per_epoch=spe, optimizer=opt),
+            in_axes=(0, 0, None, 0, None),
+        )
+    )
+    seeds = jnp.asarray([0, 0, 0], jnp.uint32)
+    state = jax.vmap(lenet.init_state, in_axes=(0, None, 0))(seeds, opt, settings)
+    hyper = lenet.StepHyper(S.stack(scheds, dtype=jnp.float32), settings)
+    perm = jax.vmap(lenet.epoch_permutation, in_axes=(0, None, None, None))(state.seed, 0, 256, 128)
+    for i in range(spe):
+        state, _ = step(state, hyper, dev, perm, np.int32(i))
+    # each model equals the same model trained alone with optax.sgd(schedule, momentum)
+    for m, (sched, mom) in enumerate(zip(scheds, np.asarray(moms), strict=True)):
+        tx = optax.sgd(float(sched(0)), momentum=float(mom))
+        params = lenet.init_state(0).params
+        opt_state = tx.init(params)
+        for i in range(spe):
+            images, labels, mask = lenet._batch(dev, perm[m], i, 128)
+
+            def loss(p, images=images, labels=labels, mask=mask):
+                ce = optax.softmax_cross_entropy_with_integer_labels(
+                    lenet.MODEL.apply(p, images), labels
+                )
+                return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+            updates, opt_state = tx.update(jax.grad(loss)(params), opt_state, params)
+            params = optax.apply_updates(params, updates)
+        jax.tree_util.tree_map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+            jax.tree_util.tree_map(lambda x, m=m: x[m], state.params),
+            params,
+        )
+    # momentum changed the models: model 0 (no momentum) and model 2 differ
+    leaf = jax.tree_util.tree_leaves(state.params)[0]
+    assert not np.allclose(leaf[0], leaf[2])
+
+
+def test_new_schedule_numbers_momentum_or_seed_do_not_recompile_the_step():
+    from test_engine import count_compiles
+
+    ds = _synthetic(n_train=256)
+    spe = lenet.steps_per_epoch(256, 128)
+    dev = (jnp.asarray(ds.train_images), jnp.asarray(ds.train_labels))
+    opt = lenet.Optimizer(optax.sgd)
+    step = jax.jit(
+        lenet.make_train_step(S.evaluate, batch_size=128, steps_per_epoch=spe, optimizer=opt)
+    )
+
+    def one(seed, sched, momentum):
+        settings = {"momentum": jnp.float32(momentum)}
+        state = lenet.init_state(seed, opt, settings)
+        perm = lenet.epoch_permutation(state.seed, 0, 256, 128)
+        hyper = lenet.StepHyper(sched.params(jnp.float32), settings)
+        return step(state, hyper, dev, perm, np.int32(0))
+
+    jax.block_until_ready(one(0, S.cosine(0.1, 5, 0.0), 0.9))
+    with count_compiles() as n:
+        jax.block_until_ready(one(1, S.cosine(0.3, 7, 0.01), 0.5))
+        jax.block_until_ready(one(2, S.poly(0.2, 9, 2.0, 0.0), 0.0))
+    assert len(n) == 0
