@@ -15,7 +15,7 @@ import json
 import math
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,15 @@ import numpy as np
 
 from gdjax import runs
 
-__all__ = ["Report", "png_bytes", "to_jsonable", "versions", "write_json"]
+__all__ = [
+    "Report",
+    "curves_caption",
+    "png_bytes",
+    "to_jsonable",
+    "versions",
+    "write_json",
+    "write_training_report",
+]
 
 
 def versions() -> dict[str, str]:
@@ -163,6 +171,123 @@ class Report:
             f"<h2>Versions</h2><table>{versions_table}</table></body></html>\n"
         )
         return runs.write_text(out / filename, page)
+
+
+# --------------------------------------------------------------------------
+# Training runs (gdjax.train.RunResult).
+
+
+def curves_caption(result) -> str:
+    """What the training-curves figure draws, for this run's numbers of
+    minibatches (a small run has fewer than ``log_every`` per epoch)."""
+    log_every, spe = result.configs[0].log_every, result.meta["steps_per_epoch"]
+    if any(result.curves):
+        points = spe // log_every
+        every = "every minibatch" if log_every == 1 else f"every {log_every} minibatches"
+        train_part = (
+            f"Train loss and train accuracy {every} ({points} "
+            f"point{'s' if points > 1 else ''} per epoch of {spe} minibatches), each averaged "
+            "over the epoch so far"
+        )
+    else:
+        train_part = (
+            f"Train loss and train accuracy once per epoch, averaged over the epoch (an epoch "
+            f"has {spe} minibatch{'es' if spe > 1 else ''}, fewer than the {log_every} between "
+            "within-epoch points)"
+        )
+    return f"{train_part}; test accuracy at the end of every epoch."
+
+
+def _add_data(report: Report, result) -> None:
+    """Which files the run trained on: path and SHA-256 of each."""
+    data = result.meta.get("data")
+    if not data:
+        return
+    report.text(f"Data: {data['source']} (SHA-256 of each file as stored, as sha256sum prints).")
+    if data.get("files"):
+        report.table(
+            ["array", "file", "SHA-256"],
+            [[f["key"], f["path"], f["sha256"]] for f in data["files"]],
+        )
+
+
+def write_training_report(
+    out: str | Path,
+    result,
+    names: Sequence[str],
+    title: str,
+    *,
+    extra: Callable[[Report], None] | None = None,
+    groups: Sequence[str] | None = None,
+) -> Path:
+    """Writes the report of a training run (a :class:`gdjax.train.RunResult`)
+    into ``out``: report.html and its figures (curves.png; comparison.png
+    for several models), with the data files used, the final epoch of every
+    model, every epoch, and the command.
+
+    Args:
+        out: the output folder.
+        result: the run's result.
+        names: one name per model.
+        title: the page's title.
+        extra: adds more to the report (after the data, before the figures).
+        groups: one group per model (e.g. its policy when several seeds
+            ran): one colour and legend entry per group in the comparison.
+
+    Returns:
+        The page's path.
+    """
+    from gdjax import plot
+
+    report = Report(title)
+    report.text(
+        f"{len(names)} model(s), {result.meta['train_examples']} training and "
+        f"{result.meta['test_examples']} test images, batch {result.configs[0].batch_size}, "
+        f"schedule stepped per {result.configs[0].per}; {result.meta['param_count']:,} "
+        f"parameters; mode {result.meta['mode']} on {result.meta['backend']} "
+        f"({result.meta['devices']} device(s)); compile {result.compile_seconds:.1f} s."
+    )
+    _add_data(report, result)
+    if extra is not None:
+        extra(report)
+    report.figure(plot.training_curves(result, titles=names), "curves", curves_caption(result))
+    if len(names) > 1:
+        report.figure(
+            plot.policy_comparison(result, names=names, groups=groups),
+            "comparison",
+            "Every model's test accuracy, train loss and learning rate per epoch.",
+        )
+    report.heading("Final epoch")
+    rows = []
+    for name, config, epochs in zip(names, result.configs, result.epochs, strict=True):
+        last = epochs[-1]
+        rows.append(
+            [
+                name,
+                repr(config.build_schedule()),
+                last["epoch"],
+                last["train_loss"],
+                last["train_acc"],
+                last["test_acc"],
+                sum(e["seconds"] for e in epochs),
+            ]
+        )
+    report.table(
+        ["model", "schedule", "epochs", "train loss", "train acc", "test acc", "seconds"], rows
+    )
+    report.heading("Every epoch")
+    for name, epochs in zip(names, result.epochs, strict=True):
+        report.text(name)
+        report.table(
+            ["epoch", "lr", "train loss", "train acc", "test acc", "seconds"],
+            [
+                [e["epoch"], e["lr"], e["train_loss"], e["train_acc"], e["test_acc"], e["seconds"]]
+                for e in epochs
+            ],
+        )
+    report.heading("Command")
+    report.code(runs.command_line())
+    return report.write(out)
 
 
 def _fmt(v: Any) -> str:

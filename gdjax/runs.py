@@ -33,11 +33,14 @@ import tempfile
 from pathlib import Path
 
 __all__ = [
+    "LOCK",
     "MANIFEST",
     "Run",
     "RunFolderError",
     "RunLockedError",
+    "command_line",
     "open_run",
+    "read_manifest",
     "write_bytes",
     "write_text",
 ]
@@ -109,7 +112,7 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
-def remove_stale_temporaries(folder: Path) -> None:
+def _remove_stale_temporaries(folder: Path) -> None:
     """Removes temporary files that a killed write left (``.NAME.*.tmp``)."""
     for tmp in folder.glob(".*.tmp"):
         with contextlib.suppress(OSError):
@@ -120,7 +123,8 @@ def remove_stale_temporaries(folder: Path) -> None:
 # Run folders.
 
 
-def _command_line() -> str:
+def command_line() -> str:
+    """The command that started this process, quoted for a shell (for reports)."""
     return " ".join(shlex.quote(a) for a in sys.argv)
 
 
@@ -208,7 +212,7 @@ class Run:
             json.dumps(
                 {
                     "command": self.command,
-                    "command_line": _command_line(),
+                    "command_line": command_line(),
                     "complete": complete,
                     "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(
                         timespec="seconds"
@@ -317,7 +321,7 @@ def open_run(
     _check_writable(out)
     fd = _lock(out)
     try:
-        remove_stale_temporaries(out)
+        _remove_stale_temporaries(out)
         manifest = read_manifest(out)
         try:
             prior = (out / MANIFEST).read_bytes()

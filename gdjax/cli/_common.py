@@ -1,15 +1,18 @@
-"""Helpers shared by the commands: options, the run folder, one-line errors."""
+"""Helpers shared by the commands (private to :mod:`gdjax.cli`): option
+types, the :class:`Command` record, the run folder and one-line errors."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
-import shlex
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from gdjax.runs import command_line
 
 SEED_LIMIT = 2**32
 
@@ -48,23 +51,48 @@ def add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
     )
 
 
-def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in sys.argv)
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One job the CLI runs into an output folder: a command or a lesson.
+
+    Attributes:
+        name: the job's name in its folder's manifest (``basins``, ``gd_1d``).
+        doc: its description; the first line is its ``--help`` line.
+        add_arguments: adds its own options to a parser (``--out``,
+            ``--seed`` and ``--overwrite`` are added for every job).
+        run: ``run(out, **options) -> results``: computes, writes its files.
+        summary: ``summary(results) -> str``, printed when it is done.
+        shards: it shards over devices: one CPU device per core, set before
+            JAX starts (:func:`gdjax.basins.use_all_cores`).
+        trains: it trains networks and keeps checkpoints (``--resume``).
+    """
+
+    name: str
+    doc: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[..., Any]
+    summary: Callable[[Any], str]
+    shards: bool = False
+    trains: bool = False
 
 
-def script_main(module, default_out: str, argv=None) -> dict:
-    """The body of an ``experiments/*.py`` script: parse, run, print."""
-    parser = argparse.ArgumentParser(description=module.__doc__.splitlines()[0])
+def add_parser(sub, name: str, command: Command, default_out: str, **kwargs):
+    """A subparser for ``command``: its help, the common options and its own."""
+    parser = sub.add_parser(
+        name,
+        help=kwargs.pop("help", command.doc.splitlines()[0]),
+        description=kwargs.pop("description", command.doc),
+        **kwargs,
+    )
     add_common(parser, default_out)
-    module.add_arguments(parser)
-    args = vars(parser.parse_args(argv))
-    return run_and_print(module, args)
+    command.add_arguments(parser)
+    return parser
 
 
-def prepare(*modules) -> None:
-    """Before JAX starts: modules that shard over devices (``SHARDS = True``)
-    get one CPU device per core (see :func:`gdjax.basins.use_all_cores`)."""
-    if any(getattr(m, "SHARDS", False) for m in modules):
+def prepare(*commands: Command) -> None:
+    """Before JAX starts: commands that shard over devices get one CPU device
+    per core (see :func:`gdjax.basins.use_all_cores`)."""
+    if any(c.shards for c in commands):
         from gdjax.basins import use_all_cores
 
         use_all_cores()
@@ -81,24 +109,19 @@ def fail(message: str, status: int) -> NoReturn:
     raise SystemExit(status)
 
 
-def command_name(module) -> str:
-    return module.__name__.rsplit(".", 1)[-1]
-
-
-def open_out(module, args: dict, command: str | None = None):
-    """Opens the run folder ``args["out"]`` for ``module`` before any compute
+def open_out(command: Command, args: dict):
+    """Opens the run folder ``args["out"]`` for ``command`` before any compute
     (see :func:`gdjax.runs.open_run`); pops ``overwrite`` from ``args``.
     Errors end the program in one line."""
     from gdjax import runs
 
-    resumable = getattr(module, "RESUMABLE", "resume" in args)
     try:
         return runs.open_run(
             Path(args["out"]),
-            command or command_name(module),
-            resume=bool(args.get("resume")) if resumable else False,
+            command.name,
+            resume=bool(args.get("resume")) if command.trains else False,
             overwrite=args.pop("overwrite", False),
-            resumable=resumable,
+            resumable=command.trains,
         )
     except runs.RunFolderError as err:
         fail(str(err), USAGE)
@@ -106,15 +129,15 @@ def open_out(module, args: dict, command: str | None = None):
         fail(str(err), RUNTIME)
 
 
-def run_and_print(module, args: dict, *, command: str | None = None, run=None) -> dict:
+def run_and_print(command: Command, args: dict, *, run=None) -> Any:
     """Runs one command: opens its folder (unless ``run`` is open already),
-    runs ``module.run``, prints its summary, marks the run complete.
+    runs ``command.run``, prints its summary, marks the run complete.
 
     Errors end the program in one line: status 2 for bad input (ValueError),
     1 for a run that could not finish (missing data, a locked folder, a full
     disk); Ctrl-C prints what was kept and exits with 130."""
-    prepare(module)
-    run = run if run is not None else open_out(module, args, command)
+    prepare(command)
+    run = run if run is not None else open_out(command, args)
     args.pop("overwrite", None)
     out = Path(args.pop("out"))
     start = time.perf_counter()
@@ -123,19 +146,19 @@ def run_and_print(module, args: dict, *, command: str | None = None, run=None) -
     try:
         with run:
             try:
-                results = module.run(out, **args)
+                results = command.run(out, **args)
             except BaseException:
                 run.abandon()  # nothing written: the folder is left as it was
                 raise
             run.finish()
     except KeyboardInterrupt:
-        print(f"\ngdjax: interrupted; {_kept(module, out, run)}", file=sys.stderr)
+        print(f"\ngdjax: interrupted; {_kept(command, out, run)}", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
     except (ValueError, FileNotFoundError) as err:
         fail(str(err), USAGE)
     except (DatasetError, OSError, MemoryError) as err:
         fail(_describe_runtime(err), RUNTIME)
-    print(module.summary(results))
+    print(command.summary(results))
     print(f"[{time.perf_counter() - start:.1f} s] wrote {out}/ (report.html, JSON, *.png)")
     return results
 
@@ -149,14 +172,9 @@ def _describe_runtime(err: BaseException) -> str:
     return str(err)
 
 
-def _trains(module) -> bool:
-    """Whether the command trains networks and keeps checkpoints."""
-    return command_name(module) in ("lenet", "lr_scheduling")
-
-
-def _kept(module, out: Path, run) -> str:
+def _kept(command: Command, out: Path, run) -> str:
     """What an interrupted run left in ``out``, and how to go on."""
-    if _trains(module):
+    if command.trains:
         from gdjax import train
 
         epochs = []  # a single model or population in out/, sequential models in out/NAME/

@@ -21,15 +21,22 @@ import argparse
 from pathlib import Path
 
 from gdjax import plot, train
-from gdjax.cli import _common
-from gdjax.report import Report
+from gdjax.cli._common import Command, positive_int, seed_type
+from gdjax.report import write_training_report
+
+__all__ = [
+    "COMMAND",
+    "add_arguments",
+    "add_training_arguments",
+    "configs_from_args",
+    "run",
+    "summary",
+]
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every LeNet command shares (also lesson E's study)."""
-    parser.add_argument(
-        "--epochs", type=_common.positive_int("--epochs"), default=30, help="(default: 30)"
-    )
+    parser.add_argument("--epochs", type=positive_int("--epochs"), default=30, help="(default: 30)")
     parser.add_argument(
         "--per",
         choices=("epoch", "update"),
@@ -38,13 +45,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--subset",
-        type=_common.positive_int("--subset"),
+        type=positive_int("--subset"),
         default=None,
         help="train on the first N training images (default: all 60,000)",
     )
     parser.add_argument(
         "--test-subset",
-        type=_common.positive_int("--test-subset"),
+        type=positive_int("--test-subset"),
         default=None,
         help="test on the first N test images (default: all 10,000)",
     )
@@ -71,14 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seeds",
-        type=_common.seed_type("--seeds"),
+        type=seed_type("--seeds"),
         nargs="+",
         default=None,
         help="several seeds: every schedule is trained with each (default: --seed)",
     )
     parser.add_argument(
         "--batch-size",
-        type=_common.positive_int("--batch-size"),
+        type=positive_int("--batch-size"),
         default=256,
         help="(default: 256)",
     )
@@ -146,107 +153,13 @@ def run(
             progress=not no_progress,
             on_epoch=curves,
         )
-    write_report(out, result, names, "Fashion-MNIST LeNet")
+    write_training_report(out, result, names, "Fashion-MNIST LeNet")
     return {"out": str(out), "names": names, "result": result}
-
-
-def curves_caption(result: train.RunResult) -> str:
-    """What the training-curves figure draws, for this run's numbers of
-    minibatches (a small run has fewer than ``log_every`` per epoch)."""
-    log_every, spe = result.configs[0].log_every, result.meta["steps_per_epoch"]
-    if any(result.curves):
-        points = spe // log_every
-        every = "every minibatch" if log_every == 1 else f"every {log_every} minibatches"
-        train_part = (
-            f"Train loss and train accuracy {every} ({points} "
-            f"point{'s' if points > 1 else ''} per epoch of {spe} minibatches), each averaged "
-            "over the epoch so far"
-        )
-    else:
-        train_part = (
-            f"Train loss and train accuracy once per epoch, averaged over the epoch (an epoch "
-            f"has {spe} minibatch{'es' if spe > 1 else ''}, fewer than the {log_every} between "
-            "within-epoch points)"
-        )
-    return f"{train_part}; test accuracy at the end of every epoch."
-
-
-def add_data(report: Report, result: train.RunResult) -> None:
-    """Which files the run trained on: path and SHA-256 of each."""
-    data = result.meta.get("data")
-    if not data:
-        return
-    report.text(f"Data: {data['source']} (SHA-256 of each file as stored, as sha256sum prints).")
-    if data.get("files"):
-        report.table(
-            ["array", "file", "SHA-256"],
-            [[f["key"], f["path"], f["sha256"]] for f in data["files"]],
-        )
 
 
 def _name(config: train.TrainConfig, n_models: int) -> str:
     slug = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in config.schedule_name)
     return f"{slug}_seed{config.seed}" if n_models > 1 else slug
-
-
-def write_report(
-    out: Path,
-    result: train.RunResult,
-    names: list[str],
-    title: str,
-    extra=None,
-    groups: list[str] | None = None,
-) -> Path:
-    """report.html: curves, the final table, every epoch, config, command."""
-    report = Report(title)
-    report.text(
-        f"{len(names)} model(s), {result.meta['train_examples']} training and "
-        f"{result.meta['test_examples']} test images, batch {result.configs[0].batch_size}, "
-        f"schedule stepped per {result.configs[0].per}; {result.meta['param_count']:,} "
-        f"parameters; mode {result.meta['mode']} on {result.meta['backend']} "
-        f"({result.meta['devices']} device(s)); compile {result.compile_seconds:.1f} s."
-    )
-    add_data(report, result)
-    if extra is not None:
-        extra(report)
-    report.figure(plot.training_curves(result, titles=names), "curves", curves_caption(result))
-    if len(names) > 1:
-        report.figure(
-            plot.policy_comparison(result, names=names, groups=groups),
-            "comparison",
-            "Every model's test accuracy, train loss and learning rate per epoch.",
-        )
-    report.heading("Final epoch")
-    rows = []
-    for name, config, epochs in zip(names, result.configs, result.epochs, strict=True):
-        last = epochs[-1]
-        rows.append(
-            [
-                name,
-                repr(config.build_schedule()),
-                last["epoch"],
-                last["train_loss"],
-                last["train_acc"],
-                last["test_acc"],
-                sum(e["seconds"] for e in epochs),
-            ]
-        )
-    report.table(
-        ["model", "schedule", "epochs", "train loss", "train acc", "test acc", "seconds"], rows
-    )
-    report.heading("Every epoch")
-    for name, epochs in zip(names, result.epochs, strict=True):
-        report.text(name)
-        report.table(
-            ["epoch", "lr", "train loss", "train acc", "test acc", "seconds"],
-            [
-                [e["epoch"], e["lr"], e["train_loss"], e["train_acc"], e["test_acc"], e["seconds"]]
-                for e in epochs
-            ],
-        )
-    report.heading("Command")
-    report.code(_common.command_line())
-    return report.write(out)
 
 
 def summary(res: dict) -> str:
@@ -263,3 +176,8 @@ def summary(res: dict) -> str:
 
 def _f(v) -> str:
     return "diverged" if v is None else f"{v:.3f}"
+
+
+COMMAND = Command(
+    name="lenet", doc=__doc__, add_arguments=add_arguments, run=run, summary=summary, trains=True
+)

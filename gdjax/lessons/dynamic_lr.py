@@ -9,7 +9,6 @@ arrives in about 10 epochs instead of 50) holds only for some lr_0.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -19,39 +18,12 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
-from gdjax.cli import _common
 from gdjax.lessons.gd_1d import quadratic_problem
 from gdjax.report import Report, write_json
+from gdjax.runs import command_line
 
 SURFACE = "quadratic"
 SWEEP_LRS = (0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lr",
-        type=_common.positive_float("--lr"),
-        default=0.3,
-        help="lr_0 of the fixed and time-based rules (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--grad-scale",
-        type=_common.positive_float("--grad-scale"),
-        default=0.02,
-        help="scale of the gradient-based rule (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=_common.positive_int("--epochs"),
-        default=50,
-        help="N, the number of epochs (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tol",
-        type=_common.positive_float("--tol"),
-        default=0.01,
-        help="arrival: |x - 0.5| < tol (default: %(default)s)",
-    )
 
 
 def run(
@@ -169,7 +141,7 @@ def run(
     )
     rep.text(_verdict(results), note=True)
     rep.heading("Command")
-    rep.code(_common.command_line())
+    rep.code(command_line())
     rep.write(out)
     return results
 

@@ -8,7 +8,6 @@ needs about 10x the epochs.
 
 from __future__ import annotations
 
-import argparse
 import textwrap
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
-from gdjax.cli import _common
 from gdjax.report import Report, write_json
+from gdjax.runs import command_line
 
 SURFACE = "quadratic"
 SWEEP_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -34,39 +33,6 @@ def quadratic_problem(seed: int):
     target = surface.minima[0].location[0]
     lo, hi = surface.domain[0]
     return surface, target, jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lr",
-        type=_common.positive_float("--lr"),
-        default=0.01,
-        help="learning rate of the main run (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=_common.positive_int("--epochs"),
-        default=100,
-        help="epochs of the main, large-lr and small-lr runs (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--large-lr",
-        type=_common.positive_float("--large-lr"),
-        default=1.0,
-        help="a learning rate that is too large (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--small-lr",
-        type=_common.positive_float("--small-lr"),
-        default=0.001,
-        help="a learning rate that is too small (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tol",
-        type=_common.positive_float("--tol"),
-        default=0.01,
-        help="arrival: |x - 0.5| < tol (default: %(default)s)",
-    )
 
 
 def run(
@@ -204,7 +170,7 @@ def _report(out, surface, trajs, lrs, sw, res) -> None:
         [[p["lr"], p["smaller_lr"], p["ratio"]] for p in res["epochs_ratio_for_10x_smaller_lr"]],
     )
     r.heading("Command")
-    r.code(_common.command_line())
+    r.code(command_line())
     r.write(out)
 
 

@@ -8,7 +8,6 @@ run lands depends on where it starts.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -17,38 +16,11 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
-from gdjax.cli import _common
 from gdjax.report import Report, write_json
+from gdjax.runs import command_line
 
 SURFACE = "peaks"
 MAX_RUN_COLORS = 20  # more runs than this are coloured by outcome
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--starts",
-        type=_common.positive_int("--starts"),
-        default=12,
-        help="number of random starts (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lr",
-        type=_common.positive_float("--lr"),
-        default=0.01,
-        help="learning rate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=_common.positive_int("--steps"),
-        default=1000,
-        help="descent steps (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tol",
-        type=_common.positive_float("--tol"),
-        default=1e-3,
-        help="converged: gradient norm < tol (default: %(default)s)",
-    )
 
 
 def classify(surface, final, grad_norm, diverged, tol: float, radius: float = 0.05):
@@ -153,7 +125,7 @@ def run(
     )
     rep.table(["outcome", "runs"], sorted(counts.items()))
     rep.heading("Command")
-    rep.code(_common.command_line())
+    rep.code(command_line())
     rep.write(out)
     return results
 

@@ -4,250 +4,144 @@ Maps which minimum gradient descent reaches from every start of a grid over
 the peaks surface, finds every critical point (minima, saddles, maxima),
 measures basin fractions with 95% intervals, and shows how the chance that
 the best of k random restarts reaches a global minimum grows with k.
-Also the engine behind ``gdjax basins``.
+``gdjax basins`` (:mod:`gdjax.cli.basins`) runs this study at any size, with
+any rule.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from tqdm.auto import tqdm
 
 import gdjax
 from gdjax import basins, plot
-from gdjax import schedules as S
-from gdjax.cli import _common
+from gdjax.descent import Trajectory
 from gdjax.report import Report, versions, write_json
+from gdjax.runs import command_line
 
 KS = (1, 2, 3, 5, 10, 20, 50, 100)
-OPTIMIZERS = (
-    "sgd",
-    "adam",
-    "adamw",
-    "nadam",
-    "adamax",
-    "amsgrad",
-    "radam",
-    "adabelief",
-    "adagrad",
-    "adadelta",
-    "rmsprop",
-    "lion",
-    "lamb",
-    "novograd",
-    "yogi",
-)
-"""The optax optimizers ``--optimizer`` accepts: factories whose only required
-argument is the learning rate (tested on a parabola)."""
 FIGURE_BYTES_PER_START = 96  # a grid's maps as images (measured: see basins.memory_needed)
-SHARDS = True  # map_basins shards its starts: one CPU device per core (_common.prepare)
+DEFAULT_GRID = 256
+SHOWN_PATHS = 12  # full trajectories drawn on the map
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 256) -> None:
-    p = _common
-    parser.add_argument("--surface", default="peaks", help="surface name (default: peaks)")
-    parser.add_argument(
-        "--grid",
-        type=p.positive_int("--grid"),
-        default=None,
-        help=f"n x n grid of starts (default: {default_grid} unless --starts)",
-    )
-    parser.add_argument(
-        "--starts",
-        type=p.positive_int("--starts"),
-        default=None,
-        help="N uniform random starts instead of a grid",
-    )
-    parser.add_argument(
-        "--lr",
-        type=p.positive_float("--lr"),
-        default=0.01,
-        help="learning rate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=p.positive_int("--steps"),
-        default=1000,
-        help="descent steps (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tol",
-        type=p.positive_float("--tol"),
-        default=1e-3,
-        help="converged: |grad| < tol at the last step (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--optimizer",
-        default=None,
-        choices=OPTIMIZERS,
-        metavar="NAME",
-        help=f"an optax optimizer, lr = --lr: {', '.join(OPTIMIZERS)}",
-    )
-    parser.add_argument("--momentum", type=float, default=None, help="momentum for --optimizer sgd")
-    parser.add_argument(
-        "--schedule",
-        default=None,
-        help="a schedule, NAME[:key=value,...], base_lr = --lr; e.g. "
-        "cosine:max_steps=1000,final_lr=0.001",
-    )
-    parser.add_argument(
-        "--domain",
-        type=float,
-        nargs=4,
-        metavar=("X0", "X1", "Y0", "Y1"),
-        default=None,
-        help="box of starts (default: the surface's)",
-    )
-    parser.add_argument(
-        "--bound",
-        type=p.positive_float("--bound"),
-        default=None,
-        help="a run that ends beyond this |coordinate| without settling counts as diverged "
-        "(default: 1e10; a run that settles, |grad| < tol, never does)",
-    )
-    parser.add_argument(
-        "--global-tol",
-        type=p.positive_float("--global-tol"),
-        default=1e-6,
-        help="minima within this (relative to max(1, |f_min|)) of the lowest value count "
-        "as global (default: %(default)s)",
-    )
-    parser.add_argument("--x64", action="store_true", help="compute in float64")
-    parser.add_argument(
-        "--chunk-size",
-        type=p.positive_int("--chunk-size"),
-        default=None,
-        help="starts per compiled call (default: 2^18 on a CPU, 2^22 on an accelerator)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(_default_grid=default_grid)
+class BasinStudy(NamedTuple):
+    """Lesson C's numbers: the basin map, the critical points, a few full
+    trajectories and the best-of-k curve (exact and simulated)."""
+
+    bmap: basins.BasinMap
+    critical: list[basins.CriticalPoint]
+    trajs: Trajectory
+    ks: tuple[int, ...]
+    exact: np.ndarray
+    simulated: np.ndarray
+    seed: int
 
 
-def parse_rule(lr: float, optimizer: str | None, momentum: float | None, schedule: str | None):
-    """Turns the CLI's rule options into (rule, lr) for the engine."""
-    if optimizer and schedule:
-        raise ValueError("give --optimizer or --schedule, not both")
-    if momentum is not None and optimizer != "sgd":
-        raise ValueError("--momentum goes with --optimizer sgd")
-    if optimizer is not None:
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
-            )
-        kwargs = {} if momentum is None else {"momentum": momentum}
-        return gdjax.optimizer(getattr(optax, optimizer), **kwargs), lr
-    if schedule is not None:
-        if not schedule.strip():
-            raise ValueError("--schedule is empty; give NAME[:key=value,...], e.g. cosine")
-        return S.parse_spec(schedule, base_lr=lr), None
-    return "fixed", lr
-
-
-def run(
-    out: Path,
-    *,
-    seed: int = 0,
-    surface: str = "peaks",
-    grid: int | None = None,
-    starts: int | None = None,
-    lr: float = 0.01,
-    steps: int = 1000,
-    tol: float = 1e-3,
-    optimizer: str | None = None,
-    momentum: float | None = None,
-    schedule: str | None = None,
-    domain=None,
-    bound: float | None = None,
-    global_tol: float = 1e-6,
-    x64: bool = False,
-    chunk_size: int | None = None,
-    no_progress: bool = False,
-    _default_grid: int = 256,
-) -> dict:
-    surf = gdjax.surfaces.get(surface)  # clear error before any compute
-    rule, rate = parse_rule(lr, optimizer, momentum, schedule)
-    if grid is None and starts is None:
-        grid = _default_grid
-    dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
+def check_size(grid: int | None, starts: int | None, x64: bool = False) -> None:
+    """Refuses, before any compute, a map (with its figures) that cannot fit in memory."""
     with jax.enable_x64(x64):
-        # refused before any compute (and before the progress bar draws)
         basins.check_memory(
             grid * grid if grid else starts,
             jnp.result_type(float),
             extra_per_start=FIGURE_BYTES_PER_START if grid else 0,
         )
-        bar = (
-            None
-            if no_progress
-            else tqdm(
-                total=(grid * grid if grid else starts),
-                unit="start",
-                unit_scale=True,
-                desc="basins",
-            )
+
+
+def compute(
+    surface: str | gdjax.Surface = "peaks",
+    *,
+    seed: int = 0,
+    grid: int | None = None,
+    starts: int | None = None,
+    lr: float | None = 0.01,
+    rule: Any = "fixed",
+    steps: int = 1000,
+    tol: float = 1e-3,
+    domain=None,
+    bound: float | None = None,
+    global_tol: float = 1e-6,
+    x64: bool = False,
+    chunk_size: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> BasinStudy:
+    """Maps the basins (a ``grid`` x ``grid`` of starts, or ``starts`` random
+    ones; :data:`DEFAULT_GRID` when neither), finds the critical points,
+    descends a few starts in full and measures the best-of-k curve.
+    ``rule`` and ``lr`` are :func:`gdjax.basins.map_basins`'; ``progress``
+    is its callback."""
+    surf = gdjax.surfaces.get(surface) if isinstance(surface, str) else surface
+    if grid is None and starts is None:
+        grid = DEFAULT_GRID
+    check_size(grid, starts, x64)
+    with jax.enable_x64(x64):
+        bmap = basins.map_basins(
+            surf,
+            grid=grid,
+            starts=starts,
+            key=jax.random.key(seed),
+            steps=steps,
+            lr=lr,
+            rule=rule,
+            tol=tol,
+            domain=domain,
+            bound=bound,
+            global_tol=global_tol,
+            chunk_size=chunk_size,
+            progress=progress,
         )
-
-        def progress(done, total, seconds):
-            if bar is None:
-                return
-            if done == 0:  # compiled: restart the clock, so the rate is the descent's
-                bar.reset(total=total)
-            bar.update(done - bar.n)
-            if done == total:  # closed before labelling, which takes a few seconds
-                bar.close()
-
-        try:
-            bmap = basins.map_basins(
-                surf,
-                grid=grid,
-                starts=starts,
-                key=jax.random.key(seed),
-                steps=steps,
-                lr=rate,
-                rule=rule,
-                tol=tol,
-                domain=dom,
-                bound=bound,
-                global_tol=global_tol,
-                chunk_size=chunk_size,
-                progress=progress,
-            )
-        finally:
-            if bar is not None:
-                bar.close()  # before any message, Ctrl-C's included
         crit = basins.critical_points(surf, domain=bmap.domain)
         # a few full trajectories for the map (not for every start)
-        shown = bmap.starts[np.linspace(0, len(bmap.starts) - 1, 12).astype(int)]
-        trajs = jax.vmap(lambda x: gdjax.descend(surf, x, steps=steps, lr=rate, rule=rule))(
+        shown = bmap.starts[np.linspace(0, len(bmap.starts) - 1, SHOWN_PATHS).astype(int)]
+        trajs = jax.vmap(lambda x: gdjax.descend(surf, x, steps=steps, lr=lr, rule=rule))(
             jnp.asarray(shown)
         )
-    p_global = bmap.p_global[0]
-    exact = basins.best_of_k(p_global, KS)
+    exact = basins.best_of_k(bmap.p_global[0], KS)
     simulated = basins.simulate_best_of_k(
         bmap.labels, KS, key=jax.random.key(seed + 1), targets=bmap.global_minima or (-3,)
     )
-    results = {
+    return BasinStudy(bmap, crit, trajs, KS, exact, simulated, seed)
+
+
+def to_json(study: BasinStudy) -> dict:
+    """basins.json's content."""
+    bmap = study.bmap
+    return {
         **dataclasses.asdict(bmap.config),
-        "seed": seed,
+        "seed": study.seed,
         "minima": [m.to_json() for m in bmap.minima],
         "global_minima": list(bmap.global_minima),
         "p_global": bmap.p_global._asdict(),
-        "critical_points": [c.to_json() for c in crit],
+        "critical_points": [c.to_json() for c in study.critical],
         "fractions": bmap.fractions.to_json(),
-        "best_of_k": {"k": list(KS), "exact": exact.tolist(), "simulated": simulated.tolist()},
+        "best_of_k": {
+            "k": list(study.ks),
+            "exact": study.exact.tolist(),
+            "simulated": study.simulated.tolist(),
+        },
         "timing": bmap.timing._asdict(),
         "versions": versions(),
-        "command": _common.command_line(),
+        "command": command_line(),
     }
+
+
+def write(out: Path, study: BasinStudy) -> dict:
+    """Writes basins.json, the figures and report.html into ``out``; returns the JSON's content."""
+    results = to_json(study)
     write_json(out / "basins.json", results)
-    _report(out, bmap, crit, trajs, results)
+    _report(out, study.bmap, study.critical, study.trajs, results)
     return results
+
+
+def run(out: Path, *, seed: int = 0, **options) -> dict:
+    """:func:`compute` with ``options``, then :func:`write` into ``out``."""
+    return write(out, compute(seed=seed, **options))
 
 
 def _report(out, bmap, crit, trajs, res) -> None:

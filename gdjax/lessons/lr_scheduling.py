@@ -17,15 +17,13 @@ on a CPU one after another (measured faster there); --mode chooses.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from gdjax import train
-from gdjax.cli import _common
-from gdjax.cli.lenet import add_training_arguments, write_report
-from gdjax.report import write_json
+from gdjax.lessons.chapter import CHAPTER_POLICIES, chapter_schedule
+from gdjax.report import write_json, write_training_report
 
 BOOK = {
     "constant": (0.145, 0.944, 0.877),
@@ -36,25 +34,6 @@ BOOK = {
 }
 """The book's results (PyTorch edition, per-epoch schedules, 30 epochs):
 train loss, train accuracy, test accuracy."""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--with-factor", action="store_true", help="also the factor schedule")
-    parser.add_argument(
-        "--seeds",
-        type=_common.seed_type("--seeds"),
-        nargs="+",
-        default=None,
-        help="train every policy with each seed; the table gives means (default: --seed)",
-    )
-    parser.add_argument(
-        "--policies",
-        nargs="+",
-        choices=list(train.CHAPTER_POLICIES),
-        default=None,
-        help="a subset of the policies (default: all five of the book's)",
-    )
-    add_training_arguments(parser)
 
 
 def run(
@@ -75,12 +54,12 @@ def run(
 ) -> dict:
     from gdjax.data import fashion_mnist
 
-    policies = policies or [p for p in train.CHAPTER_POLICIES if p != "factor" or with_factor]
+    policies = policies or [p for p in CHAPTER_POLICIES if p != "factor" or with_factor]
     seeds = seeds or [seed]
     runs = [(policy, s) for policy in policies for s in seeds]
     configs = [
         train.TrainConfig(
-            schedule=train.CHAPTER_POLICIES[policy],
+            schedule=CHAPTER_POLICIES[policy],
             epochs=epochs,
             seed=s,
             per=per,
@@ -163,7 +142,7 @@ def run(
             ],
         )
 
-    write_report(
+    write_training_report(
         out,
         result,
         names,
@@ -201,7 +180,7 @@ def _aggregate(policy: str, runs: list[dict], per: str, epochs: int) -> dict:
 
     return {
         "policy": policy,
-        "schedule": repr(train.chapter_schedule(train.CHAPTER_POLICIES[policy])),
+        "schedule": repr(chapter_schedule(CHAPTER_POLICIES[policy])),
         "per": per,
         "epochs": epochs,
         "runs": len(runs),

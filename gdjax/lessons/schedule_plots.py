@@ -9,7 +9,6 @@ convention gives each update.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -18,8 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gdjax import schedules as S
-from gdjax.cli import _common
 from gdjax.report import Report, write_json
+from gdjax.runs import command_line
 
 # name -> (schedule, steps drawn, MXNet equivalent or None)
 TEXTBOOK = {
@@ -48,10 +47,6 @@ TEXTBOOK = {
         ),
     ),
 }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser  # the chapter's settings are the point; nothing to choose
 
 
 def run(out: Path, *, seed: int = 0) -> dict:
@@ -109,7 +104,7 @@ def run(out: Path, *, seed: int = 0) -> dict:
         ],
     )
     rep.heading("Command")
-    rep.code(_common.command_line())
+    rep.code(command_line())
     rep.write(out)
     return results
 

@@ -1,0 +1,221 @@
+"""``gdjax basins``: map basins of attraction (report.html, basins.json, figures).
+
+Maps which minimum gradient descent reaches from every start of a grid (or
+of N random starts) over a 2D surface, finds every critical point (minima,
+saddles, maxima), measures basin fractions with 95% intervals, and shows how
+the chance that the best of k random restarts reaches a global minimum grows
+with k: lesson C's study (:mod:`gdjax.lessons.local_minima`) at any size,
+with any rule (a fixed rate, a schedule or an optax optimizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import optax
+from tqdm.auto import tqdm
+
+import gdjax
+from gdjax import schedules as S
+from gdjax.cli._common import Command, positive_float, positive_int
+from gdjax.lessons import local_minima
+
+__all__ = ["COMMAND", "OPTIMIZERS", "add_arguments", "parse_rule", "run"]
+
+OPTIMIZERS = (
+    "sgd",
+    "adam",
+    "adamw",
+    "nadam",
+    "adamax",
+    "amsgrad",
+    "radam",
+    "adabelief",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "lion",
+    "lamb",
+    "novograd",
+    "yogi",
+)
+"""The optax optimizers ``--optimizer`` accepts: factories whose only required
+argument is the learning rate (tested on a parabola)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) -> None:
+    """The options of ``gdjax basins`` (and of ``gdjax lesson local-minima``,
+    whose grid is smaller by default)."""
+    parser.add_argument("--surface", default="peaks", help="surface name (default: peaks)")
+    parser.add_argument(
+        "--grid",
+        type=positive_int("--grid"),
+        default=None,
+        help=f"n x n grid of starts (default: {default_grid} unless --starts)",
+    )
+    parser.add_argument(
+        "--starts",
+        type=positive_int("--starts"),
+        default=None,
+        help="N uniform random starts instead of a grid",
+    )
+    parser.add_argument(
+        "--lr",
+        type=positive_float("--lr"),
+        default=0.01,
+        help="learning rate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=1000,
+        help="descent steps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tol",
+        type=positive_float("--tol"),
+        default=1e-3,
+        help="converged: |grad| < tol at the last step (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        default=None,
+        choices=OPTIMIZERS,
+        metavar="NAME",
+        help=f"an optax optimizer, lr = --lr: {', '.join(OPTIMIZERS)}",
+    )
+    parser.add_argument("--momentum", type=float, default=None, help="momentum for --optimizer sgd")
+    parser.add_argument(
+        "--schedule",
+        default=None,
+        help="a schedule, NAME[:key=value,...], base_lr = --lr; e.g. "
+        "cosine:max_steps=1000,final_lr=0.001",
+    )
+    parser.add_argument(
+        "--domain",
+        type=float,
+        nargs=4,
+        metavar=("X0", "X1", "Y0", "Y1"),
+        default=None,
+        help="box of starts (default: the surface's)",
+    )
+    parser.add_argument(
+        "--bound",
+        type=positive_float("--bound"),
+        default=None,
+        help="a run that ends beyond this |coordinate| without settling counts as diverged "
+        "(default: 1e10; a run that settles, |grad| < tol, never does)",
+    )
+    parser.add_argument(
+        "--global-tol",
+        type=positive_float("--global-tol"),
+        default=1e-6,
+        help="minima within this (relative to max(1, |f_min|)) of the lowest value count "
+        "as global (default: %(default)s)",
+    )
+    parser.add_argument("--x64", action="store_true", help="compute in float64")
+    parser.add_argument(
+        "--chunk-size",
+        type=positive_int("--chunk-size"),
+        default=None,
+        help="starts per compiled call (default: 2^18 on a CPU, 2^22 on an accelerator)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(default_grid=default_grid)
+
+
+def parse_rule(lr: float, optimizer: str | None, momentum: float | None, schedule: str | None):
+    """Turns the CLI's rule options into (rule, lr) for :func:`gdjax.basins.map_basins`."""
+    if optimizer and schedule:
+        raise ValueError("give --optimizer or --schedule, not both")
+    if momentum is not None and optimizer != "sgd":
+        raise ValueError("--momentum goes with --optimizer sgd")
+    if optimizer is not None:
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        kwargs = {} if momentum is None else {"momentum": momentum}
+        return gdjax.optimizer(getattr(optax, optimizer), **kwargs), lr
+    if schedule is not None:
+        if not schedule.strip():
+            raise ValueError("--schedule is empty; give NAME[:key=value,...], e.g. cosine")
+        return S.parse_spec(schedule, base_lr=lr), None
+    return "fixed", lr
+
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    surface: str = "peaks",
+    grid: int | None = None,
+    starts: int | None = None,
+    lr: float = 0.01,
+    steps: int = 1000,
+    tol: float = 1e-3,
+    optimizer: str | None = None,
+    momentum: float | None = None,
+    schedule: str | None = None,
+    domain=None,
+    bound: float | None = None,
+    global_tol: float = 1e-6,
+    x64: bool = False,
+    chunk_size: int | None = None,
+    no_progress: bool = False,
+    default_grid: int = 1024,
+) -> dict:
+    """Parses the options, maps the basins with a progress bar, writes the
+    study into ``out`` (:func:`gdjax.lessons.local_minima.write`); returns
+    basins.json's content."""
+    surf = gdjax.surfaces.get(surface)  # clear error before any compute
+    rule, rate = parse_rule(lr, optimizer, momentum, schedule)
+    if grid is None and starts is None:
+        grid = default_grid
+    dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
+    # refused before any compute (and before the progress bar draws)
+    local_minima.check_size(grid, starts, x64)
+    total = grid * grid if grid else starts
+    bar = None if no_progress else tqdm(total=total, unit="start", unit_scale=True, desc="basins")
+
+    def progress(done, total, seconds):
+        if bar is None:
+            return
+        if done == 0:  # compiled: restart the clock, so the rate is the descent's
+            bar.reset(total=total)
+        bar.update(done - bar.n)
+        if done == total:  # closed before labelling, which takes a few seconds
+            bar.close()
+
+    try:
+        study = local_minima.compute(
+            surf,
+            seed=seed,
+            grid=grid,
+            starts=starts,
+            lr=rate,
+            rule=rule,
+            steps=steps,
+            tol=tol,
+            domain=dom,
+            bound=bound,
+            global_tol=global_tol,
+            x64=x64,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()  # before any message, Ctrl-C's included
+    return local_minima.write(out, study)
+
+
+COMMAND = Command(
+    name="basins",
+    doc=__doc__,
+    add_arguments=add_arguments,
+    run=run,
+    summary=local_minima.summary,
+    shards=True,  # map_basins shards its starts: one CPU device per core
+)
