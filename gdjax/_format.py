@@ -9,7 +9,10 @@ import numpy as np
 
 def short_number(v) -> str:
     """3 significant digits, no float noise: 0.1 + 0.2 -> "0.3"; an array of
-    several values is shown as its range and count ("0.001..0.2 (64 values)")."""
+    several values is shown as its range and count ("0.001..0.2 (64 values)");
+    a flag as "true" or "false"."""
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
     if isinstance(v, np.ndarray | list | tuple) or hasattr(v, "__array__"):
         try:
             arr = np.asarray(v, dtype=np.float64)
