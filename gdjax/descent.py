@@ -194,7 +194,8 @@ def _rule_name(rule) -> str:
 def describe_rule(rule, lr=None) -> str:
     """A descent rule (as given to :func:`descend`) in words, for titles and
     reports: ``"fixed lr 0.01"``, ``"optax sgd (momentum 0.9), lr 0.05"``,
-    ``"cosine schedule (base_lr 0.05, max_steps 1000, final_lr 0.001)"``.
+    ``"cosine schedule (base_lr 0.05, max_steps 1000, final_lr 0.001)"`` (a
+    gdjax schedule in the words of its canonical spec).
     Never a Python repr or a memory address; a batch of values is shown as
     its range."""
     rate = None if lr is None else short_number(lr)
@@ -217,8 +218,10 @@ def describe_rule(rule, lr=None) -> str:
         return with_rate(f"optax {rule.name}{args(rule.kwargs)}")
     if isinstance(rule, optax.GradientTransformation):
         return "an optax transformation"
-    if isinstance(rule, _schedules.Schedule):
-        return f"{rule.name} schedule{args(rule.args)}"  # its base_lr is among the args
+    if isinstance(rule, _schedules.Schedule):  # in its canonical spec's words
+        name, _, rest = rule.spec.partition(":")
+        pairs = [item.partition("=")[::2] for item in rest.split(",") if item]
+        return f"{name} schedule{args(pairs)}"
     return f"schedule {getattr(rule, '__name__', type(rule).__name__)}"
 
 
