@@ -26,6 +26,7 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 SMALL = {
     "01_quickstart.ipynb": {"N_STARTS": 8, "STEPS": 50, "N_RATES": 3},
     "02_basins_lr_sweep.ipynb": {"GRID": 12, "STEPS": 100, "N_RATES": 4},
+    "03_schedules.ipynb": {"COUNTS": 20, "N_RATES": 2},
 }
 
 TIMEOUT = 300  # seconds a cell may take
