@@ -28,7 +28,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.markers import MarkerStyle  # noqa: E402
-from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullFormatter,
+)
 from matplotlib.transforms import Affine2D  # noqa: E402
 
 from gdjax._format import short_number as _num  # noqa: E402
@@ -36,18 +41,23 @@ from gdjax.descent import Sweep, Trajectory  # noqa: E402
 from gdjax.surfaces import Surface  # noqa: E402
 
 __all__ = [
+    "arrival_by_rule",
     "basin_map",
     "basin_scatter",
     "best_of_k_curve",
     "convergence_time_map",
     "curve_1d",
+    "epochs_to_arrive",
     "error_grid",
     "landscape_2d",
     "learning_journey",
     "live",
+    "loss_along_paths",
     "policy_comparison",
     "rules_comparison",
     "run_colors",
+    "schedule_curve",
+    "schedule_grid",
     "surface_grid",
     "training_curves",
 ]
@@ -357,6 +367,66 @@ def error_grid(sw: Sweep, *, rule: int = 0, start: int = 0, title: str | None = 
     return fig
 
 
+def _arrival_words(sw: Sweep) -> str:
+    """What arriving means in a sweep: ``|x - x*| < tol``, or ``|grad f| < tol``."""
+    what = "|grad f|" if sw.target is None else f"|x - {_num(sw.target)}|"
+    return f"{what} < {float(sw.tol):g}"
+
+
+def _lr_list(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def epochs_to_arrive(sw: Sweep, *, rule: int = 0, start: int = 0) -> Figure:
+    """Epochs to arrive within tol against the learning rate (log-log), with
+    the ``epochs proportional to 1/lr`` reference line (lesson A).
+
+    Learning rates that arrive at once (0 epochs) or never (not within tol
+    after the sweep's last epoch count) are listed in a note, not dropped.
+
+    Args:
+        sw: a :class:`gdjax.Sweep` over a 1-D axis of learning rates (its
+            ``converged_step`` is the epoch of arrival).
+        rule: which rule of the sweep (axis 0).
+        start: which start of the sweep (axis 1).
+    """
+    lrs = np.asarray(sw.lr, dtype=np.float64)
+    k = np.asarray(sw.converged_step[rule, start], dtype=float)
+    last = max(sw.epochs)
+    ok = k > 0
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    if ok.any():
+        ax.loglog(lrs[ok], k[ok], "o-", label="gdjax")
+        ref = k[ok][0] * lrs[ok][0] / lrs[ok]
+        ax.loglog(lrs[ok], ref, "k:", label="epochs proportional to 1/lr")
+    else:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lrs.min() / 2, lrs.max() * 2)
+        ax.set_ylim(1, last)
+    notes = []
+    if np.any(k == 0):
+        notes.append(f"within tol from the start (0 epochs): lr {_lr_list(lrs[k == 0])}")
+    if np.any(k < 0):
+        notes.append(f"not within tol after {last} epochs: lr {_lr_list(lrs[k < 0])}")
+    if notes:
+        where = {"x": 0.02, "y": 0.02, "ha": "left", "va": "bottom"}
+        if not ok.any():  # nothing to draw on log axes: the notes are the figure
+            where = {"x": 0.5, "y": 0.5, "ha": "center", "va": "center"}
+        ax.text(
+            s="\n".join(textwrap.fill(n, 55) for n in notes),
+            transform=ax.transAxes,
+            fontsize=8 if ok.any() else 10,
+            **where,
+            bbox={"fc": "w", "ec": "0.6", "alpha": 0.9},
+        )
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"epochs to {_arrival_words(sw)}")
+    if ok.any():
+        ax.legend(loc="upper right")
+    return fig
+
+
 # --------------------------------------------------------------------------
 # 2D paths.
 
@@ -506,6 +576,46 @@ def landscape_2d(
     return fig
 
 
+def loss_along_paths(
+    trajs: Trajectory,
+    reached: Sequence[str],
+    colors: Sequence | None = None,
+    *,
+    per_run: bool = True,
+) -> Figure:
+    """f along each path of a batch of trajectories (lesson B), against the
+    step on a symlog axis.
+
+    Args:
+        trajs: Trajectories with a leading run axis.
+        reached: per run, what it reached (e.g. "global min (0.23, -1.63)").
+        colors: a colour per run, e.g. those of :func:`landscape_2d`'s paths
+            (default :func:`run_colors`).
+        per_run: one legend entry per run (``"i: reached"``); else one per
+            outcome, for runs too many to tell apart.
+    """
+    colors = list(colors) if colors is not None else run_colors(len(reached))
+    loss = np.asarray(trajs.loss)
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
+    seen = set()
+    for i, what in enumerate(reached):
+        if per_run:
+            label = f"{i}: {what}"
+        else:
+            label = None if what in seen else what
+            seen.add(what)
+        ax.plot(loss[i], color=colors[i], label=label, lw=1.4 if per_run else 0.8)
+    ax.set_xlabel("step (linear to 1, then log)")
+    ax.set_ylabel("f(x, y)")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(0, max(loss.shape[1] - 1, 1))
+    ax.set_title("f(x, y) along each path (colours as in the paths figure)", fontsize=11)
+    fig.legend(
+        loc="outside right upper", fontsize=7, title="run: reached" if per_run else "reached"
+    )
+    return fig
+
+
 def rules_comparison(
     trajs: Trajectory, labels: Sequence[str], *, target: float, tol: float
 ) -> Figure:
@@ -527,6 +637,77 @@ def rules_comparison(
     axes[0].set_title("parameter")
     axes[1].set_title("distance to the minimum")
     axes[2].set_title("learning rate used")
+    return fig
+
+
+def arrival_by_rule(
+    sw: Sweep, *, start: int = 0, reference: tuple[float, str] | None = None
+) -> Figure:
+    """Epochs to arrive against lr_0 (the gradient rule: its scale), one line
+    per rule (lesson D).
+
+    Runs that never arrive are not dropped: they sit in a band above the
+    N-epoch line (an open triangle: not within tol after N epochs; a cross:
+    diverged), and each rule's legend entry counts them.
+
+    Args:
+        sw: a :class:`gdjax.Sweep` over rules and a 1-D axis of learning
+            rates; N is its last epoch count.
+        start: which start of the sweep (axis 1).
+        reference: a learning rate to mark with a dotted vertical line, and
+            its legend entry (e.g. ``(1 / 6, "lr = 1/f'' = 1/6")``).
+    """
+    lrs = np.asarray(sw.lr, dtype=np.float64)
+    n_epochs = sw.epochs[-1]
+    rules = sw.rules
+    arrive = np.asarray(sw.converged_step[:, start], dtype=float)
+    div = np.asarray(sw.diverged[:, start, :, -1], dtype=bool)
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    band = [n_epochs * (1.08 + 0.07 * r) for r in range(len(rules))]
+    for r, rule in enumerate(rules):
+        k = arrive[r]
+        color = f"C{r}"
+        arrived = k >= 0
+        (line,) = ax.plot(lrs, np.where(arrived, k, np.nan), "o-", color=color)
+        never = ~arrived & ~div[r]
+        diverged = ~arrived & div[r]
+        ax.plot(lrs[never], np.full(never.sum(), band[r]), "^", mfc="none", mec=color, ms=7)
+        ax.plot(lrs[diverged], np.full(diverged.sum(), band[r]), "x", color=color, ms=7, mew=1.5)
+        parts = []
+        if never.any():
+            parts.append(f"{never.sum()} not within N")
+        if diverged.any():
+            parts.append(f"{diverged.sum()} diverged")
+        if not arrived.any():
+            note = f" (none arrived: {', '.join(parts)})"
+        elif parts:
+            note = f" ({' and '.join(parts)} of {len(lrs)})"
+        else:
+            note = ""
+        line.set_label(rule + note)
+    ax.axhline(n_epochs, color="0.3", lw=0.8)
+    ax.axhspan(n_epochs, band[-1] + 0.06 * n_epochs, color="0.93", zorder=0)
+    ax.text(
+        0.01,
+        n_epochs * 1.01,
+        f"above the line: did not arrive within N = {n_epochs} epochs",
+        transform=ax.get_yaxis_transform(),
+        fontsize=8,
+        va="bottom",
+        color="0.3",
+    )
+    ax.set_ylim(0, band[-1] + 0.06 * n_epochs)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(lrs.min() / 1.3, lrs.max() * 1.3)
+    ax.set_xlabel("lr_0 (scale for the gradient rule)")
+    ax.set_ylabel(f"epochs to {_arrival_words(sw)}")
+    if reference is not None:
+        ax.axvline(reference[0], color="k", ls=":", lw=1, label=reference[1])
+    ax.plot([], [], "^", mfc="none", mec="0.3", label="not within tol after N epochs")
+    ax.plot([], [], "x", color="0.3", mew=1.5, label="diverged")
+    fig.legend(loc="outside lower center", fontsize=8, ncol=2)
     return fig
 
 
@@ -759,6 +940,65 @@ def best_of_k_curve(ks, exact, simulated) -> Figure:
             bbox={"fc": "w", "ec": "0.5"},
         )
     ax.legend(loc="lower right", fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Learning-rate schedules.
+
+
+def _draw_schedule(ax, name: str, curve) -> None:
+    """One schedule: the learning rate of each update, drawn as a step (it
+    holds for the whole update), its optax twin and MXNet's convention."""
+    k = np.arange(len(curve.gdjax))
+    steps = {"drawstyle": "steps-post"}
+    ax.plot(k, curve.gdjax, "-", lw=2.5, alpha=0.6, label="gdjax (hand-written)", **steps)
+    if curve.optax is not None:
+        ax.plot(k, curve.optax, "k--", lw=1, label="optax twin", **steps)
+    if curve.mxnet is not None:
+        ax.plot(k, curve.mxnet, ":", color="C3", lw=1.2, label="MXNet convention", **steps)
+    ax.set_title(name.replace("_", " "), fontsize=10)
+    ax.set_xlabel("update")
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+
+
+def schedule_curve(name: str, curve) -> Figure:
+    """One schedule's learning rate per update, with its optax twin and
+    MXNet's convention overlaid where they exist.
+
+    Args:
+        name: the schedule's name (the title; underscores read as spaces).
+        curve: a record with ``gdjax`` (the rate of each update), ``optax``
+            and ``mxnet`` (the same from optax's twin and under MXNet's
+            counting, or None), e.g. a
+            :class:`gdjax.lessons.schedule_plots.ScheduleCurve`.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    _draw_schedule(ax, name, curve)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def schedule_grid(curves) -> Figure:
+    """Every schedule of ``curves`` (a mapping name -> curve, as
+    :func:`schedule_curve` takes) in a grid three panels wide (reads at
+    ~1000 px), the legend in the spare panel."""
+    cols = 3
+    rows = -(-(len(curves) + 1) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(9.5, 2.9 * rows), squeeze=False, layout="constrained"
+    )
+    flat = axes.ravel()
+    for ax, (name, curve) in zip(flat, curves.items(), strict=False):
+        _draw_schedule(ax, name, curve)
+    handles = {}
+    for ax in flat[: len(curves)]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    for ax in flat[len(curves) :]:
+        ax.axis("off")
+    flat[len(curves)].legend(list(handles.values()), list(handles), loc="center", fontsize=9)
     return fig
 
 

@@ -107,9 +107,10 @@ def test_lr_compare_two_runs_leaving_together_both_noted():
 
 @pytest.mark.parametrize("tol", [2.0, 1e-30])
 def test_lesson_1d_any_tol_writes_its_report(tmp_path, tol):
-    res = gd_1d.run(tmp_path, tol=tol)
+    journey = gd_1d.compute(tol=tol)
+    gd_1d.write(tmp_path, journey)
     assert (tmp_path / "report.html").exists() and (tmp_path / "epochs_to_arrive.png").exists()
-    fig = gd_1d._arrival_plot(res)
+    fig = plot.epochs_to_arrive(journey.sweep)
     text = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert ("0 epochs" in text) if tol == 2.0 else ("not within tol" in text)
 
@@ -149,7 +150,7 @@ def test_peaks_paths_and_loss_share_distinct_run_colours():
     surface, trajs, runs = _peaks_runs()
     colors = plot.run_colors(len(runs))
     paths = plot.landscape_2d(surface, trajs, labels=[r["reached"] for r in runs], colors=colors)
-    loss = gd_2d_peaks._loss_plot(trajs, runs, colors)
+    loss = plot.loss_along_paths(trajs, [r["reached"] for r in runs], colors)
     ax_p, ax_l = paths.axes[0], loss.axes[0]
     path_lines = [ln for ln in ax_p.get_lines() if len(ln.get_xdata()) == trajs.params.shape[1]]
     path_cols = [mcolors.to_hex(ln.get_color()) for ln in path_lines]
@@ -196,37 +197,37 @@ def test_peaks_path_leaving_the_frame_gets_an_edge_marker():
 # 4. arrival_vs_lr: runs that never arrive are shown, not dropped.
 
 
-def _arrival_results():
-    return {
-        "epochs": 50,
-        "tol": 0.01,
-        "sweep": {
-            "lr": list(dynamic_lr.SWEEP_LRS),
-            "rules": ["fixed", "time", "grad"],
-            "epochs_to_arrive": [
-                [-1, -1, -1, 39, 14, 6, 3, 4, 8, 22],
-                [-1, -1, -1, -1, 17, 6, 3, 3, 6, 11],
-                [-1] * 10,
-            ],
-            "diverged": [[False] * 10, [False] * 10, [False] * 4 + [True] * 6],
-        },
-    }
+def _arrival_sweep():
+    """Lesson D's sweep (N = 50) with arrivals where some rules never arrive
+    and the gradient rule diverges at the larger scales."""
+    sw = dynamic_lr.compute(epochs=50).sweep
+    arrive = [
+        [-1, -1, -1, 39, 14, 6, 3, 4, 8, 22],
+        [-1, -1, -1, -1, 17, 6, 3, 3, 6, 11],
+        [-1] * 10,
+    ]
+    diverged = [[False] * 10, [False] * 10, [False] * 4 + [True] * 6]
+    return dataclasses.replace(
+        sw,
+        converged_step=jnp.asarray(arrive, dtype=jnp.int32)[:, None, :],
+        diverged=jnp.asarray(diverged)[:, None, :, None],
+    )
 
 
 def test_arrival_plot_shows_runs_that_never_arrive():
-    res = _arrival_results()
-    fig = dynamic_lr._sweep_plot(res)
+    sw = _arrival_sweep()
+    fig = plot.arrival_by_rule(sw, reference=(1 / 6, "lr = 1/6"))
     ax = fig.axes[0]
-    missing = sum(k < 0 for row in res["sweep"]["epochs_to_arrive"] for k in row)
+    missing = int(np.sum(np.asarray(sw.converged_step) < 0))
+    assert missing == 17  # 3 + 4 + 10
     markers = [ln for ln in ax.get_lines() if ln.get_marker() in ("^", "x")]
     assert sum(len(ln.get_xdata()) for ln in markers) == missing
-    assert all(np.all(np.asarray(ln.get_ydata()) > res["epochs"]) for ln in markers)
+    assert all(np.all(np.asarray(ln.get_ydata()) > 50) for ln in markers)
     # no legend entry for a rule without data unless it says why
     legend = fig.legends[0] if fig.legends else ax.get_legend()
-    rules = [
-        t.get_text() for t in legend.get_texts() if t.get_text().split()[0] in res["sweep"]["rules"]
-    ]
-    assert len(rules) == len(res["sweep"]["rules"])
+    rules = [t.get_text() for t in legend.get_texts() if t.get_text().split()[0] in sw.rules]
+    assert len(rules) == len(sw.rules)
+    assert "lr = 1/6" in [t.get_text() for t in legend.get_texts()]
     for text in rules:
         line = next(ln for ln in ax.get_lines() if ln.get_label() == text)
         has_points = np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any()
@@ -255,13 +256,13 @@ def test_convergence_time_masks_starts_that_reached_no_minimum():
 # 6. schedules.png: a grid that reads at ~1000 px; schedules drawn as steps.
 
 
-def test_schedule_overview_is_a_readable_grid_of_steps(tmp_path):
-    res = schedule_plots.run(tmp_path)
-    fig = schedule_plots._overview(res["schedules"])
+def test_schedule_overview_is_a_readable_grid_of_steps():
+    curves = schedule_plots.compute()
+    fig = plot.schedule_grid(curves)
     w, h = fig.get_size_inches() * 110  # the report's dpi
     assert w <= 1100 and h <= 1000 and w / h < 2.5
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.lines]
-    assert len(panels) == len(res["schedules"])
+    assert len(panels) == len(curves)
     assert len({round(ax.get_position().y0, 3) for ax in panels}) >= 2
     multi = next(ax for ax in panels if "multi" in ax.get_title())
     assert all(ln.get_drawstyle() == "steps-post" for ln in multi.lines)

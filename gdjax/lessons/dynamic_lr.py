@@ -10,10 +10,10 @@ arrives in about 10 epochs instead of 50) holds only for some lr_0.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
-import matplotlib.ticker as mticker
 import numpy as np
 
 import gdjax
@@ -24,40 +24,65 @@ from gdjax.runs import command_line
 
 SURFACE = "quadratic"
 SWEEP_LRS = (0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+CRITICAL_LR = 1 / 6  # 1 / f'': above it a fixed rate overshoots
 
 
-def run(
-    out: Path,
-    *,
-    seed: int = 0,
-    lr: float = 0.3,
-    grad_scale: float = 0.02,
-    epochs: int = 50,
-    tol: float = 0.01,
-) -> dict:
+class Rules(NamedTuple):
+    """Lesson D's numbers.
+
+    Attributes:
+        surface: the parabola.
+        seed: the seed of the start.
+        x0: the start.
+        target: the minimum, x = 0.5.
+        rates: each rule's rate (fixed, time: lr_0; grad: its scale).
+        trajs: the three rules side by side, one row per rule.
+        side: the rules x rates sweep whose diagonal is each rule at its own rate.
+        sweep: every rule at every lr_0 of :data:`SWEEP_LRS`.
+    """
+
+    surface: gdjax.Surface
+    seed: int
+    x0: jax.Array
+    target: float
+    rates: jax.Array
+    trajs: gdjax.Trajectory
+    side: gdjax.Sweep
+    sweep: gdjax.Sweep
+
+
+def compute(
+    *, seed: int = 0, lr: float = 0.3, grad_scale: float = 0.02, epochs: int = 50, tol: float = 0.01
+) -> Rules:
+    """Runs the three rules side by side (one vmapped call) and sweeps lr_0;
+    arrival means ``|x - 0.5| < tol`` within ``epochs``."""
     surface, target, x0 = quadratic_problem(seed)
-
     rates = jnp.array([lr, lr, grad_scale])
     trajs = gdjax.descend(surface, x0, steps=epochs, lr=rates, rule=gdjax.RULES)
-    fin = gdjax.sweep(surface, x0, rates, steps=epochs, rules=gdjax.RULES, target=target, tol=tol)
+    side = gdjax.sweep(surface, x0, rates, steps=epochs, rules=gdjax.RULES, target=target, tol=tol)
+    sw = gdjax.sweep(
+        surface, x0, jnp.array(SWEEP_LRS), steps=epochs, rules=gdjax.RULES, target=target, tol=tol
+    )
+    return Rules(surface, seed, x0, target, rates, trajs, side, sw)
+
+
+def to_json(rules: Rules) -> dict:
+    """results.json's content."""
+    trajs, target, rates, sw = rules.trajs, rules.target, rules.rates, rules.sweep
     # the diagonal of the (rule x lr) grid is each rule at its own rate
     side = {
         rule: {
             "lr": float(rates[r]),
-            "epochs_to_arrive": int(fin.converged_step[r, 0, r]),
+            "epochs_to_arrive": int(rules.side.converged_step[r, 0, r]),
             "final_x": float(trajs.params[r, -1]),
             "final_error": abs(float(trajs.params[r, -1]) - target),
             "diverged": bool(trajs.diverged[r]),
         }
         for r, rule in enumerate(gdjax.RULES)
     }
-
-    sw = gdjax.sweep(
-        surface, x0, jnp.array(SWEEP_LRS), steps=epochs, rules=gdjax.RULES, target=target, tol=tol
-    )
     arrive = np.asarray(sw.converged_step[:, 0, :])
-    err = np.abs(np.asarray(sw.value[:, 0, :, 0]) - target)
-    div = np.asarray(sw.diverged[:, 0, :, 0])
+    err = np.abs(np.asarray(sw.value[:, 0, :, -1]) - target)
+    div = np.asarray(sw.diverged[:, 0, :, -1])
     winners = []
     for j, v in enumerate(SWEEP_LRS):
         k = {rule: int(arrive[r, j]) for r, rule in enumerate(gdjax.RULES)}
@@ -69,14 +94,13 @@ def run(
                 "fastest": min(arrived, key=arrived.get) if arrived else None,
             }
         )
-
-    results = {
+    return {
         "lesson": "D: fixed vs dynamic learning rate",
         "surface": SURFACE,
-        "seed": seed,
-        "x0": float(x0),
-        "epochs": epochs,
-        "tol": tol,
+        "seed": rules.seed,
+        "x0": float(rules.x0),
+        "epochs": sw.epochs[-1],
+        "tol": sw.tol,
         "side_by_side": side,
         "sweep": {
             "lr": list(SWEEP_LRS),
@@ -89,11 +113,18 @@ def run(
         },
         "fastest_by_lr": winners,
     }
-    write_json(out / "results.json", results)
 
+
+def write(out: Path, rules: Rules) -> dict:
+    """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    results = to_json(rules)
+    write_json(out / "results.json", results)
+    side, winners = results["side_by_side"], results["fastest_by_lr"]
+    tol, rates, target = results["tol"], rules.rates, rules.target
     rep = Report("Lesson D: fixed vs dynamic learning rate")
     rep.text(
-        f"f(x) = {surface.formula}; x0 = {float(x0):.4f} (seed {seed}); N = {epochs} "
+        f"f(x) = {rules.surface.formula}; x0 = {float(rules.x0):.4f} (seed {rules.seed}); "
+        f"N = {results['epochs']} "
         f"epochs; arrival means |x - 0.5| < {tol:g}. Rules: fixed lr; time-based "
         "lr_i = lr_0 (1 - i/N); gradient-based lr_i = scale |f'(x_i)|."
     )
@@ -102,7 +133,7 @@ def run(
         for r, rule in enumerate(gdjax.RULES)
     ]
     rep.figure(
-        plot.rules_comparison(trajs, labels, target=target, tol=tol),
+        plot.rules_comparison(rules.trajs, labels, target=target, tol=tol),
         "rules",
         "The three rules side by side (one vmapped call).",
     )
@@ -120,7 +151,7 @@ def run(
         ],
     )
     rep.figure(
-        _sweep_plot(results),
+        plot.arrival_by_rule(rules.sweep, reference=(CRITICAL_LR, "lr = 1/f'' = 1/6")),
         "arrival_vs_lr",
         "Epochs to arrive against lr_0 (the gradient rule: against its scale). "
         "Missing points never arrived within N epochs (or diverged).",
@@ -146,61 +177,9 @@ def run(
     return results
 
 
-def _sweep_plot(res):
-    """Epochs to arrive against lr_0, one line per rule. Runs that never
-    arrive are not dropped: they sit in a band above the N-epoch line (an
-    open triangle: not within tol after N epochs; a cross: diverged), and
-    each rule's legend entry counts them."""
-    lrs = np.asarray(res["sweep"]["lr"])
-    n_epochs = res["epochs"]
-    rules = res["sweep"]["rules"]
-    div = np.asarray(res["sweep"]["diverged"], dtype=bool)
-    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
-    band = [n_epochs * (1.08 + 0.07 * r) for r in range(len(rules))]
-    for r, rule in enumerate(rules):
-        k = np.asarray(res["sweep"]["epochs_to_arrive"][r], dtype=float)
-        color = f"C{r}"
-        arrived = k >= 0
-        (line,) = ax.plot(lrs, np.where(arrived, k, np.nan), "o-", color=color)
-        never = ~arrived & ~div[r]
-        diverged = ~arrived & div[r]
-        ax.plot(lrs[never], np.full(never.sum(), band[r]), "^", mfc="none", mec=color, ms=7)
-        ax.plot(lrs[diverged], np.full(diverged.sum(), band[r]), "x", color=color, ms=7, mew=1.5)
-        parts = []
-        if never.any():
-            parts.append(f"{never.sum()} not within N")
-        if diverged.any():
-            parts.append(f"{diverged.sum()} diverged")
-        if not arrived.any():
-            note = f" (none arrived: {', '.join(parts)})"
-        elif parts:
-            note = f" ({' and '.join(parts)} of {len(lrs)})"
-        else:
-            note = ""
-        line.set_label(rule + note)
-    ax.axhline(n_epochs, color="0.3", lw=0.8)
-    ax.axhspan(n_epochs, band[-1] + 0.06 * n_epochs, color="0.93", zorder=0)
-    ax.text(
-        0.01,
-        n_epochs * 1.01,
-        f"above the line: did not arrive within N = {n_epochs} epochs",
-        transform=ax.get_yaxis_transform(),
-        fontsize=8,
-        va="bottom",
-        color="0.3",
-    )
-    ax.set_ylim(0, band[-1] + 0.06 * n_epochs)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-    ax.set_xlim(lrs.min() / 1.3, lrs.max() * 1.3)
-    ax.set_xlabel("lr_0 (scale for the gradient rule)")
-    ax.set_ylabel(f"epochs to |x - 0.5| < {res['tol']:g}")
-    ax.axvline(1 / 6, color="k", ls=":", lw=1, label="lr = 1/f'' = 1/6")
-    ax.plot([], [], "^", mfc="none", mec="0.3", label="not within tol after N epochs")
-    ax.plot([], [], "x", color="0.3", mew=1.5, label="diverged")
-    fig.legend(loc="outside lower center", fontsize=8, ncol=2)
-    return fig
+def run(out: Path, *, seed: int = 0, **options) -> dict:
+    """:func:`compute` with ``options``, then :func:`write` into ``out``."""
+    return write(out, compute(seed=seed, **options))
 
 
 def _verdict(res) -> str:

@@ -8,12 +8,11 @@ needs about 10x the epochs.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 
 import gdjax
@@ -24,6 +23,7 @@ from gdjax.runs import command_line
 SURFACE = "quadratic"
 SWEEP_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 SWEEP_EPOCHS = (10, 30, 100, 300, 1000, 3000, 10000)
+RUNS = ("main", "small_lr", "large_lr")
 
 
 def quadratic_problem(seed: int):
@@ -35,8 +35,37 @@ def quadratic_problem(seed: int):
     return surface, target, jax.random.uniform(jax.random.key(seed), (), minval=lo, maxval=hi)
 
 
-def run(
-    out: Path,
+class Journey(NamedTuple):
+    """Lesson A's numbers.
+
+    Attributes:
+        surface: the parabola.
+        seed: the seed of the start.
+        x0: the start.
+        target: the minimum, x = 0.5.
+        lrs: the main, too-small and too-large learning rates (:data:`RUNS`).
+        trajs: their trajectories, one row per learning rate.
+        large_final_x64: the too-large rate's x after the epochs, in float64.
+        large_diverged_step64: the step it diverged at in float64 (-1: never).
+        sweep: every lr of :data:`SWEEP_LRS` x every count of :data:`SWEEP_EPOCHS`.
+    """
+
+    surface: gdjax.Surface
+    seed: int
+    x0: jax.Array
+    target: float
+    lrs: jax.Array
+    trajs: gdjax.Trajectory
+    large_final_x64: float
+    large_diverged_step64: int
+    sweep: gdjax.Sweep
+
+    @property
+    def epochs(self) -> int:
+        return self.trajs.params.shape[1] - 1
+
+
+def compute(
     *,
     seed: int = 0,
     lr: float = 0.01,
@@ -44,9 +73,11 @@ def run(
     large_lr: float = 1.0,
     small_lr: float = 0.001,
     tol: float = 0.01,
-) -> dict:
+) -> Journey:
+    """Descends the parabola with ``lr``, ``small_lr`` and ``large_lr`` (one
+    vmapped call; the large one again in float64) and sweeps lr x epochs;
+    arrival means ``|x - 0.5| < tol``."""
     surface, target, x0 = quadratic_problem(seed)
-
     lrs = jnp.array([lr, small_lr, large_lr])
     trajs = jax.vmap(lambda r: gdjax.descend(surface, x0, steps=epochs, lr=r))(lrs)
     with jax.enable_x64(True):
@@ -55,21 +86,26 @@ def run(
         )
         big64_final = float(big64.final)
         big64_step = int(big64.diverged_step)
+    sw = gdjax.sweep(surface, x0, jnp.array(SWEEP_LRS), epochs=SWEEP_EPOCHS, target=target, tol=tol)
+    return Journey(surface, seed, x0, target, lrs, trajs, big64_final, big64_step, sw)
 
+
+def to_json(journey: Journey) -> dict:
+    """results.json's content."""
+    trajs, target, sw = journey.trajs, journey.target, journey.sweep
     runs = {}
-    for i, name in enumerate(["main", "small_lr", "large_lr"]):
+    for i, name in enumerate(RUNS):
         runs[name] = {
-            "lr": float(lrs[i]),
+            "lr": float(journey.lrs[i]),
             "final_x": float(trajs.params[i, -1]),
             "final_grad": float(trajs.grads[i, -1]),
             "distance": abs(float(trajs.params[i, -1]) - target),
             "diverged": bool(trajs.diverged[i]),
             "diverged_step": int(trajs.diverged_step[i]),
         }
-    runs["large_lr"]["final_x_float64"] = big64_final
-    runs["large_lr"]["diverged_step_float64"] = big64_step
+    runs["large_lr"]["final_x_float64"] = journey.large_final_x64
+    runs["large_lr"]["diverged_step_float64"] = journey.large_diverged_step64
 
-    sw = gdjax.sweep(surface, x0, jnp.array(SWEEP_LRS), epochs=SWEEP_EPOCHS, target=target, tol=tol)
     to_arrive = np.asarray(sw.converged_step[0, 0])
     error = np.abs(np.asarray(sw.value[0, 0]) - target)
     arrive = dict(zip(SWEEP_LRS, to_arrive.tolist(), strict=True))
@@ -80,15 +116,14 @@ def run(
         for a, b in zip(SWEEP_LRS[2:], SWEEP_LRS[:-2], strict=True)
         if a <= 0.1 and arrive[a] > 0 and arrive[b] > 0
     ]
-
-    results = {
+    return {
         "lesson": "A: gradient descent in 1D",
         "surface": SURFACE,
-        "seed": seed,
-        "x0": float(x0),
+        "seed": journey.seed,
+        "x0": float(journey.x0),
         "target": target,
-        "epochs": epochs,
-        "tol": tol,
+        "epochs": journey.epochs,
+        "tol": float(sw.tol),
         "runs": runs,
         "sweep": {
             "lr": list(SWEEP_LRS),
@@ -102,12 +137,23 @@ def run(
             {"lr": a, "smaller_lr": b, "ratio": r} for a, b, r in pairs
         ],
     }
+
+
+def write(out: Path, journey: Journey) -> dict:
+    """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    results = to_json(journey)
     write_json(out / "results.json", results)
-    _report(out, surface, trajs, lrs, sw, results)
+    _report(out, journey, results)
     return results
 
 
-def _report(out, surface, trajs, lrs, sw, res) -> None:
+def run(out: Path, *, seed: int = 0, **options) -> dict:
+    """:func:`compute` with ``options``, then :func:`write` into ``out``."""
+    return write(out, compute(seed=seed, **options))
+
+
+def _report(out: Path, journey: Journey, res: dict) -> None:
+    surface, trajs, lrs, sw = journey.surface, journey.trajs, journey.lrs, journey.sweep
     r = Report("Lesson A: gradient descent in 1D")
     r.text(
         f"f(x) = {surface.formula}, f'(x) by jax.grad. Start x0 = {res['x0']:.4f} drawn "
@@ -160,7 +206,7 @@ def _report(out, surface, trajs, lrs, sw, res) -> None:
         plot.error_grid(sw), "lr_epochs_grid", "|x - 0.5| after n epochs for each learning rate."
     )
     r.figure(
-        _arrival_plot(res),
+        plot.epochs_to_arrive(sw),
         "epochs_to_arrive",
         "Epochs to arrive within tol against lr: slope -1 on log-log axes means 10x "
         "smaller lr needs 10x the epochs.",
@@ -180,51 +226,6 @@ def _float64_note(large: dict, epochs: int) -> str | None:
     if not large["diverged"] or not np.isfinite(x) or x < 1e3:
         return None
     return f"|x| \u2192 1e{int(np.floor(np.log10(x)))} after {epochs} epochs in float64"
-
-
-def _arrival_plot(res):
-    """Epochs to arrive against lr (log-log), with the 1/lr reference; learning
-    rates that arrive at once (0 epochs) or never are listed, not dropped."""
-    lrs = np.asarray(res["sweep"]["lr"])
-    k = np.asarray(res["sweep"]["epochs_to_arrive"], dtype=float)
-    ok = k > 0
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
-    if ok.any():
-        ax.loglog(lrs[ok], k[ok], "o-", label="gdjax")
-        ref = k[ok][0] * lrs[ok][0] / lrs[ok]
-        ax.loglog(lrs[ok], ref, "k:", label="epochs proportional to 1/lr")
-    else:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lrs.min() / 2, lrs.max() * 2)
-        ax.set_ylim(1, max(res["sweep"]["epochs"]))
-    notes = []
-    if np.any(k == 0):
-        notes.append(f"within tol from the start (0 epochs): lr {_lrs(lrs[k == 0])}")
-    if np.any(k < 0):
-        notes.append(
-            f"not within tol after {max(res['sweep']['epochs'])} epochs: lr {_lrs(lrs[k < 0])}"
-        )
-    if notes:
-        where = {"x": 0.02, "y": 0.02, "ha": "left", "va": "bottom"}
-        if not ok.any():  # nothing to draw on log axes: the notes are the figure
-            where = {"x": 0.5, "y": 0.5, "ha": "center", "va": "center"}
-        ax.text(
-            s="\n".join(textwrap.fill(n, 55) for n in notes),
-            transform=ax.transAxes,
-            fontsize=8 if ok.any() else 10,
-            **where,
-            bbox={"fc": "w", "ec": "0.6", "alpha": 0.9},
-        )
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"epochs to |x - 0.5| < {res['tol']:g}")
-    if ok.any():
-        ax.legend(loc="upper right")
-    return fig
-
-
-def _lrs(values) -> str:
-    return ", ".join(f"{v:g}" for v in values)
 
 
 def summary(res: dict) -> str:

@@ -9,9 +9,9 @@ run lands depends on where it starts.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
-import matplotlib.pyplot as plt
 import numpy as np
 
 import gdjax
@@ -39,53 +39,81 @@ def classify(surface, final, grad_norm, diverged, tol: float, radius: float = 0.
     return np.where(np.asarray(diverged), -2, labels)
 
 
-def run(
-    out: Path,
-    *,
-    seed: int = 0,
-    starts: int = 12,
-    lr: float = 0.01,
-    steps: int = 1000,
-    tol: float = 1e-3,
-) -> dict:
+class Paths(NamedTuple):
+    """Lesson B's numbers.
+
+    Attributes:
+        surface: the peaks surface.
+        seed: the seed of the starts.
+        lr: the learning rate.
+        tol: converged: gradient norm < tol.
+        trajs: the paths, one row per start.
+        labels: per path, the index of the minimum it reached, -1 not
+            converged, -2 diverged (:func:`classify`).
+    """
+
+    surface: gdjax.Surface
+    seed: int
+    lr: float
+    tol: float
+    trajs: gdjax.Trajectory
+    labels: np.ndarray
+
+    def reached(self) -> list[str]:
+        """Per path, what it reached, in words."""
+        return [_reached(self.surface, int(label)) for label in self.labels]
+
+
+def _reached(surface, label: int) -> str:
+    if label == -2:
+        return "diverged"
+    if label == -1:
+        return "not converged"
+    m = surface.minima[label]
+    kind = "global" if m.is_global else "local"
+    return f"{kind} min ({m.location[0]:.2f}, {m.location[1]:.2f})"
+
+
+def compute(
+    *, seed: int = 0, starts: int = 12, lr: float = 0.01, steps: int = 1000, tol: float = 1e-3
+) -> Paths:
+    """Descends peaks from ``starts`` uniform random starts in one vmapped
+    call and names the minimum each reached."""
     surface = gdjax.surfaces.get(SURFACE)
     lo, hi = np.asarray(surface.domain).T
     x0 = jax.random.uniform(jax.random.key(seed), (starts, 2), minval=lo, maxval=hi)
     trajs = jax.vmap(lambda x: gdjax.descend(surface, x, steps=steps, lr=lr))(x0)
+    labels = classify(surface, trajs.params[:, -1], trajs.grad_norm[:, -1], trajs.diverged, tol)
+    return Paths(surface, seed, lr, tol, trajs, labels)
+
+
+def to_json(paths: Paths) -> dict:
+    """results.json's content."""
+    trajs, surface = paths.trajs, paths.surface
     final = np.asarray(trajs.params[:, -1])
     gnorm = np.asarray(trajs.grad_norm[:, -1])
-    labels = classify(surface, final, gnorm, trajs.diverged, tol)
-
-    def name(label: int) -> str:
-        if label == -2:
-            return "diverged"
-        if label == -1:
-            return "not converged"
-        m = surface.minima[label]
-        kind = "global" if m.is_global else "local"
-        return f"{kind} min ({m.location[0]:.2f}, {m.location[1]:.2f})"
-
+    starts = np.asarray(trajs.params[:, 0])
     runs = [
         {
-            "start": np.asarray(x0[i]).tolist(),
+            "start": starts[i].tolist(),
             "end": final[i].tolist(),
             "f_end": float(trajs.loss[i, -1]),
             "grad_norm_end": float(gnorm[i]),
-            "reached": name(int(labels[i])),
-            "minimum_index": int(labels[i]),
+            "reached": reached,
+            "minimum_index": int(paths.labels[i]),
         }
-        for i in range(starts)
+        for i, reached in enumerate(paths.reached())
     ]
     counts = {}
     for r in runs:
         counts[r["reached"]] = counts.get(r["reached"], 0) + 1
-    results = {
+    return {
         "lesson": "B: gradient descent in 2D on peaks",
         "surface": SURFACE,
-        "seed": seed,
-        "lr": lr,
-        "steps": steps,
-        "tol": tol,
+        "seed": paths.seed,
+        "lr": paths.lr,
+        "steps": trajs.params.shape[1] - 1,
+        "tol": paths.tol,
         "minima": [
             {"location": list(m.location), "value": m.value, "global": m.is_global}
             for m in surface.minima
@@ -93,12 +121,19 @@ def run(
         "runs": runs,
         "counts": counts,
     }
-    write_json(out / "results.json", results)
 
+
+def write(out: Path, paths: Paths) -> dict:
+    """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    results = to_json(paths)
+    write_json(out / "results.json", results)
+    runs, counts = results["runs"], results["counts"]
+    starts, surface = len(runs), paths.surface
     rep = Report("Lesson B: gradient descent on the peaks surface")
     rep.text(
         f"z = {surface.formula}; gradient by jax.grad (no SymPy). {starts} random starts "
-        f"(seed {seed}), lr = {lr:g}, {steps} steps, all in one jax.vmap call."
+        f"(seed {paths.seed}), lr = {paths.lr:g}, {results['steps']} steps, all in one "
+        "jax.vmap call."
     )
     reached = [r["reached"] for r in runs]
     per_run = starts <= MAX_RUN_COLORS
@@ -109,13 +144,17 @@ def run(
         palette = plot.run_colors(len(groups))
         colors = [palette[groups.index(g)] for g in reached]
     rep.figure(
-        plot.landscape_2d(surface, trajs, labels=reached, colors=colors if per_run else None),
+        plot.landscape_2d(surface, paths.trajs, labels=reached, colors=colors if per_run else None),
         "paths",
         "Each path follows the steepest way down from its start; where it "
         "ends depends on where it starts. A path that leaves the frame ends in an arrow "
         "at the edge.",
     )
-    rep.figure(_loss_plot(trajs, runs, colors, per_run), "loss", "f along each path.")
+    rep.figure(
+        plot.loss_along_paths(paths.trajs, reached, colors, per_run=per_run),
+        "loss",
+        "f along each path.",
+    )
     rep.table(
         ["run", "start", "end", "f(end)", "|grad|", "reached"],
         [
@@ -130,31 +169,13 @@ def run(
     return results
 
 
+def run(out: Path, *, seed: int = 0, **options) -> dict:
+    """:func:`compute` with ``options``, then :func:`write` into ``out``."""
+    return write(out, compute(seed=seed, **options))
+
+
 def _pt(p) -> str:
     return f"({p[0]:.3f}, {p[1]:.3f})"
-
-
-def _loss_plot(trajs, runs, colors, per_run: bool = True):
-    """f along each path, in the paths figure's colours: one legend entry per
-    run, or per outcome when the runs are too many to tell apart."""
-    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
-    seen = set()
-    for i, r in enumerate(runs):
-        if per_run:
-            label = f"{i}: {r['reached']}"
-        else:
-            label = None if r["reached"] in seen else r["reached"]
-            seen.add(r["reached"])
-        ax.plot(np.asarray(trajs.loss[i]), color=colors[i], label=label, lw=1.4 if per_run else 0.8)
-    ax.set_xlabel("step (linear to 1, then log)")
-    ax.set_ylabel("f(x, y)")
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlim(0, max(trajs.loss.shape[1] - 1, 1))
-    ax.set_title("f(x, y) along each path (colours as in the paths figure)", fontsize=11)
-    fig.legend(
-        loc="outside right upper", fontsize=7, title="run: reached" if per_run else "reached"
-    )
-    return fig
 
 
 def summary(res: dict) -> str:

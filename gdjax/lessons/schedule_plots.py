@@ -10,12 +10,13 @@ convention gives each update.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 
+from gdjax import plot
 from gdjax import schedules as S
 from gdjax.report import Report, write_json
 from gdjax.runs import command_line
@@ -49,9 +50,25 @@ TEXTBOOK = {
 }
 
 
-def run(out: Path, *, seed: int = 0) -> dict:
-    del seed  # deterministic
-    entries = {}
+class ScheduleCurve(NamedTuple):
+    """One schedule's learning rate at each update it is drawn for.
+
+    Attributes:
+        schedule: the hand-written schedule.
+        gdjax: its rate at updates 0, 1, ... (one vmapped program for all).
+        optax: the same from its optax twin, or None (no twin).
+        mxnet: what MXNet's scheduler gives each update (it counts from 1),
+            or None (MXNet has no such scheduler).
+    """
+
+    schedule: S.Schedule
+    gdjax: np.ndarray
+    optax: np.ndarray | None
+    mxnet: np.ndarray | None
+
+
+def compute() -> dict[str, ScheduleCurve]:
+    """Every schedule of :data:`TEXTBOOK`, by name."""
     # every schedule at once: one vmapped program over the stacked population
     longest = max(n for _, n, _ in TEXTBOOK.values())
     counts = jnp.arange(longest)
@@ -59,39 +76,53 @@ def run(out: Path, *, seed: int = 0) -> dict:
     grid = jax.jit(jax.vmap(jax.vmap(S.evaluate, in_axes=(None, 0)), in_axes=(0, None)))(
         batch, counts
     )
+    curves = {}
     for i, (name, (sched, n, mx)) in enumerate(TEXTBOOK.items()):
-        ours = np.asarray(grid[i, :n])
         twin = sched.optax()
         with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
             theirs = None if twin is None else np.asarray(jax.vmap(twin)(counts[:n]))
         mxnet = (
             None if mx is None else np.asarray(jax.vmap(S.from_mxnet(mx[0], **mx[1]))(counts[:n]))
         )
-        entries[name] = {
-            "schedule": repr(sched),
-            "steps": n,
-            "gdjax": ours.tolist(),
-            "optax": None if theirs is None else theirs.tolist(),
-            "optax_max_rel_diff": None if theirs is None else _rel(ours, theirs),
-            "mxnet_convention": None if mxnet is None else mxnet.tolist(),
+        curves[name] = ScheduleCurve(sched, np.asarray(grid[i, :n]), theirs, mxnet)
+    return curves
+
+
+def to_json(curves: dict[str, ScheduleCurve]) -> dict:
+    """results.json's content."""
+    entries = {
+        name: {
+            "schedule": repr(c.schedule),
+            "steps": len(c.gdjax),
+            "gdjax": c.gdjax.tolist(),
+            "optax": None if c.optax is None else c.optax.tolist(),
+            "optax_max_rel_diff": None if c.optax is None else _rel(c.gdjax, c.optax),
+            "mxnet_convention": None if c.mxnet is None else c.mxnet.tolist(),
         }
-    results = {
+        for name, c in curves.items()
+    }
+    return {
         "lesson": "E: learning-rate schedules (textbook plots)",
         "convention": "update k uses schedule(k) (optax, PyTorch); MXNet's column is "
         "what its scheduler gives update k (num_update = k + 1)",
         "schedules": entries,
     }
-    write_json(out / "results.json", results)
 
+
+def write(out: Path, curves: dict[str, ScheduleCurve]) -> dict:
+    """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    results = to_json(curves)
+    write_json(out / "results.json", results)
+    entries = results["schedules"]
     rep = Report("Lesson E: learning-rate schedules")
     rep.text(
         "Each schedule is written by hand in gdjax.schedules and drawn with its optax twin "
         "(built from optax's own functions with the same arguments) overlaid. The dotted line "
         "is MXNet's convention: its scheduler is read at num_update = k + 1 for update k."
     )
-    rep.figure(_overview(entries), "schedules", "The chapter's five schedules.")
-    for name, e in entries.items():
-        rep.figure(_one(name, e), f"schedule_{name}", e["schedule"])
+    rep.figure(plot.schedule_grid(curves), "schedules", "The chapter's five schedules.")
+    for name, curve in curves.items():
+        rep.figure(plot.schedule_curve(name, curve), f"schedule_{name}", entries[name]["schedule"])
     rep.table(
         ["schedule", "optax twin", "max |gdjax - optax| / optax"],
         [
@@ -109,55 +140,15 @@ def run(out: Path, *, seed: int = 0) -> dict:
     return results
 
 
+def run(out: Path, *, seed: int = 0) -> dict:
+    """:func:`compute`, then :func:`write` into ``out`` (``seed`` is unused:
+    the plots are deterministic)."""
+    del seed
+    return write(out, compute())
+
+
 def _rel(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
-
-
-def _draw(ax, name, e):
-    """One schedule: the learning rate of each update, drawn as a step (it holds
-    for the whole update)."""
-    k = np.arange(e["steps"])
-    steps = {"drawstyle": "steps-post"}
-    ax.plot(k, e["gdjax"], "-", lw=2.5, alpha=0.6, label="gdjax (hand-written)", **steps)
-    if e["optax"] is not None:
-        ax.plot(k, e["optax"], "k--", lw=1, label="optax twin", **steps)
-    if e["mxnet_convention"] is not None:
-        ax.plot(
-            k, e["mxnet_convention"], ":", color="C3", lw=1.2, label="MXNet convention", **steps
-        )
-    ax.set_title(name.replace("_", " "), fontsize=10)
-    ax.set_xlabel("update")
-    ax.set_ylabel("learning rate")
-    ax.grid(alpha=0.3)
-
-
-def _overview(entries):
-    """Every schedule in a grid three panels wide (reads at ~1000 px), the
-    legend in the spare panel."""
-    cols = 3
-    rows = -(-(len(entries) + 1) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(9.5, 2.9 * rows), squeeze=False, layout="constrained"
-    )
-    flat = axes.ravel()
-    for ax, (name, e) in zip(flat, entries.items(), strict=False):
-        _draw(ax, name, e)
-    handles, labels = {}, {}
-    for ax in flat[: len(entries)]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-            labels[lab] = lab
-    for ax in flat[len(entries) :]:
-        ax.axis("off")
-    flat[len(entries)].legend(list(handles.values()), list(labels), loc="center", fontsize=9)
-    return fig
-
-
-def _one(name, e):
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
-    _draw(ax, name, e)
-    ax.legend(fontsize=8)
-    return fig
 
 
 def summary(res: dict) -> str:
