@@ -3,12 +3,15 @@
 ``Report`` collects text, tables and matplotlib figures and writes a
 self-contained HTML page (figures embedded as PNG data), saving every figure
 as a PNG beside it. ``write_json`` writes results strictly: numpy and jax
-values are converted, and a NaN or inf is an error, never silently written.
+values, dataclasses and NamedTuples are converted, and a NaN or inf is an
+error, never silently written. ``write_training_report`` writes the report
+of a training run (:class:`gdjax.train.RunResult`).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -58,11 +61,27 @@ def versions() -> dict[str, str]:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Converts numpy/jax arrays and scalars, tuples and dataclasses to JSON
-    types. Raises ValueError on NaN or inf."""
+    """Converts a result to JSON types: numpy/jax arrays and scalars to
+    (nested) lists and numbers, tuples to lists, and typed records to
+    objects: a dataclass instance or a NamedTuple becomes a dict of its
+    fields, in order, converted in turn. Raises ValueError on NaN or inf.
+
+    Example:
+        >>> import numpy as np
+        >>> from typing import NamedTuple
+        >>> class Estimate(NamedTuple):
+        ...     fraction: float
+        ...     ci: tuple
+        >>> to_jsonable({"p": Estimate(np.float32(0.25), (0.2, 0.3)), "n": np.arange(2)})
+        {'p': {'fraction': 0.25, 'ci': [0.2, 0.3]}, 'n': [0, 1]}
+    """
     if hasattr(obj, "__array__") and not isinstance(obj, str | bytes):
         arr = np.asarray(obj)
         return to_jsonable(arr.tolist() if arr.ndim else arr.item())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a NamedTuple
+        return {name: to_jsonable(v) for name, v in zip(obj._fields, obj, strict=True)}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -112,7 +131,7 @@ class Report:
         >>> r = Report("Lesson A")
         >>> r.text("Gradient descent in 1D.")
         >>> r.table(["lr", "final x"], [[0.1, 0.5]])
-        >>> r.write("runs/lesson_1d")  # writes report.html
+        >>> r.write("runs/lesson_1d")  # writes report.html  # doctest: +SKIP
     """
 
     def __init__(self, title: str):
