@@ -140,3 +140,37 @@ def test_cli_schedules(tmp_path, capsys):
     assert main(["schedules", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "schedules.png").exists()
     assert "no optax twin" in capsys.readouterr().out
+
+
+def test_lessons_are_course_content_only():
+    """Lessons compute; gdjax.plot draws and gdjax.report writes. No lesson
+    module plots, parses arguments, draws a progress bar or imports the CLI."""
+    import ast
+    from pathlib import Path
+
+    import gdjax.lessons
+
+    for path in Path(gdjax.lessons.__file__).parent.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        bad = {
+            m
+            for m in imported
+            if m.split(".")[0] in ("matplotlib", "argparse", "tqdm") or m.startswith("gdjax.cli")
+        }
+        assert not bad, (path.name, bad)
+
+
+def test_every_lesson_has_a_command():
+    from gdjax.cli import lessons as cli_lessons
+    from gdjax.lessons import STUDIES
+
+    assert list(cli_lessons.LESSONS) == list(LESSONS)
+    assert list(cli_lessons.STUDIES) == list(STUDIES)
+    for name, command in {**cli_lessons.LESSONS, **cli_lessons.STUDIES}.items():
+        module = {**LESSONS, **STUDIES}[name]
+        assert command.doc == module.__doc__ and command.summary is module.summary

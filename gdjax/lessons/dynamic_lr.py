@@ -115,8 +115,9 @@ def to_json(rules: Rules) -> dict:
     }
 
 
-def write(out: Path, rules: Rules) -> dict:
+def write(out: str | Path, rules: Rules) -> dict:
     """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    out = Path(out)
     results = to_json(rules)
     write_json(out / "results.json", results)
     side, winners = results["side_by_side"], results["fastest_by_lr"]

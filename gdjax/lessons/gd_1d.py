@@ -139,8 +139,9 @@ def to_json(journey: Journey) -> dict:
     }
 
 
-def write(out: Path, journey: Journey) -> dict:
+def write(out: str | Path, journey: Journey) -> dict:
     """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    out = Path(out)
     results = to_json(journey)
     write_json(out / "results.json", results)
     _report(out, journey, results)

@@ -123,8 +123,9 @@ def to_json(paths: Paths) -> dict:
     }
 
 
-def write(out: Path, paths: Paths) -> dict:
+def write(out: str | Path, paths: Paths) -> dict:
     """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    out = Path(out)
     results = to_json(paths)
     write_json(out / "results.json", results)
     runs, counts = results["runs"], results["counts"]

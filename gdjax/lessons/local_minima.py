@@ -131,8 +131,9 @@ def to_json(study: BasinStudy) -> dict:
     }
 
 
-def write(out: Path, study: BasinStudy) -> dict:
+def write(out: str | Path, study: BasinStudy) -> dict:
     """Writes basins.json, the figures and report.html into ``out``; returns the JSON's content."""
+    out = Path(out)
     results = to_json(study)
     write_json(out / "basins.json", results)
     _report(out, study.bmap, study.critical, study.trajs, results)

@@ -109,8 +109,9 @@ def to_json(curves: dict[str, ScheduleCurve]) -> dict:
     }
 
 
-def write(out: Path, curves: dict[str, ScheduleCurve]) -> dict:
+def write(out: str | Path, curves: dict[str, ScheduleCurve]) -> dict:
     """Writes results.json, the figures and report.html into ``out``; returns the JSON's content."""
+    out = Path(out)
     results = to_json(curves)
     write_json(out / "results.json", results)
     entries = results["schedules"]
