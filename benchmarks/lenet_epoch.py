@@ -95,9 +95,11 @@ def torch_epochs(ds, epochs: int, threads: int, device: str, batch: int = 256) -
 
 def gdjax_epochs(ds, epochs: int, schedules: list[str]) -> tuple[list[dict], float]:
     from gdjax import train
+    from gdjax.lessons.chapter import chapter_schedule
 
     configs = [
-        train.TrainConfig(schedule=s, epochs=epochs, seed=k) for k, s in enumerate(schedules)
+        train.TrainConfig(schedule=chapter_schedule(s), epochs=epochs, seed=k)
+        for k, s in enumerate(schedules)
     ]
     result = train.train(configs if len(configs) > 1 else configs[0], ds, progress=False)
     rows = [

@@ -18,10 +18,11 @@ model axis: every model has its own seed (initialisation and data order) and
 its own schedule, and the models are sharded over all devices when there are
 several.
 
-Schedules are written ``NAME[:key=value,...]``; what a spec leaves out comes
-from the chapter (:data:`CHAPTER_DEFAULTS`: constant lr 0.3, square root
-0.1, multi-factor 0.5 halved at epochs 15 and 30, cosine 0.3 -> 0.01 over
-20, ...).
+A config holds a :class:`gdjax.schedules.Schedule` (or an optax
+``count -> lr`` callable), never a spec string: specs are parsed once, at
+the edge (the CLI parses ``--schedule`` with the chapter's values, in
+:mod:`gdjax.lessons.chapter`). metrics.json and checkpoints store each
+schedule's canonical ``spec``, and resuming compares specs.
 """
 
 from __future__ import annotations
@@ -51,53 +52,16 @@ from gdjax.data import FashionMNIST, fashion_mnist, provenance
 from gdjax.report import write_json
 
 __all__ = [
-    "CHAPTER_DEFAULTS",
-    "CHAPTER_POLICIES",
     "OPTIMIZERS",
     "SEED_LIMIT",
     "CheckpointError",
     "RunResult",
     "TrainConfig",
-    "chapter_schedule",
     "check_resume",
     "load_checkpoint",
     "train",
     "train_many",
 ]
-
-CHAPTER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "constant": {"lr": 0.3},
-    "square_root": {"base_lr": 0.1},
-    "factor": {"base_lr": 2.0, "factor": 0.9, "min_lr": 1e-2},
-    "multi_factor": {"base_lr": 0.5, "steps": (15, 30), "factor": 0.5},
-    "cosine": {"base_lr": 0.3, "max_steps": 20, "final_lr": 0.01},
-    "poly": {"base_lr": 0.3, "max_steps": 30, "power": 2.0, "final_lr": 0.01},
-    "linear_decay": {"base_lr": 0.3, "total_steps": 30},
-}
-"""Each schedule's parameters in the chapter (PyTorch edition), in epochs."""
-
-CHAPTER_POLICIES: dict[str, str] = {
-    "constant": "constant",
-    "square_root": "square_root",
-    "multi_factor": "multi_factor",
-    "cosine": "cosine",
-    "cosine_warmup": "cosine:warmup_steps=5",
-    "factor": "factor",
-}
-"""The chapter's training experiments as schedule specs (factor is only
-plotted in the chapter)."""
-
-
-def chapter_schedule(spec: str) -> S.Schedule:
-    """A schedule from ``NAME[:key=value,...]``, the chapter's values filling the rest.
-
-    Example:
-        >>> chapter_schedule("cosine:warmup_steps=5")
-        cosine(base_lr=0.3, max_steps=20, final_lr=0.01, warmup_steps=5)
-    """
-    name = spec.partition(":")[0].strip()
-    return S.parse_spec(spec, **CHAPTER_DEFAULTS.get(name, {}))
-
 
 OPTIMIZERS: dict[str, lenet.Optimizer] = {
     "sgd": lenet.SGD,
@@ -118,12 +82,14 @@ class TrainConfig:
     """One training run.
 
     Attributes:
-        schedule: ``NAME[:key=value,...]`` (see :func:`chapter_schedule`), a
-            :class:`gdjax.schedules.Schedule`, or any optax schedule (a
+        schedule: a :class:`gdjax.schedules.Schedule` (default: the
+            chapter's constant rate 0.3), or any optax schedule (a
             ``count -> lr`` callable, e.g. ``optax.cosine_decay_schedule(0.3,
-            20)``; counted in epochs or updates by ``per``). Models of a
-            population need gdjax schedules (specs or Schedule objects), whose
-            parameters are arrays that vmap.
+            20)``); counted in epochs or updates by ``per``. Not a spec: parse
+            one with :func:`gdjax.schedules.parse_spec` (or
+            :func:`gdjax.lessons.chapter.chapter_schedule`, the chapter's
+            values filling the rest). Models of a population need gdjax
+            schedules, whose numbers are arrays that vmap.
         epochs: passes over the training set.
         batch_size: examples per minibatch (the last one of an epoch is partial).
         seed: initialisation and data order: an integer in [0, 2**32).
@@ -141,7 +107,9 @@ class TrainConfig:
             names).
     """
 
-    schedule: str | S.Schedule | Callable[[Any], Any] = "constant"
+    schedule: S.Schedule | Callable[[Any], Any] = dataclasses.field(
+        default_factory=lambda: S.constant(0.3)
+    )
     epochs: int = 30
     batch_size: int = 256
     seed: int = 0
@@ -184,11 +152,15 @@ class TrainConfig:
             self, "settings", tuple(sorted((k, float(v)) for k, v in settings.items()))
         )
         if isinstance(self.schedule, str):
-            chapter_schedule(self.schedule)  # a bad spec fails here, before any compute
-        elif not callable(self.schedule):
             raise ValueError(
-                f"schedule must be a spec NAME[:key=value,...], a gdjax Schedule or an optax "
-                f"schedule (count -> lr), got {self.schedule!r}"
+                f"schedule must be a gdjax Schedule or an optax schedule (count -> lr), not the "
+                f"spec {self.schedule!r}: parse it once with gdjax.schedules.parse_spec, or "
+                "gdjax.lessons.chapter.chapter_schedule for the chapter's values"
+            )
+        if not callable(self.schedule):
+            raise ValueError(
+                f"schedule must be a gdjax Schedule or an optax schedule (count -> lr), got "
+                f"{self.schedule!r}"
             )
 
     def build_optimizer(self) -> lenet.Optimizer:
@@ -196,26 +168,25 @@ class TrainConfig:
         return OPTIMIZERS[self.optimizer]
 
     def build_schedule(self) -> S.Schedule | Callable[[Any], Any]:
-        """The schedule: a gdjax Schedule, or the optax callable as given."""
-        if isinstance(self.schedule, str):
-            return chapter_schedule(self.schedule)
+        """The schedule as given (a config holds it built; kept for readers of
+        earlier versions, where the config held a spec)."""
         return self.schedule
 
     @property
     def schedule_name(self) -> str:
-        """The schedule as text (for JSON, reports and resume checks)."""
-        if isinstance(self.schedule, str):
-            return self.schedule
+        """The schedule as text, for JSON, reports and resume checks: a gdjax
+        schedule's canonical spec, or ``optax:NAME`` for an optax callable."""
         if isinstance(self.schedule, S.Schedule):
-            return repr(self.schedule)
+            return self.schedule.spec
         return f"optax:{getattr(self.schedule, '__qualname__', type(self.schedule).__name__)}"
 
     def to_dict(self) -> dict[str, Any]:
-        built = self.build_schedule()
         return {
-            **dataclasses.asdict(self),
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
             "schedule": self.schedule_name,
-            "schedule_resolved": repr(built) if isinstance(built, S.Schedule) else None,
+            "schedule_resolved": repr(self.schedule)
+            if isinstance(self.schedule, S.Schedule)
+            else None,
             "settings": [[k, v] for k, v in self.settings],  # as JSON reads it back
         }
 

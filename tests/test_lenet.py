@@ -19,6 +19,7 @@ import pytest
 
 from gdjax import data, lenet, train
 from gdjax import schedules as S
+from gdjax.lessons.chapter import chapter_schedule
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +236,7 @@ def test_training_learns_on_real_data(fmnist, tmp_path):
     this config ends at 0.727 with 1 and 2 host devices and 0.725 with 8
     (0.684, 0.684, 0.690 after the first epoch)."""
     cfg = train.TrainConfig(
-        schedule="constant:lr=0.1",
+        schedule=S.constant(0.1),
         epochs=2,
         batch_size=64,
         subset=8192,
@@ -253,7 +254,7 @@ def test_training_learns_on_real_data(fmnist, tmp_path):
     assert [round(p["epoch"], 4) for p in result.curves[0][:4]] == [0.25, 0.5, 0.75, 1.0]
     saved = json.loads((tmp_path / "metrics.json").read_text())
     model = saved["models"][0]
-    assert model["config"]["schedule"] == "constant:lr=0.1"
+    assert model["config"]["schedule"] == "constant:base_lr=0.1"
     assert set(model["epochs"][0]) == {
         "epoch",
         "train_loss",
@@ -297,9 +298,11 @@ def _same_numbers(a, b, rtol, acc_tol):
 def test_population_equals_separate_runs():
     ds = _synthetic(n_train=600, n_test=200)
     configs = [
-        train.TrainConfig(schedule="constant:lr=0.1", epochs=2, seed=0, log_every=1),
-        train.TrainConfig(schedule="cosine:max_steps=2", epochs=2, seed=7, log_every=1),
-        train.TrainConfig(schedule="square_root", epochs=2, seed=3, log_every=1),
+        train.TrainConfig(schedule=S.constant(0.1), epochs=2, seed=0, log_every=1),
+        train.TrainConfig(
+            schedule=chapter_schedule("cosine:max_steps=2"), epochs=2, seed=7, log_every=1
+        ),
+        train.TrainConfig(schedule=chapter_schedule("square_root"), epochs=2, seed=3, log_every=1),
     ]
     pop = train.train(configs, ds, progress=False)
     assert pop.meta["mode"] == "population"
@@ -321,8 +324,8 @@ def test_population_equals_separate_runs():
 def test_sequential_many_writes_each_model(tmp_path):
     ds = _synthetic()
     configs = [
-        train.TrainConfig(schedule="constant", epochs=1, seed=0),
-        train.TrainConfig(schedule="factor", epochs=1, seed=0),
+        train.TrainConfig(schedule=chapter_schedule("constant"), epochs=1, seed=0),
+        train.TrainConfig(schedule=chapter_schedule("factor"), epochs=1, seed=0),
     ]
     res = train.train_many(
         configs, ds, names=["a", "b"], mode="sequential", out=tmp_path, progress=False
@@ -332,7 +335,11 @@ def test_sequential_many_writes_each_model(tmp_path):
         tmp_path / "b" / train.CHECKPOINT
     ).is_file()
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert [m["config"]["schedule"] for m in saved["models"]] == ["constant", "factor"]
+    # the canonical specs, the chapter's values written out
+    assert [m["config"]["schedule"] for m in saved["models"]] == [
+        "constant:base_lr=0.3",
+        "factor:base_lr=2.0,factor=0.9,final_lr=0.01",
+    ]
     assert res.epochs[1][0]["lr"] == pytest.approx(2.0)  # the chapter's factor starts at 2.0
 
 
@@ -340,7 +347,9 @@ def test_bad_configs_fail_before_compute(tmp_path):
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         train.TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="unknown schedule 'cosh'"):
-        train.TrainConfig(schedule="cosh")
+        chapter_schedule("cosh")
+    with pytest.raises(ValueError, match="not the spec 'cosine'.*parse it once"):
+        train.TrainConfig(schedule="cosine")
     with pytest.raises(ValueError, match="per must be"):
         train.TrainConfig(per="batch")
     with pytest.raises(ValueError, match="population shares epochs"):
@@ -462,7 +471,7 @@ def test_every_file_is_written_atomically(fmnist, tmp_path, monkeypatch):
     report.html) goes through gdjax.runs.write_bytes: a temporary file, synced,
     renamed; a kill never leaves a half-written or empty file."""
     from gdjax import runs
-    from gdjax.lessons import lenet as lesson
+    from gdjax.cli import lenet as lesson
 
     written = []
     real = runs.write_bytes
@@ -478,7 +487,7 @@ def test_every_file_is_written_atomically(fmnist, tmp_path, monkeypatch):
         subset=512,
         test_subset=100,
         no_progress=True,
-        schedule=["constant:lr=0.1"],
+        schedule=["constant:base_lr=0.1"],
     )
     files = {
         os.path.relpath(os.path.join(root, name), tmp_path)
@@ -497,14 +506,14 @@ def test_every_file_is_written_atomically(fmnist, tmp_path, monkeypatch):
 
 
 def test_report_caption_says_what_is_drawn(tmp_path):
-    from gdjax.lessons import lenet as lesson
+    from gdjax import report
 
     ds = _synthetic(n_train=600)  # 3 minibatches of 256 per epoch
     few = train.train(train.TrainConfig(epochs=1), ds, progress=False)
-    assert "once per epoch" in lesson.curves_caption(few)
-    assert "every 50" not in lesson.curves_caption(few)
+    assert "once per epoch" in report.curves_caption(few)
+    assert "every 50" not in report.curves_caption(few)
     many = train.train(train.TrainConfig(epochs=1, log_every=1), ds, progress=False)
-    assert lesson.curves_caption(many).startswith(
+    assert report.curves_caption(many).startswith(
         "Train loss and train accuracy every minibatch (3 points per epoch of 3 minibatches)"
     )
 
@@ -541,7 +550,7 @@ def test_resume_of_a_finished_run_with_fewer_epochs_cli(tmp_path, capsys):
 def test_resume_of_nothing_is_refused_for_one_model_and_many(tmp_path, mode):
     """A population used to start afresh on an empty folder while a single model
     was refused; both are refused now, before any data is loaded."""
-    from gdjax.lessons import lenet as lesson
+    from gdjax.cli import lenet as lesson
 
     configs = [train.TrainConfig(epochs=1, seed=s) for s in (0, 1)]
     with pytest.raises(ValueError, match="no checkpoint|nothing to resume"):
@@ -569,6 +578,25 @@ def test_resume_refuses_other_settings(tmp_path):
     train.train(train.TrainConfig(epochs=1, seed=0), ds, out=tmp_path, progress=False)
     with pytest.raises(train.CheckpointError, match="seed: 0 in the checkpoint, 1 now"):
         train.train(train.TrainConfig(epochs=2, seed=1), ds, out=tmp_path, resume=True)
+
+
+def test_resume_compares_canonical_specs(tmp_path):
+    """The checkpoint holds the schedule's spec: another schedule is refused, the
+    same schedule built another way resumes."""
+    ds = _synthetic()
+    warm = S.warmup(S.cosine(0.3, 4, 0.01), 2)
+    train.train(train.TrainConfig(schedule=warm, epochs=1), ds, out=tmp_path, progress=False)
+    spec = "cosine:base_lr=0.3,max_steps=6,final_lr=0.01,warmup_steps=2,warmup_begin_lr=0.0"
+    saved = json.loads((tmp_path / "metrics.json").read_text())["models"][0]["config"]
+    assert saved["schedule"] == spec == train.load_checkpoint(tmp_path)["configs"][0]["schedule"]
+    other = train.TrainConfig(schedule=S.cosine(0.3, 6, 0.02, warmup_steps=2), epochs=2)
+    with pytest.raises(
+        train.CheckpointError, match=r"schedule: .*final_lr=0.01.* in the checkpoint"
+    ):
+        train.train(other, ds, out=tmp_path, resume=True, progress=False)
+    same = train.TrainConfig(schedule=S.parse_spec(spec), epochs=2)
+    resumed = train.train(same, ds, out=tmp_path, resume=True, progress=False)
+    assert [e["epoch"] for e in resumed.epochs[0]] == [1, 2]
 
 
 def test_resume_continues_in_process(tmp_path):
@@ -659,7 +687,7 @@ def test_optax_and_gdjax_schedules_train_alike(tmp_path):
     assert config["schedule"].startswith("optax:") and config["schedule_resolved"] is None
     with pytest.raises(ValueError, match="a population needs gdjax schedules"):
         train.train([train.TrainConfig(schedule=twin.optax())] * 2, ds)
-    with pytest.raises(ValueError, match="schedule must be a spec"):
+    with pytest.raises(ValueError, match="schedule must be a gdjax Schedule or an optax"):
         train.TrainConfig(schedule=0.3)
 
 

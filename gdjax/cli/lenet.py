@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gdjax import plot, train
 from gdjax.cli._common import Command, positive_int, seed_type
+from gdjax.lessons.chapter import chapter_schedule
 from gdjax.report import write_training_report
 
 __all__ = [
@@ -97,7 +98,8 @@ def configs_from_args(
 ) -> list[train.TrainConfig]:
     schedules = schedule or ["constant"]
     seeds = seeds or [seed]
-    return [train.TrainConfig(schedule=s, seed=k, **shared) for s in schedules for k in seeds]
+    parsed = [chapter_schedule(s) for s in schedules]  # specs parsed once, here at the edge
+    return [train.TrainConfig(schedule=s, seed=k, **shared) for s in parsed for k in seeds]
 
 
 def run(

@@ -59,7 +59,7 @@ def run(
     runs = [(policy, s) for policy in policies for s in seeds]
     configs = [
         train.TrainConfig(
-            schedule=CHAPTER_POLICIES[policy],
+            schedule=chapter_schedule(CHAPTER_POLICIES[policy]),
             epochs=epochs,
             seed=s,
             per=per,
