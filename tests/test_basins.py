@@ -229,7 +229,7 @@ def test_optimizer_choices_all_descend():
     import optax
 
     import gdjax
-    from gdjax.lessons.local_minima import OPTIMIZERS
+    from gdjax.cli.basins import OPTIMIZERS
 
     for name in OPTIMIZERS:
         rule = gdjax.optimizer(getattr(optax, name))
