@@ -20,3 +20,24 @@ from gdjax.descent import sweep as sweep
 from gdjax.surfaces import Surface as Surface
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "RULES",
+    "Final",
+    "OptaxFactory",
+    "Surface",
+    "Sweep",
+    "Trajectory",
+    "__version__",
+    "basins",
+    "data",
+    "descend",
+    "descend_final",
+    "describe_rule",
+    "lenet",
+    "optimizer",
+    "schedules",
+    "surfaces",
+    "sweep",
+    "train",
+]

@@ -45,6 +45,7 @@ from jaxtyping import Array, Float, Int
 __all__ = [
     "SGD",
     "BatchMetrics",
+    "ConvPoolReLU",
     "LeNet",
     "Optimizer",
     "StepHyper",

@@ -29,7 +29,20 @@ from collections.abc import Callable
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-__all__ = ["Minimum", "Surface", "get", "names"]
+__all__ = [
+    "Minimum",
+    "Surface",
+    "ackley",
+    "get",
+    "himmelblau",
+    "names",
+    "peaks",
+    "quadratic",
+    "rastrigin",
+    "rosenbrock",
+    "six_hump_camel",
+    "styblinski_tang",
+]
 
 
 @dataclasses.dataclass(frozen=True)
