@@ -1,8 +1,8 @@
 """Matplotlib figures of gdjax results.
 
-Numeric code never plots; these functions take the arrays and records it
-returns (Trajectory, Sweep, Surface, BasinMap, RunResult) and return
-matplotlib Figures. Nothing here calls ``plt.show``; save with ``fig.savefig``
+Numeric code never plots, and neither do the lessons; these functions take
+the arrays and records gdjax returns (Trajectory, Sweep, Surface, BasinMap,
+RunResult, a schedule's rate per update) and return matplotlib Figures. Nothing here calls ``plt.show``; save with ``fig.savefig``
 or let a report embed them. Non-finite values never reach these functions
 from gdjax (diverged runs are frozen and flagged), and diverged runs are drawn
 distinctly. Figures are sized to read at about 1000 px wide (a report's

@@ -1,11 +1,12 @@
-"""``gdjax basins``: map basins of attraction (report.html, basins.json, figures).
+"""The ``gdjax basins`` command: basins of attraction at any size, with any rule.
 
 Maps which minimum gradient descent reaches from every start of a grid (or
 of N random starts) over a 2D surface, finds every critical point (minima,
 saddles, maxima), measures basin fractions with 95% intervals, and shows how
 the chance that the best of k random restarts reaches a global minimum grows
-with k: lesson C's study (:mod:`gdjax.lessons.local_minima`) at any size,
-with any rule (a fixed rate, a schedule or an optax optimizer).
+with k: lesson C's study (gdjax.lessons.local_minima), with a fixed rate, a
+schedule or an optax optimizer. Writes basins.json, the figures and
+report.html.
 """
 
 from __future__ import annotations
