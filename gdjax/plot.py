@@ -2,8 +2,9 @@
 
 Numeric code never plots, and neither do the lessons; these functions take
 the arrays and records gdjax returns (Trajectory, Sweep, Surface, BasinMap,
-RunResult, a schedule's rate per update) and return matplotlib Figures. Nothing here calls ``plt.show``; save with ``fig.savefig``
-or let a report embed them. Non-finite values never reach these functions
+RunResult, a schedule's rate per update) and return matplotlib Figures.
+Nothing here calls ``plt.show``; save with ``fig.savefig`` or let a report
+embed them. Non-finite values never reach these functions
 from gdjax (diverged runs are frozen and flagged), and diverged runs are drawn
 distinctly. Figures are sized to read at about 1000 px wide (a report's
 110 dpi), use constrained layout and wrap long titles, and every function
