@@ -1,9 +1,15 @@
 """Lesson C: local minima on peaks: basins, restarts and the best-of-k curve.
 
-Run: python experiments/lesson_local_minima.py --out runs/lesson_local_minima (--help for options)
+Run: python experiments/lesson_local_minima.py --out runs/lesson_local_minima (--help for options);
+the same as: gdjax lesson local-minima --out runs/lesson_local_minima
 """
 
-from gdjax.lessons import _common, local_minima
+import sys
+
+from gdjax.cli import main
 
 if __name__ == "__main__":
-    _common.script_main(local_minima, "runs/lesson_local_minima")
+    args = sys.argv[1:]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args = ["--out", "runs/lesson_local_minima", *args]
+    sys.exit(main(["lesson", "local-minima", *args]))

@@ -3,7 +3,12 @@
 Run: python experiments/lesson_schedules.py --out runs/lesson_schedules
 """
 
-from gdjax.lessons import _common, schedule_plots
+import sys
+
+from gdjax.cli import main
 
 if __name__ == "__main__":
-    _common.script_main(schedule_plots, "runs/lesson_schedules")
+    args = sys.argv[1:]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args = ["--out", "runs/lesson_schedules", *args]
+    sys.exit(main(["lesson", "schedules", *args]))

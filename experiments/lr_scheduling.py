@@ -1,9 +1,15 @@
 """Lesson E's study: the chapter's learning-rate policies on LeNet / Fashion-MNIST.
 
-Run: python experiments/lr_scheduling.py --out runs/lr_scheduling (--help for options)
+Run: python experiments/lr_scheduling.py --out runs/lr_scheduling (--help for options);
+the same as: gdjax lesson lr-scheduling --out runs/lr_scheduling
 """
 
-from gdjax.lessons import _common, lr_scheduling
+import sys
+
+from gdjax.cli import main
 
 if __name__ == "__main__":
-    _common.script_main(lr_scheduling, "runs/lr_scheduling")
+    args = sys.argv[1:]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args = ["--out", "runs/lr_scheduling", *args]
+    sys.exit(main(["lesson", "lr-scheduling", *args]))

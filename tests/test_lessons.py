@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,19 @@ def test_every_lesson_has_a_command():
     for name, command in {**cli_lessons.LESSONS, **cli_lessons.STUDIES}.items():
         module = {**LESSONS, **STUDIES}[name]
         assert command.doc == module.__doc__ and command.summary is module.summary
+
+
+@pytest.mark.parametrize(
+    "script", sorted(p.name for p in (Path(__file__).parent.parent / "experiments").glob("*.py"))
+)
+def test_experiment_scripts_reach_their_command(script):
+    """Every experiments/*.py script runs its lesson's command (--help: no compute)."""
+    import subprocess
+    import sys
+
+    path = Path(__file__).parent.parent / "experiments" / script
+    done = subprocess.run(
+        [sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: gdjax lesson ")
