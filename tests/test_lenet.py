@@ -321,6 +321,127 @@ def test_population_equals_separate_runs():
         )
 
 
+def test_the_pure_core_is_the_run_without_its_shell(tmp_path, monkeypatch):
+    """make_program, init_state, make_hyper and run_epoch train exactly what
+    train() trains, and write nothing."""
+    ds = _synthetic(n_train=300, n_test=100)
+    cfg = train.TrainConfig(schedule=S.cosine(0.2, 2, 0.01), epochs=2, seed=1, log_every=1)
+    monkeypatch.chdir(tmp_path)
+    program = train.make_program(cfg, 300)
+    assert program.steps_per_epoch == 2
+    state, hyper = train.init_state(cfg), train.make_hyper(cfg)
+    data = (jnp.asarray(ds.train_images), jnp.asarray(ds.train_labels))
+    test = (jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels))
+    compiled = train.compile_program(program, state, hyper, data, test)
+    outs = []
+    for epoch in range(2):
+        state, out = train.run_epoch(compiled, state, hyper, data, test, epoch)
+        outs.append(out)
+    assert list(tmp_path.iterdir()) == []
+
+    shell = train.train(cfg, ds, progress=False)
+    for name in ("train_loss", "train_acc", "test_acc", "lr"):
+        np.testing.assert_array_equal(
+            getattr(shell.metrics, name), np.stack([getattr(o, name) for o in outs], axis=1)
+        )
+    np.testing.assert_array_equal(
+        shell.points.train_loss, np.concatenate([o.points.train_loss for o in outs], axis=1)
+    )
+    jax.tree_util.tree_map(np.testing.assert_array_equal, shell.params, state.params)
+
+
+def test_results_are_typed_arrays_and_json_comes_from_them(tmp_path):
+    """RunResult's tables are arrays of shape (models, epochs) and (models,
+    points); metrics.json's rows (keys unchanged) are read off them."""
+    ds = _synthetic(n_train=300, n_test=100)
+    configs = [
+        train.TrainConfig(schedule=S.cosine(0.2, 2, 0.01), epochs=2, seed=1, log_every=1),
+        train.TrainConfig(schedule=S.constant(0.1), epochs=2, seed=2, log_every=1),
+    ]
+    result = train.train(configs, ds, out=tmp_path, progress=False)
+    m = result.metrics
+    assert isinstance(m, train.EpochMetrics) and isinstance(result.points, train.CurvePoints)
+    assert all(np.shape(a) == (2, 2) for a in m)
+    assert result.points.epoch.shape == (2, 4)  # 2 points an epoch (log_every 1)
+    np.testing.assert_array_equal(m.epoch, [[1, 2], [1, 2]])
+    np.testing.assert_array_equal(result.points.epoch[0], [0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_array_equal(m.lr[:, 0], [np.float32(0.2), np.float32(0.1)])
+    np.testing.assert_array_equal(m.seconds[0], m.seconds[1])  # an epoch's time is shared
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for k, model in enumerate(saved["models"]):
+        assert model["epochs"] == result.epochs[k] and model["curve"] == result.curves[k]
+        assert [e["test_acc"] for e in model["epochs"]] == m.test_acc[k].tolist()
+        assert [e["epoch"] for e in model["epochs"]] == [1, 2]
+        assert set(model["epochs"][0]) == {
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "test_acc",
+            "lr",
+            "seconds",
+        }
+
+
+def test_run_result_tables_and_rows_agree():
+    """Rows (as metrics.json and checkpoints hold them; None where a model
+    diverged) give the typed tables and back; models of different lengths are
+    padded with NaN, and the padding is no row."""
+    rows = [
+        [
+            {
+                "epoch": 1,
+                "train_loss": 2.0,
+                "train_acc": 0.1,
+                "test_acc": 0.2,
+                "lr": 0.5,
+                "seconds": 1.0,
+            },
+            {
+                "epoch": 2,
+                "train_loss": None,
+                "train_acc": None,
+                "test_acc": None,
+                "lr": 0.5,
+                "seconds": 1.5,
+            },
+        ],
+        [
+            {
+                "epoch": 1,
+                "train_loss": 1.0,
+                "train_acc": 0.3,
+                "test_acc": 0.4,
+                "lr": 0.1,
+                "seconds": 1.0,
+            },
+        ],
+    ]
+    result = train.RunResult(
+        [train.TrainConfig(epochs=2), train.TrainConfig(epochs=1)], rows, [[], []], 0.0, None, {}
+    )
+    assert result.metrics.train_loss.shape == (2, 2)
+    assert np.isnan(result.metrics.train_loss[0, 1]) and np.isnan(result.metrics.epoch[1, 1])
+    assert result.epochs == rows
+    assert result.curves == [[], []] and result.points.epoch.shape == (2, 0)
+
+
+def test_a_sequential_run_in_progress_pads_the_models_still_to_come(tmp_path):
+    ds = _synthetic(n_train=100, n_test=50)
+    configs = [
+        train.TrainConfig(epochs=2, seed=0),
+        train.TrainConfig(schedule=S.constant(0.1), epochs=1, seed=1),
+    ]
+    seen = []
+    total = train.train_many(
+        configs, ds, mode="sequential", progress=False, on_epoch=lambda r: seen.append(r)
+    )
+    # during the second model's run the first one's two epochs are there, its one
+    assert [len(e) for e in seen[-1].epochs] == [2, 1]
+    assert seen[-1].metrics.epoch.shape == (2, 2) and np.isnan(seen[-1].metrics.epoch[1, 1])
+    assert [len(e) for e in total.epochs] == [2, 1]
+    np.testing.assert_array_equal(total.metrics.lr[:, 0], [np.float32(0.3), np.float32(0.1)])
+
+
 def test_sequential_many_writes_each_model(tmp_path):
     ds = _synthetic()
     configs = [
