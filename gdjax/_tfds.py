@@ -12,6 +12,10 @@ so TFDS verifies them itself; an upstream file passes through unchanged.
 TFDS stores the examples of a split ordered by ``md5(split + str(index))``
 (``core/shuffle.py``); that permutation is fixed, and undoing it gives the
 arrays in the IDX files' order, so both sources return identical arrays.
+
+This module is imported lazily by :mod:`gdjax.data` and never imports it
+back: its errors are :class:`SourceError`, which ``gdjax.data`` turns into a
+``DatasetError``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ _MTIMES = {
     "t10k-images-idx3-ubyte.gz": 1504176627,
     "t10k-labels-idx1-ubyte.gz": 1504176627,
 }
+
+
+class SourceError(RuntimeError):
+    """A raw file TFDS is prepared from is missing or is not the file TFDS
+    registers."""
 
 
 def _import_tfds():
@@ -87,8 +96,6 @@ def _tfds_order(split: str, n: int) -> np.ndarray:
 def prepare(raw_dir: Path, data_dir: Path):
     """Prepares TFDS's ``fashion_mnist`` into ``data_dir`` from the raw .gz files
     in ``raw_dir`` without network; returns the builder."""
-    from gdjax.data import DatasetError
-
     tfds, builder_cls = _import_tfds()
     builder = tfds.builder("fashion_mnist", data_dir=os.fspath(data_dir))
     if builder.is_prepared():
@@ -100,10 +107,10 @@ def prepare(raw_dir: Path, data_dir: Path):
     for fname in _MTIMES:
         src = raw_dir / fname
         if not src.is_file():
-            raise DatasetError(f"source='tfds' prepares from the gzipped files; {src} is missing")
+            raise SourceError(f"source='tfds' prepares from the gzipped files; {src} is missing")
         data = upstream_bytes(src.read_bytes(), fname)
         if hashlib.sha256(data).hexdigest() != infos[_URL + fname].checksum:
-            raise DatasetError(
+            raise SourceError(
                 f"{src} does not match the file TFDS registers for {_URL + fname}, "
                 "even with upstream's gzip header"
             )

@@ -531,6 +531,9 @@ def fashion_mnist(
         from gdjax import _tfds
 
         tfds_dir = Path(tfds_dir) if tfds_dir is not None else cache_dir().parent / "tfds"
-        arrays = _tfds.load(directory, tfds_dir)
+        try:
+            arrays = _tfds.load(directory, tfds_dir)
+        except _tfds.SourceError as err:
+            raise DatasetError(str(err)) from None
         return FashionMNIST(*arrays, source=f"tfds:{tfds_dir}", files=ds.files)
     return ds

@@ -402,3 +402,30 @@ def test_tfds_rebuilds_upstream_gzip_headers(real_dir):
         assert rebuilt[3] == 0x08 and fname.removesuffix(".gz").encode() in rebuilt[:60]
         # rebuilding an upstream file changes nothing
         assert _tfds.upstream_bytes(rebuilt, fname) == rebuilt
+
+
+def test_a_file_tfds_does_not_register_is_a_dataset_error(real_dir, isolated):
+    """Recompressed files hold the same bytes (gdjax accepts them) but not
+    upstream's gzip stream, which TFDS checks: the error is gdjax's
+    DatasetError, naming the file (gdjax._tfds raises its own SourceError and
+    does not import gdjax.data back)."""
+    import ast
+
+    from gdjax import _tfds
+
+    d = _copy_real(real_dir, isolated / "recompressed")
+    path = d / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), compresslevel=1))
+    data.fashion_mnist(d)  # the same bytes: the IDX source reads them
+    with pytest.raises(data.DatasetError, match=f"{path} does not match the file TFDS registers"):
+        data.fashion_mnist(d, source="tfds", tfds_dir=isolated / "tfds")
+    tree = ast.parse(Path(_tfds.__file__).read_text())
+    imported = {
+        name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        )
+    }
+    assert not any(name and name.startswith("gdjax") for name in imported), imported
