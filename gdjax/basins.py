@@ -675,7 +675,11 @@ def _compiled(program, flat, chunk, dtype, mesh, paired=False):
         h = jax.device_put(h, sharded)
     else:
         h = jax.device_put(flat, NamedSharding(mesh, PartitionSpec()))
+    # the hyperparameters' structure and shapes too: optimizer settings by name,
+    # a schedule's number of milestones
+    shapes = tuple((np.shape(a), str(np.asarray(a).dtype)) for a in jax.tree.leaves(flat))
     cache_key = (program, chunk, n_sets, str(np.dtype(dtype)), mesh.size, paired)
+    cache_key += (jax.tree.structure(flat), shapes)
     if cache_key not in _COMPILED:
         _COMPILED[cache_key] = _descend_chunk.lower(*program, starts, h).compile()
     return _COMPILED[cache_key]

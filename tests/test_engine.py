@@ -189,3 +189,21 @@ def test_descend_final_and_map_basins_agree_on_every_rule(surface, rule, lr, bou
     if surface is not PEAKS:
         assert diverged.any()
     np.testing.assert_allclose(bmap.final, np.asarray(fins.params), rtol=1e-5, atol=1e-6)
+
+
+def test_same_kind_of_update_with_other_settings_names_or_shapes():
+    """A compiled map is reused only for the same hyperparameter structure:
+    adam with and without explicit betas, multi_factor with 1 and 2 milestones."""
+    b = basins.map_basins(PEAKS, grid=4, steps=10, lr=0.05, rule=gdjax.optimizer(optax.adam))
+    b2 = basins.map_basins(
+        PEAKS, grid=4, steps=10, lr=0.05, rule=gdjax.optimizer(optax.adam, b1=0.9, b2=0.999)
+    )
+    # the betas as constants or as traced arrays: equal to the last bits
+    np.testing.assert_allclose(b.final, b2.final, rtol=1e-5)
+    one = basins.map_basins(
+        PEAKS, grid=4, steps=10, lr=None, rule=schedules.multi_factor(0.1, [5], 0.5)
+    )
+    two = basins.map_basins(
+        PEAKS, grid=4, steps=10, lr=None, rule=schedules.multi_factor(0.1, [5, 20], 0.5)
+    )
+    np.testing.assert_array_equal(one.final, two.final)  # the second milestone is past the end
