@@ -949,3 +949,30 @@ def test_new_schedule_numbers_momentum_or_seed_do_not_recompile_the_step():
         jax.block_until_ready(one(1, S.cosine(0.3, 7, 0.01), 0.5))
         jax.block_until_ready(one(2, S.poly(0.2, 9, 2.0, 0.0), 0.0))
     assert len(n) == 0
+
+
+def test_cli_lenet_optimizer_and_settings(tmp_path, capsys):
+    from gdjax import cli
+
+    argv = ["lenet", "--epochs", "1", "--subset", "300", "--test-subset", "100", "--no-progress"]
+    cli.main(
+        [
+            *argv,
+            "--optimizer",
+            "adam",
+            "--setting",
+            "b1=0.8",
+            "--schedule",
+            "constant:base_lr=0.001",
+            "--out",
+            str(tmp_path / "adam"),
+        ]
+    )
+    config = json.loads((tmp_path / "adam" / "metrics.json").read_text())["models"][0]["config"]
+    assert config["optimizer"] == "adam" and config["settings"] == [["b1", 0.8]]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:  # refused before any data is read
+        cli.main([*argv, "--setting", "b1=0.8", "--out", str(tmp_path / "bad")])
+    assert info.value.code == 2
+    assert "optimizer 'sgd' has no setting b1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

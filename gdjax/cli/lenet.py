@@ -90,7 +90,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=256,
         help="(default: 256)",
     )
+    parser.add_argument(
+        "--optimizer",
+        choices=tuple(train.OPTIMIZERS),
+        default="sgd",
+        help="the update, through optax (default: sgd, the chapter's plain SGD)",
+    )
+    parser.add_argument(
+        "--setting",
+        type=_setting,
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="an optimizer setting, e.g. momentum=0.9 (sgd, nesterov), b1=0.8 (adam); repeat "
+        "for several",
+    )
     add_training_arguments(parser)
+
+
+def _setting(text: str) -> tuple[str, float]:
+    name, eq, value = text.partition("=")
+    try:
+        if not eq or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--setting takes NAME=VALUE with a number, got {text!r}"
+        ) from None
 
 
 def configs_from_args(
@@ -117,6 +144,8 @@ def run(
     mode: str = "auto",
     data_dir: str | None = None,
     no_progress: bool = False,
+    optimizer: str = "sgd",
+    setting: list[tuple[str, float]] | None = None,
 ) -> dict:
     from gdjax.data import fashion_mnist
 
@@ -124,6 +153,8 @@ def run(
         schedule,
         seeds,
         seed,
+        optimizer=optimizer,
+        settings=tuple(setting or ()),
         epochs=epochs,
         per=per,
         batch_size=batch_size,
