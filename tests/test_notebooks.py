@@ -19,7 +19,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 # The small sizes each notebook runs with here (a few seconds each).
@@ -27,6 +28,7 @@ SMALL = {
     "01_quickstart.ipynb": {"N_STARTS": 8, "STEPS": 50, "N_RATES": 3},
     "02_basins_lr_sweep.ipynb": {"GRID": 12, "STEPS": 100, "N_RATES": 4},
     "03_schedules.ipynb": {"COUNTS": 20, "N_RATES": 2},
+    "04_lenet_population.ipynb": {"EPOCHS": 2, "SUBSET": 512, "TEST_SUBSET": 256},
 }
 
 TIMEOUT = 300  # seconds a cell may take
@@ -49,14 +51,17 @@ def _assigned(source: str) -> set[str]:
 
 
 class _Recorder(NotebookClient):
-    """nbclient, recording the type of every message each cell's run sent."""
+    """nbclient, recording every figure each cell's run displayed: per cell,
+    (message type, PNG) for each display_data and update_display_data."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.messages: dict[int, list[str]] = {}
+        self.figures: dict[int, list[tuple[str, str]]] = {}
 
     def process_message(self, msg, cell, cell_index):
-        self.messages.setdefault(cell_index, []).append(msg["msg_type"])
+        png = msg["content"].get("data", {}).get("image/png")
+        if msg["msg_type"] in ("display_data", "update_display_data") and png:
+            self.figures.setdefault(cell_index, []).append((msg["msg_type"], png))
         return super().process_message(msg, cell, cell_index)
 
 
@@ -75,7 +80,7 @@ def _kernel(tmp_path) -> AsyncKernelManager:
 
 def execute(path: Path, small: dict, tmp_path: Path, monkeypatch) -> tuple:
     """Runs the notebook at ``path`` with ``small`` injected after its parameters
-    cell; returns the executed notebook, its recorder and the injected cell's index."""
+    cell; returns the executed notebook and its client (a _Recorder)."""
     nb = nbformat.read(path, as_version=4)
     at = _parameters_cell(nb) + 1
     lines = [f"{k} = {v!r}" for k, v in small.items()]
@@ -93,7 +98,7 @@ def execute(path: Path, small: dict, tmp_path: Path, monkeypatch) -> tuple:
     )
     client.execute(cleanup_kc=True)  # shut the kernel down, and close its sockets
     nbformat.write(nb, tmp_path / path.name)  # the executed copy, to look at
-    return nb, client, at
+    return nb, client
 
 
 def _outputs(nb):
@@ -123,9 +128,21 @@ def test_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_runs_in_a_kernel(path, tmp_path, monkeypatch):
-    nb, _, _ = execute(path, SMALL[path.name], tmp_path, monkeypatch)
+    small = SMALL[path.name]
+    nb, client = execute(path, small, tmp_path, monkeypatch)
     outputs = _outputs(nb)
     stderr = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
     assert not stderr, f"{path.name} wrote to stderr:\n" + "\n".join(stderr)
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert figures, f"{path.name} showed no figure"
+
+    # plot.live shows its figure after the first epoch, then replaces it in
+    # place after every later one: one output, holding the last figure
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "plot.live(" not in cell.source:
+            continue
+        sent = [png for kind, png in client.figures.get(i, []) if kind == "display_data"]
+        updates = [png for kind, png in client.figures.get(i, []) if kind != "display_data"]
+        assert len(sent) == 1 and len(updates) == small["EPOCHS"] - 1
+        shown = [o.data["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert shown == [updates[-1]] and updates[-1] != sent[0]
