@@ -5,11 +5,14 @@ Every examples/*.ipynb is picked up. Each has one code cell tagged
 right after it with the small sizes in SMALL, runs the notebook with nbclient
 in an IPython kernel of this interpreter (so of this virtual environment) and
 fails on an error, on anything written to stderr (a warning) and on a
-notebook that shows no figure. The notebooks are stored without outputs.
+notebook that shows no figure. The notebooks are stored without outputs, and
+README.md's notebook section lists them all and shows the quick start's code
+exactly.
 """
 
 import ast
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -146,3 +149,23 @@ def test_runs_in_a_kernel(path, tmp_path, monkeypatch):
         assert len(sent) == 1 and len(updates) == small["EPOCHS"] - 1
         shown = [o.data["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})]
         assert shown == [updates[-1]] and updates[-1] != sent[0]
+
+
+def _readme_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return text.split("\n## In a notebook\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_lists_every_notebook():
+    listed = set(re.findall(r"`(\w+\.ipynb)`", _readme_section()))
+    assert listed == set(_ids(NOTEBOOKS))
+
+
+def test_readme_snippet_is_the_quickstart():
+    mark = "<!-- the code cells of examples/01_quickstart.ipynb -->\n```python\n"
+    section = _readme_section()
+    assert section.count(mark) == 1, "README's notebook section lost its quick-start block"
+    snippet = section.split(mark, 1)[1].split("\n```\n", 1)[0]
+    nb = nbformat.read(EXAMPLES / "01_quickstart.ipynb", as_version=4)
+    code = "\n\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert snippet == code
