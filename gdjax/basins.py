@@ -453,7 +453,8 @@ def map_basins(
             :func:`gdjax.descend`.
         global_tol: minima within ``global_tol * max(1, |f_min|)`` of the
             lowest value count as global (see :func:`global_minima`).
-        chunk_size: starts per compiled call (rounded to the device count);
+        chunk_size: the most descents per compiled call (the starts are cut
+            into equal chunks no larger, rounded up to the device count);
             default 2^18 on a CPU (about 0.5 s per chunk at 1000 steps on 2
             cores), 2^22 on an accelerator (fewer calls, fewer kernel launches).
             Labels do not depend on it.
@@ -499,9 +500,12 @@ def map_basins(
     n_dev = jax.device_count() if devices is None else devices
     if not 1 <= n_dev <= jax.device_count():
         raise ValueError(f"devices must be in 1..{jax.device_count()}, got {devices}")
-    # one call runs n_sets x chunk descents: about chunk_size of them
+    # one call runs n_sets x chunk descents: about chunk_size of them, in chunks
+    # of equal size (the last one is padded: equal chunks waste the least)
     chunk = min(max(1, chunk_size // n_sets), total)
-    chunk = max(n_dev, chunk // n_dev * n_dev)
+    n_chunks = -(-total // chunk)
+    chunk = -(-total // n_chunks)
+    chunk = -(-chunk // n_dev) * n_dev
 
     pts = make_starts(dom, grid=grid, starts=starts, key=key, dtype=dtype)
     run = make_runner(surface.fn, method, steps, chunk, n_dev, dtype, unroll, check_every)

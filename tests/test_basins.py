@@ -412,5 +412,5 @@ def test_progress_reports_start_and_every_chunk():
         chunk_size=512,
         progress=lambda done, total, s: calls.append((done, total)),
     )
-    # 1600 starts in chunks of 512: the start, then 512, 1024, 1536, 1600
-    assert calls == [(0, 1600), (512, 1600), (1024, 1600), (1536, 1600), (1600, 1600)]
+    # 1600 starts in 4 equal chunks of at most 512: the start, then every 400
+    assert calls == [(0, 1600), (400, 1600), (800, 1600), (1200, 1600), (1600, 1600)]
