@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import textwrap
 from collections.abc import Sequence
 
@@ -23,7 +24,15 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 
-matplotlib.use("Agg", force=False)
+
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and ipython.get_ipython() is not None
+
+
+# files, not windows, outside IPython; in a notebook its own (inline) backend stays
+if not _in_ipython():
+    matplotlib.use("Agg", force=False)
 import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -1074,9 +1083,14 @@ def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
         ax_loss, ax_acc = axes[2 * r, c], axes[2 * r + 1, c]
         ax_loss.sharex(ax_acc)
         _curve_axes(ax_loss, ax_acc, result, m, titles[m] if titles else None)
-        if m > 0:  # one scale for every model, so the panels compare
-            ax_loss.sharey(axes[0, 0])
-            ax_acc.sharey(axes[1, 0])
+    # one scale for every model, so the panels compare: the union of each
+    # panel's own limits (sharing first would clip to the first model's)
+    for first in (0, 1):
+        shown = [axes[2 * r + first, c] for r, c in (divmod(m, cols) for m in range(k))]
+        lows, highs = zip(*(ax.get_ylim() for ax in shown), strict=True)
+        for ax in shown[1:]:
+            ax.sharey(shown[0])
+        shown[0].set_ylim(min(lows), max(highs))
     for m in range(k, rows * cols):
         r, c = divmod(m, cols)
         axes[2 * r, c].set_visible(False)

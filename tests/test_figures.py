@@ -486,3 +486,38 @@ def test_live_png_never_left_partial(tmp_path, monkeypatch):
         callback(_run_result(epochs=4))
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary left
+
+
+def test_training_curves_share_a_scale_that_holds_every_model():
+    """Panels share one y scale: the union of the models' ranges (sharing
+    first clipped every model to the first one's range)."""
+    from gdjax import schedules as S
+    from gdjax import train
+
+    cfgs = [train.TrainConfig(schedule=S.constant(0.1), epochs=3, seed=k) for k in range(4)]
+    loss = [[2.0 + 0.3 * k - 0.3 * e for e in range(3)] for k in range(4)]
+    rows = [
+        [
+            {
+                "epoch": e + 1,
+                "train_loss": loss[k][e],
+                "train_acc": 0.5 + 0.1 * k,
+                "test_acc": 0.5 + 0.1 * k,
+                "lr": 0.1,
+                "seconds": 1.0,
+            }
+            for e in range(3)
+        ]
+        for k in range(4)
+    ]
+    curves = [
+        [{key: r[key] for key in ("epoch", "train_loss", "train_acc")} for r in m] for m in rows
+    ]
+    fig = plot.training_curves(
+        train.RunResult(cfgs, rows, curves, 0.0, None, {"steps_per_epoch": 1})
+    )
+    lows, highs = zip(*(ax.get_ylim() for ax in fig.axes if ax.get_visible()), strict=True)
+    assert min(lows) <= 1.4 and max(highs) >= 2.9  # model 0's lowest, model 3's highest loss
+    loss_axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_ylabel() == "train loss"]
+    assert len(loss_axes) == 4 and len({ax.get_ylim() for ax in loss_axes}) == 1
+    assert loss_axes[0].get_ylim()[1] >= 2.9
