@@ -672,19 +672,22 @@ def summarise(surface, dom, pts, grid, ends: Ends, batch, config, timing, settin
 def _compiled(program, flat, chunk, dtype, mesh, paired=False):
     """The chunk program compiled ahead of time for one shape (cached)."""
     n_sets = jax.tree.leaves(flat)[0].shape[0] if not paired else chunk
-    sharded = NamedSharding(mesh, PartitionSpec("starts"))
-    starts = jax.device_put(np.zeros((chunk, 2), dtype), sharded)
-    if paired:
-        h = jax.tree.map(lambda a: np.zeros((chunk,) + np.shape(a)[1:], np.asarray(a).dtype), flat)
-        h = jax.device_put(h, sharded)
-    else:
-        h = jax.device_put(flat, NamedSharding(mesh, PartitionSpec()))
     # the hyperparameters' structure and shapes too: optimizer settings by name,
     # a schedule's number of milestones
-    shapes = tuple((np.shape(a), str(np.asarray(a).dtype)) for a in jax.tree.leaves(flat))
+    shapes = tuple((np.shape(a), str(a.dtype)) for a in jax.tree.leaves(flat))
     cache_key = (program, chunk, n_sets, str(np.dtype(dtype)), mesh.size, paired)
     cache_key += (jax.tree.structure(flat), shapes)
     if cache_key not in _COMPILED:
+        sharded = NamedSharding(mesh, PartitionSpec("starts"))
+        starts = jax.ShapeDtypeStruct((chunk, 2), dtype, sharding=sharded)
+        if paired:
+            h = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct((chunk,) + a.shape[1:], a.dtype, sharding=sharded),
+                flat,
+            )
+        else:
+            rep = NamedSharding(mesh, PartitionSpec())
+            h = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), flat)
         _COMPILED[cache_key] = _descend_chunk.lower(*program, starts, h).compile()
     return _COMPILED[cache_key]
 
