@@ -363,17 +363,31 @@ def scale(method: Method, h: Hyper, base: Array, grads) -> Array:
 # The update.
 
 
-def _build_tx(method: Method, h: Hyper, rate) -> optax.GradientTransformation:
+def _build_tx(method: Method, settings, rate) -> optax.GradientTransformation:
     if method.tx is not None:
         return method.tx
-    return method.factory(learning_rate=rate, **h.opt, **dict(method.static_kwargs))
+    return method.factory(learning_rate=rate, **settings, **dict(method.static_kwargs))
+
+
+def optax_init(method: Method, settings: dict, params, rate0) -> PyTree:
+    """The optax state of ``method`` built with ``settings`` (arrays by name)."""
+    with _standard_promotion():
+        return _build_tx(method, settings, rate0).init(params)
+
+
+def optax_step(method: Method, settings: dict, params, grads, opt_state, rate):
+    """One update through optax, the transformation built from the step's
+    ``rate`` and ``settings`` (traced): (new params, new state, updates). The
+    descent rules and the LeNet step both update through this."""
+    with _standard_promotion():
+        updates, opt_state = _build_tx(method, settings, rate).update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, updates
 
 
 def init_opt(method: Method, h: Hyper, params, rate0) -> PyTree:
     if not method.uses_optax:
         return ()
-    with _standard_promotion():
-        return _build_tx(method, h, rate0).init(params)
+    return optax_init(method, h.opt, params, rate0)
 
 
 def sub_scaled(params, rate, grads):
@@ -387,9 +401,7 @@ def update(method: Method, h: Hyper, params, grads, opt_state, rate):
     if not method.uses_optax:
         rate = scale(method, h, rate, grads)
         return sub_scaled(params, rate, grads), opt_state, rate
-    with _standard_promotion():
-        updates, opt_state = _build_tx(method, h, rate).update(grads, opt_state, params)
-    new = optax.apply_updates(params, updates)
+    new, opt_state, updates = optax_step(method, h.opt, params, grads, opt_state, rate)
     g2, u2 = norm2(grads), norm2(updates)
     used = jnp.where(g2 > 0, jnp.sqrt(u2 / jnp.where(g2 > 0, g2, 1)), 0.0)
     return new, opt_state, used

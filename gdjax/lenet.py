@@ -42,6 +42,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from gdjax import _engine
+
 __all__ = [
     "SGD",
     "BatchMetrics",
@@ -237,20 +239,14 @@ class TrainState(NamedTuple):
     seed: Int[Array, ""]
 
 
-class Optimizer(NamedTuple):
-    """The kind of update, static: an optax factory (``optax.sgd``,
-    ``optax.adam``, ...) called with ``learning_rate`` and the float settings
-    of :class:`StepHyper`, plus its flags (``nesterov=True``), which fix the
-    program."""
+Optimizer = _engine.Method
+"""The kind of update, static: ``Optimizer(factory, flags)``, an optax factory
+(``optax.sgd``, ``optax.adam``, ...) called with ``learning_rate`` and the
+float settings of :class:`StepHyper`, plus its flags (``(("nesterov", True),)``),
+which fix the program. It is the descent engine's ``Method``: the LeNet step
+updates through the same code as :func:`gdjax.descend`'s optax rules."""
 
-    factory: Callable[..., optax.GradientTransformation] = optax.sgd
-    flags: tuple[tuple[str, Any], ...] = ()
-
-    def build(self, lr, settings) -> optax.GradientTransformation:
-        return self.factory(learning_rate=lr, **settings, **dict(self.flags))
-
-
-SGD = Optimizer()
+SGD = Optimizer(optax.sgd)
 """The chapter's plain SGD, ``p <- p - lr * grad``, through ``optax.sgd``."""
 
 
@@ -306,8 +302,7 @@ def init_state(
 def _init_state(seed: Int[Array, ""], optimizer: Optimizer, settings) -> TrainState:
     init_key, _ = _keys(seed)
     params = MODEL.init(init_key, jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
-    with jax.numpy_dtype_promotion("standard"):
-        opt_state = optimizer.build(jnp.float32(0.0), settings).init(params)
+    opt_state = _engine.optax_init(optimizer, settings, params, jnp.float32(0.0))
     return TrainState(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), seed=seed)
 
 
@@ -381,11 +376,9 @@ def make_train_step(
         )
         t = state.step // steps_per_epoch if per == "epoch" else state.step
         lr = jnp.asarray(lr_fn(hyper.schedule, t), jnp.float32)
-        # optax mixes int32 counts with floats (adam's b1 ** count)
-        with jax.numpy_dtype_promotion("standard"):
-            tx = optimizer.build(lr, hyper.settings)
-            updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        params, opt_state, _ = _engine.optax_step(
+            optimizer, hyper.settings, state.params, grads, state.opt_state, lr
+        )
         new = TrainState(params=params, opt_state=opt_state, step=state.step + 1, seed=state.seed)
         return new, BatchMetrics(loss_sum, correct, count, lr)
 
