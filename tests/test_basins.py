@@ -189,6 +189,13 @@ def test_cli_basins_optimizer_and_schedule(tmp_path):
         == 0
     )
     assert "cosine" in json.loads((tmp_path / "b" / "basins.json").read_text())["rule"]
+    argv = ["basins", "--grid", "8", "--steps", "50", "--lr", "0.05", "--no-progress"]
+    assert (
+        main([*argv, "--optimizer", "adam", "--setting", "b1=0.8", "--out", str(tmp_path / "c")])
+        == 0
+    )
+    rule = json.loads((tmp_path / "c" / "basins.json").read_text())["rule"]
+    assert rule == "optax adam (b1 0.8), lr 0.05"
 
 
 @pytest.mark.parametrize(
@@ -207,6 +214,10 @@ def test_cli_basins_optimizer_and_schedule(tmp_path):
         (["--bound", "0"], "--bound must be finite and > 0"),
         (["--grid", "100000"], r"need about .* GiB of memory, and .* GiB is available"),
         (["--starts", "1e10"], r"need about .* GiB of memory"),
+        (["--setting", "b1=0.8"], "--setting goes with --optimizer"),
+        (["--optimizer", "adam", "--setting", "momentum=0.9"], "'adam' has no setting momentum"),
+        (["--optimizer", "adam", "--setting", "b1=-1"], "b1 must be finite and >= 0"),
+        (["--optimizer", "adam", "--setting", "b1"], "--setting takes NAME=VALUE"),
     ],
 )
 def test_cli_basins_bad_input(argv, match, tmp_path, capsys):

@@ -195,6 +195,19 @@ def _kept(command: Command, out: Path, run) -> str:
     return f"{out} holds an unfinished run (each file in it is whole); rerun with --overwrite"
 
 
+def setting_type(text: str) -> tuple[str, float]:
+    """argparse type of ``--setting NAME=VALUE`` (an optimizer's float setting)."""
+    name, eq, value = text.partition("=")
+    try:
+        if not eq or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--setting takes NAME=VALUE with a number, got {text!r}"
+        ) from None
+
+
 def positive_float(name: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:

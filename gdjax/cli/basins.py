@@ -12,6 +12,7 @@ report.html.
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 import optax
@@ -19,7 +20,8 @@ from tqdm.auto import tqdm
 
 import gdjax
 from gdjax import schedules as S
-from gdjax.cli._common import Command, positive_float, positive_int
+from gdjax._validate import check_nonnegative
+from gdjax.cli._common import Command, positive_float, positive_int, setting_type
 from gdjax.lessons import local_minima
 
 __all__ = ["COMMAND", "OPTIMIZERS", "add_arguments", "parse_rule", "run"]
@@ -88,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
     )
     parser.add_argument("--momentum", type=float, default=None, help="momentum for --optimizer sgd")
     parser.add_argument(
+        "--setting",
+        type=setting_type,
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="a float setting of --optimizer, e.g. b1=0.8 (adam); repeat for several",
+    )
+    parser.add_argument(
         "--schedule",
         default=None,
         help="a schedule, NAME[:key=value,...], base_lr = --lr; e.g. "
@@ -126,19 +136,35 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
     parser.set_defaults(default_grid=default_grid)
 
 
-def parse_rule(lr: float, optimizer: str | None, momentum: float | None, schedule: str | None):
+def parse_rule(
+    lr: float,
+    optimizer: str | None,
+    momentum: float | None,
+    schedule: str | None,
+    setting: list[tuple[str, float]] | None = None,
+):
     """Turns the CLI's rule options into (rule, lr) for :func:`gdjax.basins.map_basins`."""
     if optimizer and schedule:
         raise ValueError("give --optimizer or --schedule, not both")
     if momentum is not None and optimizer != "sgd":
         raise ValueError("--momentum goes with --optimizer sgd")
+    if setting and optimizer is None:
+        raise ValueError("--setting goes with --optimizer")
     if optimizer is not None:
         if optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
-        kwargs = {} if momentum is None else {"momentum": momentum}
-        return gdjax.optimizer(getattr(optax, optimizer), **kwargs), lr
+        factory = getattr(optax, optimizer)
+        kwargs = dict(setting or ())
+        if momentum is not None:
+            kwargs["momentum"] = momentum
+        accepted = set(inspect.signature(factory).parameters) - {"learning_rate"}
+        for name, value in kwargs.items():
+            if name not in accepted:
+                raise ValueError(f"optimizer {optimizer!r} has no setting {name}")
+            check_nonnegative(name, value)
+        return gdjax.optimizer(factory, **kwargs), lr
     if schedule is not None:
         if not schedule.strip():
             raise ValueError("--schedule is empty; give NAME[:key=value,...], e.g. cosine")
@@ -158,6 +184,7 @@ def run(
     tol: float = 1e-3,
     optimizer: str | None = None,
     momentum: float | None = None,
+    setting: list[tuple[str, float]] | None = None,
     schedule: str | None = None,
     domain=None,
     bound: float | None = None,
@@ -171,7 +198,7 @@ def run(
     study into ``out`` (:func:`gdjax.lessons.local_minima.write`); returns
     basins.json's content."""
     surf = gdjax.surfaces.get(surface)  # clear error before any compute
-    rule, rate = parse_rule(lr, optimizer, momentum, schedule)
+    rule, rate = parse_rule(lr, optimizer, momentum, schedule, setting)
     if grid is None and starts is None:
         grid = default_grid
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))

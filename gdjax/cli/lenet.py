@@ -21,7 +21,7 @@ import argparse
 from pathlib import Path
 
 from gdjax import plot, train
-from gdjax.cli._common import Command, positive_int, seed_type
+from gdjax.cli._common import Command, positive_int, seed_type, setting_type
 from gdjax.lessons.chapter import chapter_schedule
 from gdjax.report import write_training_report
 
@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--setting",
-        type=_setting,
+        type=setting_type,
         action="append",
         default=None,
         metavar="NAME=VALUE",
@@ -106,18 +106,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "for several",
     )
     add_training_arguments(parser)
-
-
-def _setting(text: str) -> tuple[str, float]:
-    name, eq, value = text.partition("=")
-    try:
-        if not eq or not name.strip():
-            raise ValueError
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--setting takes NAME=VALUE with a number, got {text!r}"
-        ) from None
 
 
 def configs_from_args(
