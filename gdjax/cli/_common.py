@@ -195,6 +195,28 @@ def _kept(command: Command, out: Path, run) -> str:
     return f"{out} holds an unfinished run (each file in it is whole); rerun with --overwrite"
 
 
+def add_descent_options(parser: argparse.ArgumentParser) -> None:
+    """``--lr``, ``--steps`` and ``--tol``, shared by every descent command."""
+    parser.add_argument(
+        "--lr",
+        type=positive_float("--lr"),
+        default=0.01,
+        help="learning rate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=1000,
+        help="descent steps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tol",
+        type=positive_float("--tol"),
+        default=1e-3,
+        help="converged: |grad| < tol at the last step (default: %(default)s)",
+    )
+
+
 def setting_type(text: str) -> tuple[str, float]:
     """argparse type of ``--setting NAME=VALUE`` (an optimizer's float setting)."""
     name, eq, value = text.partition("=")

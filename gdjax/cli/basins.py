@@ -21,7 +21,13 @@ from tqdm.auto import tqdm
 import gdjax
 from gdjax import schedules as S
 from gdjax._validate import check_nonnegative
-from gdjax.cli._common import Command, positive_float, positive_int, setting_type
+from gdjax.cli._common import (
+    Command,
+    add_descent_options,
+    positive_float,
+    positive_int,
+    setting_type,
+)
 from gdjax.lessons import local_minima
 
 __all__ = ["COMMAND", "OPTIMIZERS", "add_arguments", "parse_rule", "run"]
@@ -63,24 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
         default=None,
         help="N uniform random starts instead of a grid",
     )
-    parser.add_argument(
-        "--lr",
-        type=positive_float("--lr"),
-        default=0.01,
-        help="learning rate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=positive_int("--steps"),
-        default=1000,
-        help="descent steps (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tol",
-        type=positive_float("--tol"),
-        default=1e-3,
-        help="converged: |grad| < tol at the last step (default: %(default)s)",
-    )
+    add_descent_options(parser)
     parser.add_argument(
         "--optimizer",
         default=None,

@@ -18,6 +18,7 @@ from gdjax import runs
 from gdjax.cli import basins
 from gdjax.cli._common import (
     Command,
+    add_descent_options,
     add_parser,
     open_out,
     positive_float,
@@ -80,24 +81,7 @@ def _options_2d(parser: argparse.ArgumentParser) -> None:
         default=12,
         help="number of random starts (default: %(default)s)",
     )
-    parser.add_argument(
-        "--lr",
-        type=positive_float("--lr"),
-        default=0.01,
-        help="learning rate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=positive_int("--steps"),
-        default=1000,
-        help="descent steps (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tol",
-        type=positive_float("--tol"),
-        default=1e-3,
-        help="converged: gradient norm < tol (default: %(default)s)",
-    )
+    add_descent_options(parser)
 
 
 def _options_dynamic_lr(parser: argparse.ArgumentParser) -> None:

@@ -1,9 +1,10 @@
-"""The lessons as experiments: each writes figures, a JSON of its numbers and
-an HTML report into an output directory, and returns a printable summary.
+"""The lessons, course content only: each computes a typed result
+(``compute(...)``), which ``gdjax.plot`` draws and ``write(out, result)``
+writes (figures, a JSON of its numbers, an HTML report); ``run(out,
+**options) -> dict`` does both and ``summary(results) -> str`` prints it.
 
-``LESSONS`` maps the CLI name of each lesson to its module; every module has
-``add_arguments(parser)``, ``run(out, **options) -> dict`` and
-``summary(results) -> str``.
+``LESSONS`` maps the CLI name of each lesson to its module; their options
+and commands live in :mod:`gdjax.cli.lessons`.
 """
 
 from gdjax.lessons import (
