@@ -165,20 +165,29 @@ class Report:
             png = png_bytes(fig)
         finally:
             plt.close(fig)
-        self._figures.append((name, png))
+        self._figures.append((f"{name}.png", png))
         data = base64.b64encode(png).decode("ascii")
         self._parts.append(
             f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
 
+    def animation(self, gif: bytes, name: str, caption: str = "") -> None:
+        """Embeds an animated GIF (bytes); it is also saved as ``name``.gif."""
+        self._figures.append((f"{name}.gif", gif))
+        data = base64.b64encode(gif).decode("ascii")
+        self._parts.append(
+            f'<figure><img alt="{html.escape(name)}" src="data:image/gif;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
     def write(self, out_dir: str | Path, filename: str = "report.html") -> Path:
-        """Writes the PNGs, then the page, into ``out_dir``, each atomically;
+        """Writes the PNGs (and GIFs), then the page, into ``out_dir``, each atomically;
         returns the page's path."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name, png in self._figures:
-            runs.write_bytes(out / f"{name}.png", png)
+        for file, data in self._figures:
+            runs.write_bytes(out / file, data)
         versions_table = "".join(
             f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
             for k, v in versions().items()
