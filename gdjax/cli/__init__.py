@@ -5,6 +5,8 @@
     gdjax lesson 1d|2d|local-minima|dynamic-lr|schedules|lr-scheduling [--out DIR] [options]
     gdjax schedules [--out DIR]             the textbook's schedule plots, with optax twins
     gdjax basins --surface peaks --grid 1024 --lr 0.01 --steps 1000 --out DIR
+    gdjax continuation --surface peaks --lr-min 0.001 --lr-max 0.2 --lrs 64 --grid 512 --out DIR
+    gdjax optimizers --surface peaks --grid 512 --out DIR
     gdjax lenet --schedule cosine --epochs 30 --out DIR [--resume] [--subset N]
     gdjax surfaces                          the surface zoo and its minima
 
@@ -14,7 +16,8 @@ A folder that holds another run is refused unless ``--overwrite`` (or, for
 training, ``--resume``) is given.
 
 One module per command: :mod:`gdjax.cli.lessons` (``lessons``, ``lesson``),
-:mod:`gdjax.cli.basins`, :mod:`gdjax.cli.lenet`, :mod:`gdjax.cli.schedules`
+:mod:`gdjax.cli.basins`, :mod:`gdjax.cli.continuation`,
+:mod:`gdjax.cli.optimizers`, :mod:`gdjax.cli.lenet`, :mod:`gdjax.cli.schedules`
 and :mod:`gdjax.cli.surfaces`; ``main`` here dispatches to them.
 """
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gdjax.cli import basins, lenet, lessons, schedules, surfaces
+from gdjax.cli import basins, continuation, lenet, lessons, optimizers, schedules, surfaces
 from gdjax.cli._common import add_parser, run_and_print
 
 __all__ = ["main"]
@@ -55,6 +58,20 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_parser(
         sub,
+        "continuation",
+        continuation.COMMAND,
+        "runs/continuation",
+        help="basin maps over a grid of learning rates (continuation.json, figures, GIF)",
+    )
+    add_parser(
+        sub,
+        "optimizers",
+        optimizers.COMMAND,
+        "runs/optimizers",
+        help="GD, momentum, Nesterov, Adam, RMSprop side by side on the same starts",
+    )
+    add_parser(
+        sub,
         "lenet",
         lenet.COMMAND,
         "runs/lenet",
@@ -78,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "lessons":
         lessons.run_all(Path(args["out"]), args["seed"], args["overwrite"])
     else:
-        commands = {"basins": basins, "lenet": lenet, "schedules": schedules}
+        commands = {
+            "basins": basins,
+            "continuation": continuation,
+            "lenet": lenet,
+            "optimizers": optimizers,
+            "schedules": schedules,
+        }
         run_and_print(commands[command].COMMAND, args)
     return 0

@@ -1,0 +1,183 @@
+"""Continuation of basins over the learning rate.
+
+The basin map of plain gradient descent at every rate of a grid, computed as
+one program over (rate x start) (:func:`gdjax.basins.map_basins` with an
+array of rates: the rates are data, so the whole sweep compiles once and is
+sharded like any map). The minima are found once for the whole sweep, so a
+minimum keeps its index across rates, and each basin's fraction can be
+followed as the rate grows.
+
+Gradient descent cannot converge to a minimum whose Hessian has an
+eigenvalue above ``2 / lr``: the step overshoots along that direction and
+the error grows by ``|1 - lr * lambda| > 1`` per step. Each minimum's
+*stability limit* ``2 / lambda_max`` is where its basin must vanish; the
+continuation measures where it does, and the fractal measures
+(:mod:`gdjax.fractal`) of each map show how the boundaries roughen as the
+rate grows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from jaxtyping import ArrayLike
+
+from gdjax import _validate, basins
+from gdjax.surfaces import Surface
+
+__all__ = [
+    "Continuation",
+    "FractalMeasures",
+    "Vanishing",
+    "continuation",
+    "stability_limit",
+    "measure",
+    "vanishing",
+]
+
+
+class FractalMeasures(NamedTuple):
+    """Per rate: the box-counting dimension of the basin boundaries, the basin
+    entropy and the boundary basin entropy (:mod:`gdjax.fractal`)."""
+
+    box_dimension: np.ndarray
+    basin_entropy: np.ndarray
+    boundary_entropy: np.ndarray
+
+
+class Vanishing(NamedTuple):
+    """Where one minimum's basin vanishes as the rate grows.
+
+    Attributes:
+        minimum: its index.
+        stability_limit: 2 / lambda_max of its Hessian (inf if it has no
+            positive eigenvalue).
+        last_seen: the largest rate of the grid at which some start still
+            reaches it (None if no start ever does).
+        vanished_at: the next rate of the grid: from there on no start
+            reaches it (None if it survives the whole grid). The basin
+            vanishes between the two.
+    """
+
+    minimum: int
+    stability_limit: float
+    last_seen: float | None
+    vanished_at: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Continuation:
+    """The outcome of :func:`continuation`.
+
+    Attributes:
+        lrs: the rates, increasing.
+        bmap: the basin maps, batch axis = rate (``bmap.at(i)`` is one map).
+        stability_limits: per minimum, 2 / lambda_max of its Hessian.
+        vanishing: per minimum, a :class:`Vanishing`.
+        fractal: :class:`FractalMeasures`, one value per rate (grid maps).
+        box: the box size of the basin entropies, in pixels.
+    """
+
+    lrs: np.ndarray
+    bmap: basins.BasinMap
+    stability_limits: np.ndarray
+    vanishing: tuple[Vanishing, ...]
+    fractal: FractalMeasures | None
+    box: int
+
+    def fraction(self, outcome: str) -> np.ndarray:
+        """The fraction of starts with ``outcome`` ("0", "1", ...,
+        "diverged", "not_converged") at every rate."""
+        return np.asarray(self.bmap.fractions[outcome].fraction)
+
+
+def stability_limit(eigenvalues: Sequence[float]) -> float:
+    """2 / lambda_max: the largest rate at which gradient descent can
+    converge to a minimum with these Hessian eigenvalues."""
+    top = max(eigenvalues)
+    return 2.0 / top if top > 0 else float("inf")
+
+
+def vanishing(lrs: ArrayLike, fractions: ArrayLike) -> tuple[float | None, float | None]:
+    """(last_seen, vanished_at) of one basin from its fraction at each rate
+    (see :class:`Vanishing`)."""
+    lrs, fr = np.asarray(lrs), np.asarray(fractions)
+    alive = np.flatnonzero(fr > 0)
+    if alive.size == 0:
+        return None, None
+    last = int(alive[-1])
+    if last == len(lrs) - 1:
+        return float(lrs[last]), None
+    return float(lrs[last]), float(lrs[last + 1])
+
+
+def continuation(
+    surface: str | Surface,
+    *,
+    lrs: ArrayLike,
+    grid: int,
+    steps: int = 2000,
+    tol: float = 1e-3,
+    domain=None,
+    bound: float | None = None,
+    global_tol: float = 1e-6,
+    box: int = 5,
+    chunk_size: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> Continuation:
+    """Maps the basins of gradient descent at every rate of ``lrs`` (one
+    program over rate x start), then measures where each basin vanishes and
+    the fractal measures of every map.
+
+    Args:
+        surface: a 2D surface or its name.
+        lrs: increasing positive rates (e.g. ``np.geomspace(1e-3, 0.2, 64)``).
+        grid: n for an n x n grid of starts.
+        steps, tol, domain, bound, global_tol, chunk_size, progress: as in
+            :func:`gdjax.basins.map_basins`.
+        box: the box size (pixels) of the basin entropies.
+    """
+    lrs = np.asarray(lrs, np.float64)
+    if lrs.ndim != 1 or lrs.size < 1:
+        raise ValueError(f"lrs must be a 1-D list of rates, got shape {lrs.shape}")
+    _validate.check_positive("lrs", lrs)
+    if lrs.size > 1 and not np.all(np.diff(lrs) > 0):
+        raise ValueError("lrs must increase")
+    grid = _validate.check_count("grid", grid)
+    box = _validate.check_count("box", box)
+    if box < 2 or box > grid:
+        raise ValueError(f"box must be in 2..grid ({grid}), got {box}")
+    bmap = basins.map_basins(
+        surface,
+        grid=grid,
+        steps=steps,
+        lr=lrs,
+        tol=tol,
+        domain=domain,
+        bound=bound,
+        global_tol=global_tol,
+        chunk_size=chunk_size,
+        progress=progress,
+    )
+    limits = np.asarray([stability_limit(m.eigenvalues) for m in bmap.minima], np.float64)
+    vanish = tuple(
+        Vanishing(i, float(limits[i]), *vanishing(lrs, bmap.fractions[str(i)].fraction))
+        for i in range(len(bmap.minima))
+    )
+    return Continuation(lrs, bmap, limits, vanish, measure(bmap.label_grid(), box), box)
+
+
+def measure(label_grids: np.ndarray, box: int = 5) -> FractalMeasures:
+    """:class:`FractalMeasures` of a stack of label images (rate, ny, nx)."""
+    from gdjax import fractal
+
+    dims, sb, sbb = [], [], []
+    for labels in label_grids:
+        dims.append(float(fractal.box_dimension(labels)))
+        ent = fractal.basin_entropy(labels, box=box)
+        sb.append(float(ent.Sb))
+        sbb.append(float(ent.Sbb))
+    return FractalMeasures(*(np.asarray(v, np.float64) for v in (dims, sb, sbb)))

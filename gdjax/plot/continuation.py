@@ -1,0 +1,202 @@
+"""Figures of the continuation over the learning rate
+(:class:`gdjax.continuation.Continuation`)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from gdjax.plot import _basin_colors, _mark_critical, _title
+
+__all__ = [
+    "animation",
+    "fractal_measures",
+    "fractions_vs_rate",
+    "map_panel",
+    "minimum_name",
+    "panel_indices",
+]
+
+
+def minimum_name(bmap, i: int) -> str:
+    """A minimum in words: its index, whether it is global, its location."""
+    m = bmap.minima[i]
+    tag = " (global)" if i in set(bmap.global_minima) else ""
+    loc = ", ".join(f"{v:.2f}" for v in m.location)
+    return f"min {i}{tag} ({loc})"
+
+
+def fractions_vs_rate(cont) -> Figure:
+    """Every outcome's fraction against the rate as stacked bands (minima in
+    their basin-map colours, then not converged and diverged), with a dashed
+    line at each minimum's stability limit 2 / lambda_max."""
+    bmap = cont.bmap
+    n_min = len(bmap.minima)
+    colors = _basin_colors(n_min)
+    keys = [str(i) for i in range(n_min)] + ["not_converged", "diverged"]
+    names = [minimum_name(bmap, i) for i in range(n_min)] + ["not converged", "diverged"]
+    cols = colors[2:] + [colors[1], colors[0]]
+    fig, ax = plt.subplots(figsize=(9.5, 5.2), layout="constrained")
+    ax.stackplot(
+        cont.lrs,
+        [cont.fraction(k) for k in keys],
+        colors=cols,
+        labels=names,
+        edgecolor="0.3",
+        linewidth=0.3,
+    )
+    ax.set_xscale("log")
+    ax.set_xlim(cont.lrs[0], cont.lrs[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("fraction of starts")
+    lo, hi = cont.lrs[0], cont.lrs[-1]
+    for i, limit in enumerate(cont.stability_limits):
+        if lo <= limit <= hi:
+            ax.axvline(limit, color=colors[i + 2], ls="--", lw=2)
+            ax.axvline(limit, color="k", ls=(0, (1, 3)), lw=0.8)
+            ax.text(
+                limit,
+                1.01,
+                f"2/λ {i}",
+                color=colors[i + 2],
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                transform=ax.get_xaxis_transform(),
+            )
+    ax.plot([], [], color="0.3", ls="--", label="stability limit 2 / λ_max of a minimum")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    c = bmap.config
+    _title(
+        ax,
+        f"Basins as the rate grows: {bmap.surface.name}, gradient descent, {c.steps} steps, "
+        f"{c.grid} x {c.grid} starts per rate",
+        fontsize=11,
+        share=0.7,
+    )
+    return fig
+
+
+def panel_indices(n_rates: int, panels: int = 6) -> list[int]:
+    """``panels`` rate indices spread evenly over the grid (first and last
+    included)."""
+    if n_rates <= panels:
+        return list(range(n_rates))
+    return sorted({round(v) for v in np.linspace(0, n_rates - 1, panels)})
+
+
+def _draw_map(ax, bmap, labels, colors) -> None:
+    (x0, x1), (y0, y1) = bmap.domain
+    ax.imshow(
+        labels + 2,
+        origin="lower",
+        extent=(x0, x1, y0, y1),
+        cmap=mcolors.ListedColormap(colors),
+        vmin=-0.5,
+        vmax=len(colors) - 0.5,
+        interpolation="nearest",
+    )
+    ax.set_aspect("equal")
+
+
+def map_panel(cont, indices=None) -> Figure:
+    """The basin maps at a few rates (default: six spread over the grid),
+    in the same colours, minima marked."""
+    bmap = cont.bmap
+    indices = panel_indices(len(cont.lrs)) if indices is None else list(indices)
+    grids = bmap.label_grid()
+    colors = _basin_colors(len(bmap.minima))
+    cols = min(3, len(indices))
+    rows = math.ceil(len(indices) / cols)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(3.4 * cols + 2.6, 3.4 * rows + 0.6),
+        layout="constrained",
+        squeeze=False,
+    )
+    minima = list(bmap.minima)
+    for ax, i in zip(axes.flat, indices, strict=False):
+        _draw_map(ax, bmap, grids[i], colors)
+        _mark_critical(ax, minima)
+        glob = sum(float(bmap.fractions[str(g)].fraction[i]) for g in bmap.global_minima)
+        ax.set_title(f"lr = {cont.lrs[i]:.3g}: {100 * glob:.0f}% to the global min", fontsize=9)
+        ax.set_xlabel("x", fontsize=8)
+        ax.set_ylabel("y", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(indices) :]:
+        ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, fc=colors[k + 2]) for k in range(len(minima))]
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
+        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
+    ]
+    names = [minimum_name(bmap, k) for k in range(len(minima))] + ["not converged", "diverged"]
+    fig.legend(handles, names, loc="outside right upper", fontsize=8)
+    fig.suptitle(f"Basin maps of gradient descent on {bmap.surface.name} at growing rates")
+    return fig
+
+
+def fractal_measures(cont) -> Figure:
+    """The box-counting dimension of the boundaries and the boundary basin
+    entropy against the rate, with Daza et al.'s log 2 threshold."""
+    fr = cont.fractal
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    a1.plot(cont.lrs, fr.box_dimension, "o-", ms=3, color="C0")
+    a1.axhline(1.0, color="0.5", ls=":", lw=1)
+    a1.text(cont.lrs[0], 1.0, " smooth curve (1)", va="bottom", fontsize=8, color="0.4")
+    a1.set_xscale("log")
+    a1.set_xlabel("learning rate")
+    a1.set_ylabel("box-counting dimension of the boundaries")
+    a1.set_title("Dimension of the basin boundaries", fontsize=10)
+    a2.plot(cont.lrs, fr.boundary_entropy, "o-", ms=3, color="C3", label="boundary entropy Sbb")
+    a2.plot(cont.lrs, fr.basin_entropy, "s-", ms=3, color="C2", label="basin entropy Sb")
+    a2.axhline(math.log(2), color="k", ls="--", lw=1, label="log 2 (Sbb above: fractal)")
+    a2.set_xscale("log")
+    a2.set_xlabel("learning rate")
+    a2.set_ylabel("entropy (nats)")
+    a2.set_title(f"Basin entropies (Daza et al. 2016), boxes of {cont.box} px", fontsize=10)
+    a2.legend(fontsize=8)
+    return fig
+
+
+def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -> bytes:
+    """An animated GIF of the basin map as the rate grows (one frame per
+    rate, about ``seconds`` long in all); returns its bytes."""
+    from PIL import Image
+
+    bmap = cont.bmap
+    grids = bmap.label_grid()
+    colors = _basin_colors(len(bmap.minima))
+    frames = []
+    fig, ax = plt.subplots(figsize=(size, size + 0.4), dpi=dpi, layout="constrained")
+    try:
+        for i, lr in enumerate(cont.lrs):
+            ax.clear()
+            _draw_map(ax, bmap, grids[i], colors)
+            _mark_critical(ax, list(bmap.minima))
+            ax.set_title(f"{bmap.surface.name}, gradient descent, lr = {lr:.4g}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.canvas.draw()
+            rgba = np.asarray(fig.canvas.buffer_rgba())
+            frames.append(Image.fromarray(rgba[..., :3]).quantize(colors=64, dither=0))
+    finally:
+        plt.close(fig)
+    out = io.BytesIO()
+    per_frame = max(40, int(1000 * seconds / max(len(frames), 1)))
+    frames[0].save(
+        out,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=[per_frame] * (len(frames) - 1) + [1500],
+        loop=0,
+    )
+    return out.getvalue()

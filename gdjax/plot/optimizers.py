@@ -1,0 +1,127 @@
+"""Figures of optimizers side by side (:class:`gdjax.optimizers.Comparison`)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from gdjax.plot import _basin_colors, _mark_critical, _text_color
+from gdjax.plot.continuation import minimum_name
+
+__all__ = ["agreement_matrix", "global_fractions", "maps_side_by_side"]
+
+
+def maps_side_by_side(cmp) -> Figure:
+    """Each optimizer's basin map from the same grid of starts, in the same
+    colours (the minimum each run ended at: :attr:`Comparison.reached`)."""
+    bmap = cmp.bmap
+    if bmap.grid is None:
+        raise ValueError("maps need a grid of starts (compare(..., grid=n))")
+    k = len(cmp.presets)
+    n_min = len(bmap.minima)
+    colors = _basin_colors(n_min)
+    cols = min(k, 3 if k > 4 else k)
+    rows = math.ceil(k / cols)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(3.5 * cols + 2.8, 3.6 * rows + 0.5),
+        layout="constrained",
+        squeeze=False,
+    )
+    (x0, x1), (y0, y1) = bmap.domain
+    glob = list(bmap.global_minima)
+    for i, (ax, p) in enumerate(zip(axes.flat, cmp.presets, strict=False)):
+        ax.imshow(
+            cmp.reached[i].reshape(bmap.grid) + 2,
+            origin="lower",
+            extent=(x0, x1, y0, y1),
+            cmap=mcolors.ListedColormap(colors),
+            vmin=-0.5,
+            vmax=n_min + 1.5,
+            interpolation="nearest",
+        )
+        _mark_critical(ax, list(bmap.minima))
+        share = float(np.isin(cmp.reached[i], glob).mean())
+        ax.set_title(f"{p.words}, lr {p.lr:g}\n{100 * share:.1f}% to the global min", fontsize=9)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x", fontsize=8)
+        ax.set_ylabel("y", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[k:]:
+        ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, fc=colors[j + 2]) for j in range(n_min)]
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
+        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
+    ]
+    names = [minimum_name(bmap, j) for j in range(n_min)]
+    names += ["reached no minimum", "diverged"]
+    fig.legend(handles, names, loc="outside right upper", fontsize=8)
+    c = bmap.config
+    fig.suptitle(
+        f"The same {c.grid} x {c.grid} starts on {bmap.surface.name}, {c.steps} steps: "
+        "where each optimizer ends"
+    )
+    return fig
+
+
+def agreement_matrix(cmp) -> Figure:
+    """The pairwise agreement: the fraction of starts that reach the same
+    minimum under both optimizers (the diagonal: each one's share of starts
+    that reached a minimum at all)."""
+    a = np.asarray(cmp.agreement)
+    names = cmp.names
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 3.2, 1.0 * len(names) + 1.6))
+    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    cmap = im.get_cmap()
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(
+                j,
+                i,
+                f"{a[i, j]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color=_text_color(cmap(float(a[i, j]))),
+            )
+    fig.colorbar(im, ax=ax, label="fraction of starts")
+    ax.set_title("Starts that reach the same minimum under both", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def global_fractions(cmp) -> Figure:
+    """Each optimizer's fraction of starts that reach a global minimum, with
+    its 95% Wilson interval."""
+    p = cmp.p_global
+    frac = np.asarray(p.fraction)
+    lo, hi = np.asarray(p.ci_low), np.asarray(p.ci_high)
+    names = cmp.names
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3, 4))
+    x = np.arange(len(names))
+    ax.bar(x, frac, color=[f"C{i}" for i in range(len(names))], alpha=0.85)
+    ax.errorbar(x, frac, yerr=[frac - lo, hi - frac], fmt="none", ecolor="k", capsize=4)
+    for xi, f, top in zip(x, frac, hi, strict=True):
+        ax.annotate(
+            f"{100 * f:.1f}%",
+            (xi, top),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    ax.set_xticks(x, names)
+    ax.set_ylabel("fraction of starts reaching a global minimum")
+    ax.set_ylim(0, min(1.0, max(float(hi.max()) * 1.25, 0.05)))
+    ax.set_title("Global-minimum fraction (95% Wilson intervals)", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,204 @@
+"""gdjax.optimizers and ``gdjax optimizers``: one family of updates equal to
+optax's five optimizers, compared side by side in one program."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdjax
+from gdjax import optimizers as O
+from gdjax.cli import optimizers as cli_optimizers
+from gdjax.cli._common import run_and_print
+
+
+def _f(x):
+    return jnp.sum(jnp.sin(3 * x) + x**2) + 0.3 * x[0] * x[1]
+
+
+def _walk(tx, x, steps=200):
+    with jax.numpy_dtype_promotion("standard"):  # optax's own code needs it
+        return _walk_strict(tx, x, steps)
+
+
+def _walk_strict(tx, x, steps):
+    state = tx.init(x)
+    path = []
+    for _ in range(steps):
+        u, state = tx.update(jax.grad(_f)(x), state, x)
+        x = optax.apply_updates(x, u)
+        path.append(x)
+    return np.asarray(path)
+
+
+@pytest.mark.parametrize("name", list(O.PRESETS))
+def test_each_preset_equals_its_optax_twin(name):
+    p = O.preset(name)
+    x0 = jnp.asarray([0.7, -1.3], jnp.float32)
+    settings = {**O._DEFAULTS, **p.settings}
+    ours = _walk(O.family(p.lr, **settings), x0)
+    theirs = _walk(O.twin(p), x0)
+    if name in ("gd", "momentum", "nesterov"):
+        # the same float operations in the same order: equal bit for bit
+        np.testing.assert_array_equal(ours, theirs)
+    else:  # (1 - b) is rounded once in float32 here, from a Python float there
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-5)
+    assert not np.allclose(ours[-1], x0)  # it moved
+
+
+def test_presets_differ_from_each_other():
+    x0 = jnp.asarray([0.7, -1.3], jnp.float32)
+    ends = {
+        n: _walk(O.family(O.preset(n).lr, **{**O._DEFAULTS, **O.preset(n).settings}), x0, 20)[-1]
+        for n in O.PRESETS
+    }
+    names = list(ends)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not np.allclose(ends[a], ends[b]), (a, b)
+
+
+def test_changed_settings_reach_the_twin():
+    p = O.preset("adam", 0.05, b1=0.8, b2=0.99)
+    assert p.settings["momentum"] == p.settings["dampening"] == 0.8
+    t = O.twin(p)
+    x0 = jnp.asarray([0.2, 0.9], jnp.float32)
+    np.testing.assert_allclose(
+        _walk(O.family(p.lr, **{**O._DEFAULTS, **p.settings}), x0, 50),
+        _walk(t, x0, 50),
+        atol=2e-5,
+    )
+    assert O.preset("rmsprop", decay=0.5).settings["b2"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(name="sgd"), "unknown optimizer"),
+        (dict(name="gd", momentum=0.9), "has no setting momentum"),
+        (dict(name="adam", b1=1.0), "b1 must be < 1"),
+        (dict(name="momentum", momentum=-0.1), "momentum"),
+        (dict(name="adam", lr=0.0), "rate of adam"),
+    ],
+)
+def test_preset_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        O.preset(**kwargs)
+
+
+def test_agreement_and_transitions_count_exactly():
+    labels = np.asarray([[0, 1, 1, -1, -2, 2], [0, 1, 2, 1, -2, -1]])
+    a = O.agreement(labels)
+    np.testing.assert_array_equal(a, [[4 / 6, 2 / 6], [2 / 6, 4 / 6]])
+    t = O.transitions(labels[0], labels[1], [-2, -1, 0, 1, 2])
+    expected = np.zeros((5, 5))
+    expected[0, 0] = expected[1, 3] = expected[2, 2] = expected[3, 3] = expected[3, 4] = 1 / 6
+    expected[4, 1] = 1 / 6
+    np.testing.assert_array_equal(t, expected)
+    with pytest.raises(ValueError, match="optimizers, starts"):
+        O.agreement(labels[0])
+
+
+def test_near_minima():
+    minima = gdjax.basins.critical_points("peaks")
+    minima = [m for m in minima if m.kind == "min"]
+    loc = np.asarray(minima[0].location)
+    ends = np.stack([loc + [0.01, 0], loc + [0.5, 0]])
+    np.testing.assert_array_equal(O.near_minima(ends, minima, 0.05), [0, -1])
+
+
+def _places(minima, labels):
+    """Each start's outcome as a place: a minimum's rounded location, or the
+    negative label."""
+    locs = np.asarray([np.round(m.location, 2) for m in minima])
+    where = locs[np.maximum(labels, 0)]
+    return np.where((labels >= 0)[:, None], where, labels[:, None]).sum(-1) * 1000 + where[:, 0]
+
+
+def test_compare_is_one_program_and_equals_single_maps():
+    kw = dict(grid=24, steps=300)
+    first = O.compare("peaks", ["gd", "momentum", "adam"], **kw)
+    assert first.bmap.batch == (3,)
+    # new rates and settings are data: the same descent program (the
+    # labelling's Newton steps compile per number of candidates: not counted)
+    programs = len(gdjax.basins._COMPILED)
+    O.compare(
+        "peaks",
+        [O.preset("gd", 0.02), O.preset("momentum", 0.005, momentum=0.8), "adam"],
+        **kw,
+    )
+    assert len(gdjax.basins._COMPILED) == programs
+    # each optimizer's map equals mapping it alone through its optax twin
+    for i, name in enumerate(first.names):
+        p = first.presets[i]
+        twin_rule = {
+            "gd": gdjax.optimizer(optax.sgd),
+            "momentum": gdjax.optimizer(optax.sgd, momentum=0.9),
+            "adam": gdjax.optimizer(optax.adam),
+        }[name]
+        alone = gdjax.basins.map_basins("peaks", lr=p.lr, rule=twin_rule, **kw)
+        # the minima are found per map: compare where each start ends up
+        same = _places(first.bmap.minima, first.bmap.labels[i]) == _places(
+            alone.minima, alone.labels
+        )
+        assert same.mean() >= 0.995, (name, same.mean())
+
+
+def test_cli_writes_json_and_report(tmp_path):
+    out = tmp_path / "run"
+    res = run_and_print(
+        cli_optimizers.COMMAND,
+        {
+            "out": out,
+            "seed": 0,
+            "overwrite": False,
+            "grid": 32,
+            "steps": 300,
+            "optimizers": ["gd", "momentum", "rmsprop"],
+            "rate": [("rmsprop", 0.005)],
+            "momentum": 0.8,
+            "no_progress": True,
+        },
+    )
+    data = json.loads((out / "optimizers.json").read_text())
+    assert data == json.loads(json.dumps(res))
+    assert data["optimizers"] == ["gd", "momentum", "rmsprop"]
+    assert data["settings"]["rmsprop"]["lr"] == 0.005
+    assert data["settings"]["momentum"]["momentum"] == 0.8
+    a = np.asarray(data["agreement"])
+    np.testing.assert_array_equal(a, a.T)
+    for i, name in enumerate(data["optimizers"]):
+        fr = data["fractions"][name]
+        assert sum(v["fraction"] for v in fr.values()) == pytest.approx(1.0)
+        reached = 1 - fr["diverged"]["fraction"] - fr["not_converged"]["fraction"]
+        assert a[i, i] == pytest.approx(reached)
+    assert {"maps.png", "agreement.png", "global_fractions.png", "report.html"} <= {
+        p.name for p in out.iterdir()
+    }
+    page = (out / "report.html").read_text()
+    assert "Does momentum help escape shallow minima?" in page
+    assert "leaves in the shallowest minimum" in page
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"b1": 0.8, "optimizers": ["gd"]}, "--b1 goes with adam"),
+        ({"rate": [("adam", 0.1)], "optimizers": ["gd"]}, "adam is not in --optimizers"),
+        ({"surface": "nope"}, "nope"),
+    ],
+)
+def test_cli_refuses_bad_options_before_compute(tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit) as e:
+        run_and_print(
+            cli_optimizers.COMMAND,
+            {"out": tmp_path / "x", "seed": 0, "overwrite": False, "grid": 8, **options},
+        )
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
