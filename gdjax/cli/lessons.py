@@ -9,13 +9,14 @@ gives each its command-line options and runs it into its folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import html
 import time
 from pathlib import Path
 
 from gdjax import runs
-from gdjax.cli import basins
+from gdjax.cli import basins, continuation, optimizers
 from gdjax.cli._common import (
     Command,
     add_descent_options,
@@ -38,7 +39,7 @@ from gdjax.lessons import (
 )
 from gdjax.lessons.chapter import CHAPTER_POLICIES
 
-__all__ = ["LESSONS", "STUDIES", "add_parsers", "folder", "run_all", "run_one"]
+__all__ = ["LESSONS", "LESSON_SIZES", "STUDIES", "add_parsers", "folder", "run_all", "run_one"]
 
 
 def _options_1d(parser: argparse.ArgumentParser) -> None:
@@ -139,6 +140,23 @@ def _lesson(module, add_arguments, **kwargs) -> Command:
     return Command(name, module.__doc__, add_arguments, module.run, module.summary, **kwargs)
 
 
+def _smaller(command: Command, **sizes) -> Command:
+    """A command as a lesson: the same options, smaller sizes by default
+    (``gdjax lessons`` runs every lesson in about a minute or two)."""
+    return dataclasses.replace(
+        command,
+        add_arguments=functools.partial(command.add_arguments, defaults=sizes),
+        run=functools.partial(command.run, **sizes),
+    )
+
+
+LESSON_SIZES = {
+    "continuation": {"grid": 128, "lrs": 24, "steps": 1000},
+    "optimizers": {"grid": 128, "steps": 2000},
+}
+"""The sizes at which ``gdjax lessons`` runs the research commands (their
+own commands default to the full sizes)."""
+
 LESSONS: dict[str, Command] = {
     "1d": _lesson(gd_1d, _options_1d),
     "2d": _lesson(gd_2d_peaks, _options_2d),
@@ -152,6 +170,8 @@ LESSONS: dict[str, Command] = {
     ),
     "dynamic-lr": _lesson(dynamic_lr, _options_dynamic_lr),
     "schedules": _lesson(schedule_plots, _no_options),
+    "continuation": _smaller(continuation.COMMAND, **LESSON_SIZES["continuation"]),
+    "optimizers": _smaller(optimizers.COMMAND, **LESSON_SIZES["optimizers"]),
 }
 """The lessons ``gdjax lessons`` runs, by their CLI names (those of
 :data:`gdjax.lessons.LESSONS`)."""

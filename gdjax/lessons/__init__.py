@@ -13,6 +13,8 @@ from gdjax.lessons import (
     gd_2d_peaks,
     local_minima,
     lr_scheduling,
+    optimizer_maps,
+    rate_continuation,
     schedule_plots,
 )
 
@@ -22,6 +24,8 @@ LESSONS = {
     "local-minima": local_minima,
     "dynamic-lr": dynamic_lr,
     "schedules": schedule_plots,
+    "continuation": rate_continuation,
+    "optimizers": optimizer_maps,
 }
 
 STUDIES = {"lr-scheduling": lr_scheduling}

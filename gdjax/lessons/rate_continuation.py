@@ -1,0 +1,241 @@
+"""The ``gdjax continuation`` command: basins of gradient descent over a grid of rates.
+
+Maps the basins of plain gradient descent at every rate of a log grid as one
+compiled program over (rate x start), follows each minimum's basin fraction
+as the rate grows, compares where each basin vanishes with its stability
+limit 2 / lambda_max, and measures every map's boundaries (box-counting
+dimension, basin entropy, boundary basin entropy). Writes continuation.json,
+the figures, an animated GIF of the map as the rate grows, and report.html.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import gdjax
+from gdjax import basins
+from gdjax import continuation as C
+from gdjax.plot import continuation as P
+from gdjax.report import Report, versions, write_json
+from gdjax.runs import command_line
+
+__all__ = ["compute", "run", "summary", "to_json", "vanishing_words", "write"]
+
+
+def compute(
+    surface: str = "peaks",
+    *,
+    lr_min: float = 0.001,
+    lr_max: float = 0.2,
+    lrs: int = 64,
+    grid: int = 512,
+    steps: int = 2000,
+    tol: float = 1e-3,
+    box: int = 5,
+    domain=None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> C.Continuation:
+    """Validates (before any compute), then maps the basins at ``lrs``
+    log-spaced rates from ``lr_min`` to ``lr_max``
+    (:func:`gdjax.continuation.continuation`)."""
+    surf = gdjax.surfaces.get(surface)
+    if not lr_min < lr_max:
+        raise ValueError(f"--lr-min ({lr_min}) must be below --lr-max ({lr_max})")
+    if lrs < 2:
+        raise ValueError(f"--lrs must be at least 2, got {lrs}")
+    if not 2 <= box <= grid:
+        raise ValueError(f"--box must be in 2..--grid ({grid}), got {box}")
+    dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
+    basins.check_memory(grid * grid * lrs)  # every map is kept: refused before compute
+    return C.continuation(
+        surf,
+        lrs=np.geomspace(lr_min, lr_max, lrs),
+        grid=grid,
+        steps=steps,
+        tol=tol,
+        domain=dom,
+        box=box,
+        progress=progress,
+    )
+
+
+def write(out: str | Path, cont: C.Continuation, panels: int = 6) -> dict:
+    """Writes continuation.json, the figures, the GIF and report.html into
+    ``out``; returns the JSON's content."""
+    out = Path(out)
+    res = to_json(cont)
+    write_json(out / "continuation.json", res)
+    _report(out, cont, res, panels)
+    return res
+
+
+def run(out: Path, *, seed: int = 0, panels: int = 6, **options) -> dict:
+    """:func:`compute` with ``options``, then :func:`write`. (``seed`` is
+    unused: a grid of starts has no randomness.)"""
+    del seed
+    return write(out, compute(**options), panels)
+
+
+def _nan_none(v: float):
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def to_json(cont: C.Continuation) -> dict:
+    """continuation.json's content."""
+    bmap = cont.bmap
+    fr = bmap.fractions
+    return {
+        "config": {**dataclasses.asdict(bmap.config), "lr": None, "box": cont.box},
+        "lrs": cont.lrs.tolist(),
+        "minima": [m.to_json() for m in bmap.minima],
+        "global_minima": list(bmap.global_minima),
+        "fractions": {k: np.asarray(fr[k].fraction).tolist() for k in fr},
+        "ci_low": {k: np.asarray(fr[k].ci_low).tolist() for k in fr},
+        "ci_high": {k: np.asarray(fr[k].ci_high).tolist() for k in fr},
+        "stability_limits": {
+            str(i): _nan_none(v) for i, v in enumerate(cont.stability_limits.tolist())
+        },
+        "vanishing": {
+            str(v.minimum): {"last_seen": v.last_seen, "vanished_at": v.vanished_at}
+            for v in cont.vanishing
+        },
+        "fractal": {
+            "box_dimension": [_nan_none(v) for v in cont.fractal.box_dimension.tolist()],
+            "basin_entropy": cont.fractal.basin_entropy.tolist(),
+            "boundary_entropy": cont.fractal.boundary_entropy.tolist(),
+        },
+        "timing": bmap.timing._asdict(),
+        "versions": versions(),
+        "command": command_line(),
+    }
+
+
+def vanishing_words(v: C.Vanishing, name: str) -> str:
+    """Where one basin vanished, against its stability limit, in a sentence."""
+    limit = v.stability_limit
+    if v.last_seen is None:
+        return f"{name}: no start reached it at any rate of the grid."
+    if v.vanished_at is None:
+        where = (
+            f"its stability limit 2/λ = {limit:.4g} is beyond the grid"
+            if math.isfinite(limit)
+            else "it has no stability limit"
+        )
+        return f"{name}: still reached at the largest rate, {v.last_seen:.4g} ({where})."
+    ratio = v.last_seen / limit
+    if v.last_seen <= limit < v.vanished_at:
+        verdict = "exactly where its stability limit lies, within the grid's step"
+    elif v.vanished_at <= limit:
+        verdict = (
+            f"before its stability limit ({100 * (1 - v.vanished_at / limit):.1f}% below it): "
+            "the starts that still led there at smaller rates are thrown elsewhere first"
+        )
+    else:
+        verdict = (
+            f"after its stability limit (last seen {100 * (ratio - 1):.1f}% above it): just "
+            "past the limit, descent circles the minimum on a small period-2 orbit whose "
+            "gradient is still below the tolerance"
+        )
+    return (
+        f"{name}: last reached at lr = {v.last_seen:.4g}, gone from lr = {v.vanished_at:.4g}; "
+        f"2/λ_max = {limit:.4g}: {verdict}."
+    )
+
+
+def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
+    bmap = cont.bmap
+    c = bmap.config
+    rep = Report(f"Basins over the learning rate: {bmap.surface.name}")
+    rep.text(
+        f"Gradient descent from a {c.grid} x {c.grid} grid of starts at each of {len(cont.lrs)} "
+        f"rates from {cont.lrs[0]:.3g} to {cont.lrs[-1]:.3g} (log-spaced), {c.steps} steps, "
+        f"converged when |grad| < {c.tol:g}: {len(cont.lrs) * c.grid**2:,} descents as one "
+        f"compiled program over (rate x start), in {bmap.timing.seconds:.1f} s "
+        f"({bmap.timing.restart_steps_per_second:.3g} restart-steps/s)."
+    )
+    rep.heading("Where each basin vanishes")
+    rep.text(
+        "Gradient descent cannot converge to a minimum whose Hessian has an eigenvalue "
+        "λ > 2 / lr: each step multiplies the error along that direction by |1 - lr λ| > 1. "
+        "So each minimum's basin must vanish at its stability limit 2 / λ_max."
+    )
+    rows = []
+    for v in cont.vanishing:
+        m = bmap.minima[v.minimum]
+        rows.append(
+            [
+                P.minimum_name(bmap, v.minimum),
+                m.value,
+                max(m.eigenvalues),
+                v.stability_limit,
+                "-" if v.last_seen is None else v.last_seen,
+                "survives" if v.vanished_at is None else v.vanished_at,
+            ]
+        )
+    rep.table(["minimum", "f", "λ_max", "2 / λ_max", "last reached at lr", "gone from lr"], rows)
+    for v in cont.vanishing:
+        rep.text(vanishing_words(v, P.minimum_name(bmap, v.minimum)))
+    rep.figure(
+        P.fractions_vs_rate(cont),
+        "fractions_vs_rate",
+        "Fraction of starts reaching each minimum (stacked), not converging or diverging, "
+        "against the rate; dashed: each minimum's stability limit.",
+    )
+    idx = P.panel_indices(len(cont.lrs), panels)
+    rep.figure(P.map_panel(cont, idx), "maps", "The basin maps at a few rates of the grid.")
+    rep.animation(
+        P.animation(cont), "maps", "The basin map at every rate of the grid, smallest first."
+    )
+    rep.heading("Fractal measures of the boundaries")
+    rep.text(
+        "Box-counting dimension of the boundary pixels (1 for smooth curves, up to 2 for a "
+        f"boundary that fills the plane), basin entropy Sb and boundary basin entropy Sbb in "
+        f"boxes of {cont.box} x {cont.box} pixels (Daza et al., Sci. Rep. 2016: Sbb > log 2 is "
+        "a sufficient condition for a fractal boundary)."
+    )
+    rep.figure(
+        P.fractal_measures(cont),
+        "fractal_measures",
+        "The boundaries' dimension and the basin entropies against the rate.",
+    )
+    fr = cont.fractal
+    three = sorted({0, len(cont.lrs) // 2, len(cont.lrs) - 1})
+    rep.table(
+        ["lr", "box dimension", "Sb", "Sbb", "Sbb > log 2"],
+        [
+            [
+                cont.lrs[i],
+                fr.box_dimension[i],
+                fr.basin_entropy[i],
+                fr.boundary_entropy[i],
+                "yes" if fr.boundary_entropy[i] > math.log(2) else "no",
+            ]
+            for i in three
+        ],
+    )
+    rep.heading("Settings")
+    rep.code(res["command"])
+    rep.write(out)
+
+
+def summary(res: dict) -> str:
+    lrs = res["lrs"]
+    lines = [f"continuation: {len(lrs)} rates from {lrs[0]:.3g} to {lrs[-1]:.3g}"]
+    for i, v in res["vanishing"].items():
+        limit = res["stability_limits"][i]
+        gone = "survives" if v["vanished_at"] is None else f"gone from {v['vanished_at']:.4g}"
+        seen = "never reached" if v["last_seen"] is None else f"last at {v['last_seen']:.4g}"
+        lim = "none" if limit is None else f"{limit:.4g}"
+        lines.append(f"  min {i}: {seen}, {gone}; 2/lambda_max = {lim}")
+    dims = res["fractal"]["box_dimension"]
+    shown = [d for d in (dims[0], dims[len(dims) // 2], dims[-1])]
+    lines.append(
+        "  box dimension at the first, middle and last rate: "
+        + ", ".join("-" if d is None else f"{d:.3f}" for d in shown)
+    )
+    return "\n".join(lines)
