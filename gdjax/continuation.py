@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import jax
 import numpy as np
 from jaxtyping import ArrayLike
 
@@ -60,12 +61,19 @@ class Vanishing(NamedTuple):
         vanished_at: the next rate of the grid: from there on no start
             reaches it (None if it survives the whole grid). The basin
             vanishes between the two.
+        past_limit: how many runs, over every rate beyond the stability
+            limit, still count as reaching it. In exact arithmetic none can;
+            in float32 a run that lands within rounding of the now unstable
+            minimum can stay there (float64 removes them), and just past the
+            limit a period-2 orbit of small amplitude can pass the gradient
+            test.
     """
 
     minimum: int
     stability_limit: float
     last_seen: float | None
     vanished_at: float | None
+    past_limit: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +133,7 @@ def continuation(
     bound: float | None = None,
     global_tol: float = 1e-6,
     box: int = 5,
+    x64: bool = False,
     chunk_size: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> Continuation:
@@ -139,6 +148,7 @@ def continuation(
         steps, tol, domain, bound, global_tol, chunk_size, progress: as in
             :func:`gdjax.basins.map_basins`.
         box: the box size (pixels) of the basin entropies.
+        x64: compute in float64 (about twice the time on a CPU).
     """
     lrs = np.asarray(lrs, np.float64)
     if lrs.ndim != 1 or lrs.size < 1:
@@ -150,23 +160,27 @@ def continuation(
     box = _validate.check_count("box", box)
     if box < 2 or box > grid:
         raise ValueError(f"box must be in 2..grid ({grid}), got {box}")
-    bmap = basins.map_basins(
-        surface,
-        grid=grid,
-        steps=steps,
-        lr=lrs,
-        tol=tol,
-        domain=domain,
-        bound=bound,
-        global_tol=global_tol,
-        chunk_size=chunk_size,
-        progress=progress,
-    )
+    with jax.enable_x64(x64):
+        bmap = basins.map_basins(
+            surface,
+            grid=grid,
+            steps=steps,
+            lr=lrs,
+            tol=tol,
+            domain=domain,
+            bound=bound,
+            global_tol=global_tol,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
     limits = np.asarray([stability_limit(m.eigenvalues) for m in bmap.minima], np.float64)
-    vanish = tuple(
-        Vanishing(i, float(limits[i]), *vanishing(lrs, bmap.fractions[str(i)].fraction))
-        for i in range(len(bmap.minima))
-    )
+    n = bmap.labels.shape[-1]
+    vanish = []
+    for i in range(len(bmap.minima)):
+        fr = np.asarray(bmap.fractions[str(i)].fraction)
+        past = int(np.rint(fr[lrs > limits[i]] * n).sum())
+        vanish.append(Vanishing(i, float(limits[i]), *vanishing(lrs, fr), past_limit=past))
+    vanish = tuple(vanish)
     return Continuation(lrs, bmap, limits, vanish, measure(bmap.label_grid(), box), box)
 
 

@@ -14,7 +14,6 @@ import pytest
 import gdjax
 from gdjax import optimizers as O
 from gdjax.cli import optimizers as cli_optimizers
-from gdjax.lessons import optimizer_maps
 from gdjax.cli._common import run_and_print
 
 

@@ -74,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         default=None,
         help="box of starts (default: the surface's)",
     )
+    parser.add_argument(
+        "--x64",
+        action="store_true",
+        help="compute in float64 (float32 runs can stay at a minimum past its stability limit)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

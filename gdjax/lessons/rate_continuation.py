@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import gdjax
@@ -38,6 +40,7 @@ def compute(
     tol: float = 1e-3,
     box: int = 5,
     domain=None,
+    x64: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> C.Continuation:
     """Validates (before any compute), then maps the basins at ``lrs``
@@ -51,7 +54,8 @@ def compute(
     if not 2 <= box <= grid:
         raise ValueError(f"--box must be in 2..--grid ({grid}), got {box}")
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
-    basins.check_memory(grid * grid * lrs)  # every map is kept: refused before compute
+    with jax.enable_x64(x64):  # every map is kept: refused before compute
+        basins.check_memory(grid * grid * lrs, jnp.result_type(float))
     return C.continuation(
         surf,
         lrs=np.geomspace(lr_min, lr_max, lrs),
@@ -60,6 +64,7 @@ def compute(
         tol=tol,
         domain=dom,
         box=box,
+        x64=x64,
         progress=progress,
     )
 
@@ -101,7 +106,11 @@ def to_json(cont: C.Continuation) -> dict:
             str(i): _nan_none(v) for i, v in enumerate(cont.stability_limits.tolist())
         },
         "vanishing": {
-            str(v.minimum): {"last_seen": v.last_seen, "vanished_at": v.vanished_at}
+            str(v.minimum): {
+                "last_seen": v.last_seen,
+                "vanished_at": v.vanished_at,
+                "past_limit_runs": v.past_limit,
+            }
             for v in cont.vanishing
         },
         "fractal": {
@@ -137,9 +146,11 @@ def vanishing_words(v: C.Vanishing, name: str) -> str:
         )
     else:
         verdict = (
-            f"after its stability limit (last seen {100 * (ratio - 1):.1f}% above it): just "
-            "past the limit, descent circles the minimum on a small period-2 orbit whose "
-            "gradient is still below the tolerance"
+            f"after its stability limit (last seen {100 * (ratio - 1):.1f}% above it, by "
+            f"{v.past_limit:,} runs over the rates beyond the limit). No run can converge "
+            "there in exact arithmetic: in float32 a run that lands within rounding of the "
+            "now unstable minimum can stay there (--x64 removes them), and just past the limit "
+            "a period-2 orbit of small amplitude can pass the gradient test"
         )
     return (
         f"{name}: last reached at lr = {v.last_seen:.4g}, gone from lr = {v.vanished_at:.4g}; "

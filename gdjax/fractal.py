@@ -1,0 +1,305 @@
+"""Fractal measures of basin boundaries.
+
+Functions of any 2-D integer label image (a basin map, e.g.
+``gdjax.basins.map_basins(...).label_grid()``; every distinct value,
+negative outcomes included, is its own basin), and one that re-runs
+descents:
+
+* :func:`box_dimension`: the box-counting dimension of the boundary pixels
+  (1 for a smooth curve, up to 2 for a boundary that fills the plane).
+* :func:`basin_entropy`: the basin entropy Sb and boundary basin entropy Sbb
+  of Daza, Wagemakers, Georgeot, Guéry-Odelin and Sanjuán, "Basin entropy: a
+  new tool to analyze uncertainty in dynamical systems", Sci. Rep. 6, 31416
+  (2016). Sbb > log 2 is their sufficient condition for a fractal boundary.
+* :func:`uncertainty_exponent`: the fraction f(eps) of starts whose outcome
+  changes under a perturbation of size eps, f ~ eps^alpha, and the boundary
+  dimension 2 - alpha (Grebogi, McDonald, Ott and Yorke, "Final state
+  sensitivity: an obstruction to predictability", Phys. Lett. A 99, 415
+  (1983)), with :func:`descent_classifier` to re-run gradient descent from
+  the perturbed starts (vmapped, in fixed-size chunks).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from gdjax import _engine, _validate
+from gdjax.surfaces import Surface
+
+__all__ = [
+    "BasinEntropy",
+    "BoxDimension",
+    "Uncertainty",
+    "basin_entropy",
+    "boundary",
+    "box_dimension",
+    "descent_classifier",
+    "uncertainty_exponent",
+]
+
+
+def _labels(labels: ArrayLike, least: int = 2) -> np.ndarray:
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise ValueError(f"labels must be a 2-D image, got shape {lab.shape}")
+    if not (np.issubdtype(lab.dtype, np.integer) or np.issubdtype(lab.dtype, np.bool_)):
+        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
+    if min(lab.shape) < least:
+        raise ValueError(f"labels must be at least {least} x {least} pixels, got {lab.shape}")
+    return lab
+
+
+def boundary(labels: ArrayLike) -> np.ndarray:
+    """Boundary pixels: those whose label differs from one of their four
+    neighbours' (both sides of an edge are marked)."""
+    lab = _labels(labels)
+    b = np.zeros(lab.shape, bool)
+    dx = lab[:, 1:] != lab[:, :-1]
+    dy = lab[1:, :] != lab[:-1, :]
+    b[:, 1:] |= dx
+    b[:, :-1] |= dx
+    b[1:, :] |= dy
+    b[:-1, :] |= dy
+    return b
+
+
+class BoxDimension(NamedTuple):
+    """The box-counting dimension of a boundary and its fit.
+
+    Attributes:
+        dimension: minus the slope of log(count) against log(size).
+        sizes: box sizes in pixels.
+        counts: at each size, the boxes that hold a boundary pixel.
+        intercept: log count = intercept - dimension * log size.
+        boundary_pixels: the number of boundary pixels.
+    """
+
+    dimension: float
+    sizes: np.ndarray
+    counts: np.ndarray
+    intercept: float
+    boundary_pixels: int
+
+    def __float__(self) -> float:
+        return float(self.dimension)
+
+
+def _count_boxes(mask: np.ndarray, s: int) -> int:
+    ny, nx = mask.shape
+    py, px = -ny % s, -nx % s  # pad to whole boxes: the edge boxes count too
+    m = np.pad(mask, ((0, py), (0, px))) if py or px else mask
+    return int(m.reshape(m.shape[0] // s, s, m.shape[1] // s, s).any(axis=(1, 3)).sum())
+
+
+def box_dimension(labels: ArrayLike, *, sizes: Sequence[int] | None = None) -> BoxDimension:
+    """The box-counting dimension of the boundary pixels of ``labels``.
+
+    Boxes are aligned to the image; the default sizes are the powers of two
+    from 2 to 1/8 of the image's smaller side (size 1 counts pixels, which a
+    two-pixel-wide boundary band inflates; boxes beyond 1/8 of the side are
+    too few to count). An image without boundary gives ``nan``.
+    """
+    lab = _labels(labels, 16 if sizes is None else 2)
+    mask = boundary(lab)
+    if sizes is None:
+        top = max(1, int(math.log2(min(lab.shape) / 8)))
+        sizes = [2**k for k in range(1, top + 1)]
+        if len(sizes) < 2:
+            sizes = [1, 2]
+    sizes = np.asarray(sorted({int(s) for s in sizes}), np.int64)
+    if sizes.size < 2 or sizes[0] < 1 or sizes[-1] > min(lab.shape):
+        raise ValueError(
+            f"sizes must be at least two box sizes in 1..{min(lab.shape)}, got {sizes}"
+        )
+    counts = np.asarray([_count_boxes(mask, int(s)) for s in sizes], np.int64)
+    if not mask.any():
+        return BoxDimension(math.nan, sizes, counts, math.nan, 0)
+    slope, intercept = np.polyfit(np.log(sizes), np.log(counts), 1)
+    return BoxDimension(float(-slope), sizes, counts, float(intercept), int(mask.sum()))
+
+
+class BasinEntropy(NamedTuple):
+    """Basin entropy ``Sb`` and boundary basin entropy ``Sbb`` (nats)."""
+
+    Sb: float
+    Sbb: float
+
+    @property
+    def fractal_boundary(self) -> bool:
+        """Daza et al.'s sufficient condition: Sbb > log 2."""
+        return self.Sbb > math.log(2)
+
+
+def basin_entropy(labels: ArrayLike, box: int = 5) -> BasinEntropy:
+    """Basin entropy of Daza et al. (2016) over boxes of ``box`` x ``box``
+    pixels (the image is cut into whole boxes; a remainder is left out).
+
+    Each box i has the Gibbs entropy S_i = -sum_j p_ij log p_ij of the
+    fractions p_ij of its pixels in each basin j. ``Sb`` is the mean of S_i
+    over all boxes, ``Sbb`` over the boxes that hold more than one basin
+    (0 if none does)."""
+    lab = _labels(labels)
+    box = _validate.check_count("box", box)
+    if not 2 <= box <= min(lab.shape):
+        raise ValueError(f"box must be in 2..{min(lab.shape)}, got {box}")
+    ny, nx = (lab.shape[0] // box) * box, (lab.shape[1] // box) * box
+    blocks = lab[:ny, :nx].reshape(ny // box, box, nx // box, box)
+    entropy = np.zeros((ny // box, nx // box))
+    for value in np.unique(blocks):
+        p = (blocks == value).mean(axis=(1, 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy -= np.where(p > 0, p * np.log(p), 0.0)
+    mixed = entropy > 0
+    sbb = float(entropy[mixed].mean()) if mixed.any() else 0.0
+    return BasinEntropy(float(entropy.mean()), sbb)
+
+
+class Uncertainty(NamedTuple):
+    """The uncertainty exponent and its fit.
+
+    Attributes:
+        eps: perturbation sizes.
+        fraction: at each eps, the fraction of uncertain starts.
+        ci_low, ci_high: 95% Wilson intervals of ``fraction``.
+        n: starts per eps.
+        alpha: the slope of log fraction against log eps.
+        dimension: the boundary's dimension, 2 - alpha.
+        intercept: log fraction = intercept + alpha * log eps.
+    """
+
+    eps: np.ndarray
+    fraction: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    n: int
+    alpha: float
+    dimension: float
+    intercept: float
+
+
+def uncertainty_exponent(
+    classify: Callable[[Array], Array],
+    domain,
+    *,
+    key: Array,
+    eps: ArrayLike | None = None,
+    n: int = 1 << 15,
+    chunk: int = 1 << 14,
+) -> Uncertainty:
+    """The fraction f(eps) of eps-uncertain starts and its exponent.
+
+    A start x (uniform in ``domain``) is eps-uncertain if ``classify`` gives
+    x + eps u or x - eps u another outcome than x, for a random unit vector u
+    (one per start). f(eps) ~ eps^alpha, and the boundary's dimension is
+    2 - alpha (Grebogi et al. 1983). ``classify`` maps (m, 2) starts to (m,)
+    integer outcomes; it is called on chunks of ``chunk`` starts (the last
+    one padded), so a jitted one compiles once.
+
+    Args:
+        classify: starts -> outcomes, e.g. :func:`descent_classifier`.
+        domain: ((x0, x1), (y0, y1)).
+        key: a ``jax.random.key``.
+        eps: perturbation sizes (default: 12 sizes from 1e-6 to 1e-1 of the
+            domain's width).
+        n: starts per eps.
+        chunk: starts per call of ``classify``.
+    """
+    dom = _validate.check_domain(domain, 2)
+    n = _validate.check_count("n", n)
+    chunk = _validate.check_count("chunk", chunk)
+    width = max(hi - lo for lo, hi in dom)
+    eps = np.geomspace(1e-6, 1e-1, 12) * width if eps is None else np.asarray(eps, np.float64)
+    if eps.ndim != 1 or eps.size < 2 or not np.all(eps > 0):
+        raise ValueError("eps must be at least two positive perturbation sizes")
+    lo = np.asarray([d[0] for d in dom])
+    hi = np.asarray([d[1] for d in dom])
+
+    def outcomes(pts: np.ndarray) -> np.ndarray:
+        out = np.empty(len(pts), np.int64)
+        for begin in range(0, len(pts), chunk):
+            part = pts[begin : begin + chunk]
+            pad = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
+            out[begin : begin + len(part)] = np.asarray(classify(jnp.asarray(pad)))[: len(part)]
+        return out
+
+    k_x, k_u = jax.random.split(key)
+    counts = []
+    for i, e in enumerate(eps):
+        kx, ku = jax.random.fold_in(k_x, i), jax.random.fold_in(k_u, i)
+        x = np.asarray(jax.random.uniform(kx, (n, 2)), np.float64) * (hi - lo) + lo
+        angle = np.asarray(jax.random.uniform(ku, (n,)), np.float64) * 2 * np.pi
+        u = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        dtype = jnp.result_type(float)
+        labels = outcomes(np.concatenate([x, x + e * u, x - e * u]).astype(dtype))
+        a, b, c = labels[:n], labels[n : 2 * n], labels[2 * n :]
+        counts.append(int(((a != b) | (a != c)).sum()))
+    counts = np.asarray(counts)
+    from gdjax.basins import wilson_interval
+
+    frac, low, high = wilson_interval(counts, n)
+    fit = counts > 0
+    if fit.sum() >= 2:
+        alpha, intercept = np.polyfit(np.log(eps[fit]), np.log(frac[fit]), 1)
+    else:
+        alpha = intercept = math.nan
+    return Uncertainty(eps, frac, low, high, n, float(alpha), float(2 - alpha), float(intercept))
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "method", "steps", "every"))
+def _classify(fn, method, steps, every, h, locs, radius2, x0s):
+    def one(x0):
+        x, div, conv, _, _ = _engine.run_blocked(fn, method, h, x0, steps, every, 10)
+        d2 = jnp.sum(jnp.square(x[None, :] - locs), axis=-1)
+        k = jnp.argmin(d2).astype(jnp.int32)
+        ok = conv & (d2[k] < radius2)
+        return jnp.where(div, jnp.int32(-2), jnp.where(ok, k, jnp.int32(-1)))
+
+    return jax.vmap(one)(x0s)
+
+
+def descent_classifier(
+    surface: str | Surface,
+    *,
+    lr: float,
+    steps: int,
+    tol: float = 1e-3,
+    minima=None,
+    radius: float | None = None,
+    bound: float | None = None,
+    check_every: int = 10,
+) -> Callable[[Array], Array]:
+    """Starts -> the minimum plain gradient descent reaches from each, with
+    :func:`gdjax.basins.map_basins`'s labels: the index into ``minima``
+    (default: the surface's minima from :func:`gdjax.basins.critical_points`,
+    sorted by value; pass a map's ``.minima`` so that indices agree), -1 not
+    converged, -2 diverged. The rate, tolerance and bound are data; the
+    function is compiled once per surface, steps and input shape."""
+    from gdjax import basins
+    from gdjax import surfaces as _surfaces
+
+    surf = _surfaces.get(surface) if isinstance(surface, str) else surface
+    if surf.dim != 2:
+        raise ValueError(f"descent_classifier needs a 2D surface; {surf.name!r} is {surf.dim}D")
+    steps = _validate.check_count("steps", steps)
+    check_every = _validate.check_count("check_every", check_every)
+    if minima is None:
+        minima = [m for m in basins.critical_points(surf) if m.kind == "min"]
+    if not len(minima):
+        raise ValueError("no minima to label with")
+    dom = surf.domain
+    radius = 1e-2 * max(hi - lo for lo, hi in dom) if radius is None else radius
+    _validate.check_positive("radius", radius)
+    dtype = jnp.result_type(float)
+    bound = basins.DEFAULT_BOUND if bound is None else bound
+    method, h = _engine.resolve("fixed", lr, steps=steps, dtype=dtype, tol=tol, bound=bound)
+    locs = jnp.asarray([m.location for m in minima], dtype)
+    r2 = jnp.asarray(radius * radius, dtype)
+    return functools.partial(_classify, surf.fn, method, steps, check_every, h, locs, r2)

@@ -1,0 +1,123 @@
+"""gdjax.continuation and ``gdjax continuation``: basin maps over a grid of
+rates, in one program, against each minimum's stability limit."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gdjax import basins
+from gdjax import continuation as C
+from gdjax.cli import continuation as cli_continuation
+from gdjax.cli._common import run_and_print
+
+
+def test_stability_limit_and_vanishing_exactly():
+    assert C.stability_limit([4.0, 10.0]) == 0.2
+    assert C.stability_limit([-1.0, 0.0]) == math.inf
+    lrs = np.asarray([0.1, 0.2, 0.3, 0.4])
+    assert C.vanishing(lrs, [0.5, 0.2, 0.0, 0.0]) == (0.2, 0.3)
+    assert C.vanishing(lrs, [0.5, 0.0, 0.1, 0.0]) == (0.3, 0.4)  # gone for good after 0.3
+    assert C.vanishing(lrs, [0.5, 0.2, 0.1, 0.1]) == (0.4, None)
+    assert C.vanishing(lrs, [0.0] * 4) == (None, None)
+
+
+@pytest.fixture(scope="module")
+def small():
+    lrs = np.geomspace(0.01, 0.2, 8)
+    return C.continuation("peaks", lrs=lrs, grid=48, steps=800)
+
+
+def test_one_program_for_every_rate(small):
+    programs = len(basins._COMPILED)
+    again = C.continuation("peaks", lrs=small.lrs * 0.9, grid=48, steps=800)
+    assert len(basins._COMPILED) == programs  # new rates are data: no new descent program
+    assert again.bmap.batch == (8,)
+
+
+def test_basins_vanish_at_their_stability_limits(small):
+    """Gradient descent converges to a minimum only below 2 / lambda_max:
+    each basin is present well below its limit and absent beyond it."""
+    assert len(small.bmap.minima) == 3  # peaks' three minima
+    for v in small.vanishing:
+        fr = small.fraction(str(v.minimum))
+        limit = small.stability_limits[v.minimum]
+        eig = max(small.bmap.minima[v.minimum].eigenvalues)
+        assert limit == pytest.approx(2 / eig)
+        assert np.all(fr[small.lrs < 0.8 * limit] > 0), v
+        assert np.all(fr[small.lrs > 1.05 * limit] == 0), v
+        assert v.last_seen is not None and v.last_seen <= 1.05 * limit
+        assert v.vanished_at is not None and v.vanished_at > 0.8 * limit
+
+
+def test_fractal_measures_per_rate(small):
+    f = small.fractal
+    for series in f:
+        assert series.shape == (8,)
+    single = np.asarray([len(np.unique(g)) == 1 for g in small.bmap.label_grid()])
+    assert single[-1]  # at lr 0.2 every start fails to converge: no boundary
+    np.testing.assert_array_equal(np.isnan(f.box_dimension), single)
+    dims = f.box_dimension[~single]
+    assert np.all((dims >= 0.9) & (dims <= 2.0))
+    assert np.all(f.boundary_entropy >= 0) and np.all(f.basin_entropy >= 0)
+    assert np.all(f.basin_entropy <= f.boundary_entropy + 1e-12)
+
+
+def test_cli_writes_json_gif_and_report(tmp_path):
+    out = tmp_path / "run"
+    res = run_and_print(
+        cli_continuation.COMMAND,
+        {
+            "out": out,
+            "seed": 0,
+            "overwrite": False,
+            "grid": 32,
+            "lrs": 6,
+            "lr_min": 0.01,
+            "lr_max": 0.2,
+            "steps": 400,
+            "panels": 4,
+            "no_progress": True,
+        },
+    )
+    data = json.loads((out / "continuation.json").read_text())
+    assert data == json.loads(json.dumps(res))
+    assert len(data["lrs"]) == 6
+    assert data["lrs"][0] == pytest.approx(0.01) and data["lrs"][-1] == pytest.approx(0.2)
+    n_min = len(data["minima"])
+    assert set(data["fractions"]) == {"diverged", "not_converged", *map(str, range(n_min))}
+    total = np.sum([data["fractions"][k] for k in data["fractions"]], axis=0)
+    np.testing.assert_allclose(total, 1.0)
+    assert set(data["stability_limits"]) == set(map(str, range(n_min)))
+    for key in ("box_dimension", "basin_entropy", "boundary_entropy"):
+        assert len(data["fractal"][key]) == 6
+    with Image.open(out / "maps.gif") as gif:
+        assert gif.n_frames == 6
+    names = {p.name for p in out.iterdir()}
+    assert {"fractions_vs_rate.png", "maps.png", "fractal_measures.png", "report.html"} <= names
+    page = (out / "report.html").read_text()
+    assert "Where each basin vanishes" in page and "2/λ_max" in page
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"lr_min": 0.2, "lr_max": 0.1}, "must be below --lr-max"),
+        ({"lrs": 1}, "--lrs must be at least 2"),
+        ({"box": 40}, "--box must be in 2..--grid"),
+        ({"surface": "nope"}, "nope"),
+    ],
+)
+def test_cli_refuses_bad_options_before_compute(tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit) as e:
+        run_and_print(
+            cli_continuation.COMMAND,
+            {"out": tmp_path / "x", "seed": 0, "overwrite": False, "grid": 16, **options},
+        )
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
