@@ -26,7 +26,7 @@ from gdjax.plot import continuation as P
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
-__all__ = ["compute", "run", "summary", "to_json", "vanishing_words", "write"]
+__all__ = ["compute", "run", "summary", "three_rates", "to_json", "vanishing_words", "write"]
 
 
 def compute(
@@ -124,6 +124,15 @@ def to_json(cont: C.Continuation) -> dict:
     }
 
 
+def three_rates(dims) -> list[int]:
+    """The first, middle and last rates whose map has a boundary (a finite
+    box dimension): the ones the report and summary quote."""
+    ok = np.flatnonzero(np.isfinite(np.asarray(dims, np.float64)))
+    if ok.size == 0:
+        return []
+    return sorted({int(ok[0]), int(ok[ok.size // 2]), int(ok[-1])})
+
+
 def vanishing_words(v: C.Vanishing, name: str) -> str:
     """Where one basin vanished, against its stability limit, in a sentence."""
     limit = v.stability_limit
@@ -215,7 +224,7 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
         "The boundaries' dimension and the basin entropies against the rate.",
     )
     fr = cont.fractal
-    three = sorted({0, len(cont.lrs) // 2, len(cont.lrs) - 1})
+    three = three_rates(fr.box_dimension)
     rep.table(
         ["lr", "box dimension", "Sb", "Sbb", "Sbb > log 2"],
         [
@@ -243,10 +252,13 @@ def summary(res: dict) -> str:
         seen = "never reached" if v["last_seen"] is None else f"last at {v['last_seen']:.4g}"
         lim = "none" if limit is None else f"{limit:.4g}"
         lines.append(f"  min {i}: {seen}, {gone}; 2/lambda_max = {lim}")
-    dims = res["fractal"]["box_dimension"]
-    shown = [d for d in (dims[0], dims[len(dims) // 2], dims[-1])]
-    lines.append(
-        "  box dimension at the first, middle and last rate: "
-        + ", ".join("-" if d is None else f"{d:.3f}" for d in shown)
+    dims = np.asarray(
+        [np.nan if d is None else d for d in res["fractal"]["box_dimension"]], np.float64
     )
+    idx = three_rates(dims)
+    if idx:
+        lines.append(
+            "  box dimension of the boundaries: "
+            + ", ".join(f"{dims[i]:.3f} at lr {lrs[i]:.3g}" for i in idx)
+        )
     return "\n".join(lines)

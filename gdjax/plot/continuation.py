@@ -56,20 +56,26 @@ def fractions_vs_rate(cont) -> Figure:
     ax.set_xlabel("learning rate")
     ax.set_ylabel("fraction of starts")
     lo, hi = cont.lrs[0], cont.lrs[-1]
-    for i, limit in enumerate(cont.stability_limits):
-        if lo <= limit <= hi:
-            ax.axvline(limit, color=colors[i + 2], ls="--", lw=2)
-            ax.axvline(limit, color="k", ls=(0, (1, 3)), lw=0.8)
-            ax.text(
-                limit,
-                1.01,
-                f"2/λ {i}",
-                color=colors[i + 2],
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                transform=ax.get_xaxis_transform(),
-            )
+    shown = [(limit, i) for i, limit in enumerate(cont.stability_limits) if lo <= limit <= hi]
+    for limit, i in shown:
+        ax.axvline(limit, color=colors[i + 2], ls="--", lw=2)
+    groups: list[list[tuple[float, int]]] = []  # limits closer than 3% share one label
+    for limit, i in sorted(shown):
+        if groups and limit < groups[-1][-1][0] * 1.03:
+            groups[-1].append((limit, i))
+        else:
+            groups.append([(limit, i)])
+    for group in groups:
+        ax.text(
+            group[0][0],
+            1.01,
+            "2/λ of min " + ", ".join(str(i) for _, i in group),
+            color="0.2",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            transform=ax.get_xaxis_transform(),
+        )
     ax.plot([], [], color="0.3", ls="--", label="stability limit 2 / λ_max of a minimum")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     c = bmap.config
