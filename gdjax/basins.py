@@ -25,7 +25,7 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -53,8 +53,10 @@ __all__ = [
     "best_of_k",
     "check_memory",
     "critical_points",
+    "discover_minima",
     "global_minima",
     "grid_starts",
+    "label_ends",
     "make_runner",
     "make_starts",
     "map_basins",
@@ -890,6 +892,41 @@ def _find_and_label(surface, final, converged, diverged, dom, rounds: int = 5):
         if not grew or not pool.any():
             break
     return tuple(found), labels
+
+
+def discover_minima(
+    surface: Surface, final, converged, diverged, domain, known: Sequence[CriticalPoint] = ()
+) -> tuple[tuple[CriticalPoint, ...], np.ndarray]:
+    """The minima among some runs' end points, added to ``known`` (whose
+    order is kept: new ones are appended, so earlier labels stay valid), and
+    the runs' labels against them. For maps computed in pieces
+    (:mod:`gdjax.tiled`)."""
+    radius = _radius(domain)
+    found = list(known)
+    pool = converged & ~diverged
+    labels = _label(final, converged, diverged, tuple(found), tol_radius=radius)
+    pool &= labels == NOT_CONVERGED
+    for _ in range(5):
+        if not pool.any():
+            break
+        new = [
+            p
+            for p in _candidate_minima(surface, final[pool], domain)
+            if all(np.hypot(*np.subtract(p.location, q.location)) >= radius / 10 for q in found)
+        ]
+        if not new:
+            break
+        found += _dedupe(sorted(new, key=lambda p: p.value), radius / 10)
+        labels = _label(final, converged, diverged, tuple(found), tol_radius=radius)
+        pool &= labels == NOT_CONVERGED
+    return tuple(found), labels
+
+
+def label_ends(final, converged, diverged, minima, domain) -> np.ndarray:
+    """Each run's label (the index into ``minima`` of the one its converged
+    end lies within 1% of the domain's width of, -1 not converged, -2
+    diverged), as :func:`map_basins` labels."""
+    return _label(final, converged, diverged, tuple(minima), tol_radius=_radius(domain))
 
 
 def _label(final, converged, diverged, minima, tol_radius) -> np.ndarray:

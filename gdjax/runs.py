@@ -41,6 +41,7 @@ __all__ = [
     "command_line",
     "open_run",
     "read_manifest",
+    "stream_npy",
     "write_bytes",
     "write_text",
 ]
@@ -99,6 +100,39 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+@contextlib.contextmanager
+def stream_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype):
+    """A ``.npy`` file too large to hold in memory, written in pieces: yields
+    a writable memory map of a temporary file beside ``path``; when the block
+    ends without an error it is flushed, synced and renamed over ``path``
+    (atomic, like :func:`write_bytes`); on an error (a full disk, Ctrl-C) the
+    temporary file is removed and ``path`` is left as it was. Recorded in an
+    open :class:`Run`'s manifest like any written file."""
+    import numpy as np
+
+    path = Path(path)
+    for run in _ACTIVE:
+        inside = path.parent.resolve()
+        if inside.is_relative_to(run.out.resolve()):
+            run.record(str(inside.relative_to(run.out.resolve()) / path.name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield array
+        array.flush()
+        del array
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _umask() -> int:

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import shutil
+import sys
 from pathlib import Path
 
 import optax
 from tqdm.auto import tqdm
 
 import gdjax
+from gdjax import basins
 from gdjax import schedules as S
+from gdjax import tiled as tiled_maps
 from gdjax._validate import check_nonnegative
 from gdjax.cli._common import (
     Command,
@@ -28,9 +32,20 @@ from gdjax.cli._common import (
     positive_int,
     setting_type,
 )
-from gdjax.lessons import local_minima
+from gdjax.lessons import disk_map, local_minima
 
-__all__ = ["COMMAND", "OPTIMIZERS", "add_arguments", "parse_rule", "run"]
+__all__ = [
+    "COMMAND",
+    "OPTIMIZERS",
+    "TILED_ABOVE",
+    "add_arguments",
+    "describe_plan",
+    "parse_rule",
+    "run",
+]
+
+TILED_ABOVE = 4096
+"""Grids larger than this are mapped tile by tile (:mod:`gdjax.tiled`)."""
 
 OPTIMIZERS = (
     "sgd",
@@ -121,6 +136,23 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
         default=None,
         help="starts per compiled call (default: 2^18 on a CPU, 2^22 on an accelerator)",
     )
+    parser.add_argument(
+        "--tiled",
+        action="store_true",
+        help=f"compute the grid tile by tile, labels streamed to labels.npy (automatic above "
+        f"--grid {TILED_ABOVE}): memory stays under a few GB at any size",
+    )
+    parser.add_argument(
+        "--tile-rows",
+        type=positive_int("--tile-rows"),
+        default=None,
+        help="grid rows per tile (default: about 4 million starts)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="a tiled map: print the estimated time, disk and memory, then stop",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(default_grid=default_grid)
 
@@ -181,6 +213,9 @@ def run(
     x64: bool = False,
     chunk_size: int | None = None,
     no_progress: bool = False,
+    tiled: bool = False,
+    tile_rows: int | None = None,
+    dry_run: bool = False,
     default_grid: int = 1024,
 ) -> dict:
     """Parses the options, maps the basins with a progress bar, writes the
@@ -191,6 +226,28 @@ def run(
     if grid is None and starts is None:
         grid = default_grid
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
+    if tiled or dry_run or tile_rows is not None or (grid is not None and grid > TILED_ABOVE):
+        if starts is not None or grid is None:
+            raise ValueError("--tiled, --tile-rows and --dry-run map a --grid, not --starts")
+        if x64:
+            raise ValueError("a tiled map runs in float32; leave out --x64")
+        return _run_tiled(
+            out,
+            surf,
+            grid,
+            seed=seed,
+            rule=rule,
+            lr=rate,
+            steps=steps,
+            tol=tol,
+            domain=dom,
+            bound=bound,
+            global_tol=global_tol,
+            chunk_size=chunk_size,
+            tile_rows=tile_rows,
+            dry_run=dry_run,
+            no_progress=no_progress,
+        )
     # refused before any compute (and before the progress bar draws)
     local_minima.check_size(grid, starts, x64)
     total = grid * grid if grid else starts
@@ -226,6 +283,58 @@ def run(
         if bar is not None:
             bar.close()  # before any message, Ctrl-C's included
     return local_minima.write(out, study)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def describe_plan(p: tiled_maps.Plan) -> str:
+    """A tiled map's estimate in one line."""
+    secs = "" if p.seconds is None else f"about {p.seconds:.0f} s of descent, "
+    return (
+        f"{p.starts:,} starts in {p.tiles} tiles of {p.tile_rows} rows: {secs}"
+        f"{p.disk_bytes / 1e9:.2f} GB on disk (labels.npy, converged_step.npy), "
+        f"about {_gb(p.memory_bytes)} of memory"
+    )
+
+
+def _run_tiled(out, surf, grid, *, seed, no_progress, dry_run, **options) -> dict:
+    p = tiled_maps.plan(grid, options["steps"], tile_rows=options["tile_rows"])
+    available = basins.available_memory()
+    if available is not None and p.memory_bytes > available:
+        raise ValueError(
+            f"a tile needs about {_gb(p.memory_bytes)} and {_gb(available)} is available; "
+            "give a smaller --tile-rows"
+        )
+    free = shutil.disk_usage(Path(out).resolve().parent if not Path(out).exists() else out).free
+    if not dry_run and p.disk_bytes > free:
+        raise ValueError(
+            f"the labels need {p.disk_bytes / 1e9:.2f} GB on disk and {out} has "
+            f"{free / 1e9:.2f} GB free"
+        )
+    bar = None
+
+    def on_plan(p):
+        nonlocal bar
+        print(f"gdjax basins: {describe_plan(p)}", file=sys.stderr, flush=True)
+        if not no_progress and not dry_run:
+            bar = tqdm(total=p.starts, unit="start", unit_scale=True, desc="tiles")
+
+    def progress(done, total, seconds):
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    try:
+        result = tiled_maps.map_to_disk(
+            surf, grid, out, progress=progress, on_plan=on_plan, dry_run=dry_run, **options
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if dry_run:
+        raise SystemExit(0)  # nothing was written; the folder is left as it was
+    return disk_map.write(out, result, seed)
 
 
 COMMAND = Command(

@@ -153,7 +153,7 @@ def _report(out, bmap, crit, trajs, res) -> None:
         f"{res['timing']['seconds']:.1f} s "
         f"({res['timing']['restart_steps_per_second']:.3g} restart-steps/s)."
     )
-    rep.text(_outcome(res), note=True)
+    rep.text(outcome(res), note=True)
     if bmap.grid is not None:
         rep.figure(
             plot.basin_map(bmap, crit, trajs),
@@ -182,9 +182,9 @@ def _report(out, bmap, crit, trajs, res) -> None:
         [
             [
                 f"{i}*" if i in bmap.global_minima else i,
-                _pt(m.location),
+                point(m.location),
                 m.value,
-                _pt(m.eigenvalues),
+                point(m.eigenvalues),
                 bmap.fractions[str(i)][0],
                 f"[{bmap.fractions[str(i)][1]:.4f}, {bmap.fractions[str(i)][2]:.4f}]",
             ]
@@ -205,7 +205,7 @@ def _report(out, bmap, crit, trajs, res) -> None:
     rep.heading("Critical points")
     rep.table(
         ["kind", "location", "f", "Hessian eigenvalues"],
-        [[c.kind, _pt(c.location), c.value, _pt(c.eigenvalues)] for c in crit],
+        [[c.kind, point(c.location), c.value, point(c.eigenvalues)] for c in crit],
     )
     rep.heading("Random restarts (lesson C)")
     rep.text(
@@ -227,11 +227,11 @@ def _report(out, bmap, crit, trajs, res) -> None:
     rep.heading("Command and configuration")
     rep.code(res["command"])
     skip = ("minima", "critical_points", "fractions", "best_of_k", "versions", "command")
-    rep.code("\n".join(f"{k}: {_short(v)}" for k, v in res.items() if k not in skip))
+    rep.code("\n".join(f"{k}: {short(v)}" for k, v in res.items() if k not in skip))
     rep.write(out)
 
 
-def _outcome(res: dict) -> str:
+def outcome(res: dict) -> str:
     """One sentence on the outcome, with the global minima named."""
     fr = res["fractions"]
     conv = 1.0 - fr["diverged"]["fraction"] - fr["not_converged"]["fraction"]
@@ -260,18 +260,19 @@ def _outcome(res: dict) -> str:
     )
 
 
-def _short(v):
+def short(v):
     """A config value for people: floats to 6 significant digits, dicts flattened."""
     if isinstance(v, float):
         return f"{v:.6g}"
     if isinstance(v, dict):
-        return ", ".join(f"{k} {_short(x)}" for k, x in v.items())
+        return ", ".join(f"{k} {short(x)}" for k, x in v.items())
     if isinstance(v, list):
-        return "[" + ", ".join(str(_short(x)) for x in v) + "]"
+        return "[" + ", ".join(str(short(x)) for x in v) + "]"
     return v
 
 
-def _pt(p) -> str:
+def point(p) -> str:
+    """A point in words, 4 significant digits per coordinate."""
     return "(" + ", ".join(f"{v:.4g}" for v in p) + ")"
 
 
@@ -301,4 +302,8 @@ def summary(res: dict) -> str:
         "  P(best of k reaches a global min): "
         + ", ".join(f"k={k}: {e:.3f}" for k, e in zip(bk["k"], bk["exact"], strict=True))
     )
+    if "files" in res:  # a map streamed to disk (gdjax.tiled)
+        lines.append(
+            "  on disk: " + ", ".join(res["files"].values()) + " (np.load(path, mmap_mode='r'))"
+        )
     return "\n".join(lines)

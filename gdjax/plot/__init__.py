@@ -799,9 +799,12 @@ def _basin_axes(fig, ax, bmap, critical, title: str) -> None:
     _title(ax, title, fontsize=11, share=0.6)
 
 
-def basin_map(bmap, critical=(), trajs: Trajectory | None = None) -> Figure:
+def basin_map(
+    bmap, critical=(), trajs: Trajectory | None = None, *, title: str | None = None
+) -> Figure:
     """A grid BasinMap's labels coloured, minima, saddles and maxima marked,
-    and a few trajectories overlaid. The title says the rule in words."""
+    and a few trajectories overlaid. The title says the rule in words (or is
+    ``title``)."""
     labels = bmap.label_grid()
     n_min = len(bmap.minima)
     (x0, x1), (y0, y1) = bmap.domain
@@ -820,7 +823,7 @@ def basin_map(bmap, critical=(), trajs: Trajectory | None = None) -> Figure:
         for path in np.asarray(trajs.params):
             ax.plot(path[:, 0], path[:, 1], "-", color="k", lw=1)
             ax.plot(path[0, 0], path[0, 1], "o", color="k", ms=3)
-    _basin_axes(fig, ax, bmap, critical, _basin_title(bmap, "Basins of attraction"))
+    _basin_axes(fig, ax, bmap, critical, title or _basin_title(bmap, "Basins of attraction"))
     return fig
 
 
