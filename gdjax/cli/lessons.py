@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from gdjax import runs
-from gdjax.cli import basins, continuation, optimizers
+from gdjax.cli import basins, continuation, high_dim, optimizers
 from gdjax.cli._common import (
     Command,
     add_descent_options,
@@ -172,6 +172,7 @@ LESSONS: dict[str, Command] = {
     "schedules": _lesson(schedule_plots, _no_options),
     "continuation": _smaller(continuation.COMMAND, **LESSON_SIZES["continuation"]),
     "optimizers": _smaller(optimizers.COMMAND, **LESSON_SIZES["optimizers"]),
+    "high-dim": high_dim.COMMAND,
 }
 """The lessons ``gdjax lessons`` runs, by their CLI names (those of
 :data:`gdjax.lessons.LESSONS`)."""

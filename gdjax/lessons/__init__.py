@@ -11,6 +11,7 @@ from gdjax.lessons import (
     dynamic_lr,
     gd_1d,
     gd_2d_peaks,
+    high_dim,
     local_minima,
     lr_scheduling,
     optimizer_maps,
@@ -26,6 +27,7 @@ LESSONS = {
     "schedules": schedule_plots,
     "continuation": rate_continuation,
     "optimizers": optimizer_maps,
+    "high-dim": high_dim,
 }
 
 STUDIES = {"lr-scheduling": lr_scheduling}

@@ -52,6 +52,9 @@ from gdjax.surfaces import Surface  # noqa: E402
 
 __all__ = [
     "arrival_by_rule",
+    "continuation",
+    "high_dim",
+    "optimizers",
     "basin_map",
     "basin_scatter",
     "best_of_k_curve",
@@ -1184,3 +1187,9 @@ def _in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+# the studies' figures, one submodule each (they use the helpers above)
+from gdjax.plot import continuation as continuation  # noqa: E402
+from gdjax.plot import high_dim as high_dim  # noqa: E402
+from gdjax.plot import optimizers as optimizers  # noqa: E402
