@@ -7,6 +7,7 @@
     gdjax basins --surface peaks --grid 1024 --lr 0.01 --steps 1000 --out DIR
     gdjax continuation --surface peaks --lr-min 0.001 --lr-max 0.2 --lrs 64 --grid 512 --out DIR
     gdjax optimizers --surface peaks --grid 512 --out DIR
+    gdjax trainability --grid 1024 --out DIR [--surface peaks --x lr --y momentum] [--zoom CX,CY,W]
     gdjax lenet --schedule cosine --epochs 30 --out DIR [--resume] [--subset N]
     gdjax surfaces                          the surface zoo and its minima
 
@@ -17,7 +18,8 @@ training, ``--resume``) is given.
 
 One module per command: :mod:`gdjax.cli.lessons` (``lessons``, ``lesson``),
 :mod:`gdjax.cli.basins`, :mod:`gdjax.cli.continuation`,
-:mod:`gdjax.cli.optimizers`, :mod:`gdjax.cli.lenet`, :mod:`gdjax.cli.schedules`
+:mod:`gdjax.cli.optimizers`, :mod:`gdjax.cli.trainability`,
+:mod:`gdjax.cli.lenet`, :mod:`gdjax.cli.schedules`
 and :mod:`gdjax.cli.surfaces`; ``main`` here dispatches to them.
 """
 
@@ -26,7 +28,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gdjax.cli import basins, continuation, lenet, lessons, optimizers, schedules, surfaces
+from gdjax.cli import (
+    basins,
+    continuation,
+    lenet,
+    lessons,
+    optimizers,
+    schedules,
+    surfaces,
+    trainability,
+)
 from gdjax.cli._common import add_parser, run_and_print
 
 __all__ = ["main"]
@@ -72,6 +83,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_parser(
         sub,
+        "trainability",
+        trainability.COMMAND,
+        "runs/trainability",
+        help="trainable / divergent over two hyperparameters, zooms into the boundary",
+    )
+    add_parser(
+        sub,
         "lenet",
         lenet.COMMAND,
         "runs/lenet",
@@ -101,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "lenet": lenet,
             "optimizers": optimizers,
             "schedules": schedules,
+            "trainability": trainability,
         }
         run_and_print(commands[command].COMMAND, args)
     return 0

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from gdjax import runs
-from gdjax.cli import basins, continuation, high_dim, optimizers
+from gdjax.cli import basins, continuation, high_dim, optimizers, trainability
 from gdjax.cli._common import (
     Command,
     add_descent_options,
@@ -153,6 +153,7 @@ def _smaller(command: Command, **sizes) -> Command:
 LESSON_SIZES = {
     "continuation": {"grid": 128, "lrs": 24, "steps": 1000},
     "optimizers": {"grid": 128, "steps": 2000},
+    "trainability": {"grid": 128, "zoom_grid": 64, "zoom_levels": 3},
 }
 """The sizes at which ``gdjax lessons`` runs the research commands (their
 own commands default to the full sizes)."""
@@ -173,6 +174,7 @@ LESSONS: dict[str, Command] = {
     "continuation": _smaller(continuation.COMMAND, **LESSON_SIZES["continuation"]),
     "optimizers": _smaller(optimizers.COMMAND, **LESSON_SIZES["optimizers"]),
     "high-dim": high_dim.COMMAND,
+    "trainability": _smaller(trainability.COMMAND, **LESSON_SIZES["trainability"]),
 }
 """The lessons ``gdjax lessons`` runs, by their CLI names (those of
 :data:`gdjax.lessons.LESSONS`)."""

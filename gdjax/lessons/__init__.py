@@ -17,6 +17,7 @@ from gdjax.lessons import (
     optimizer_maps,
     rate_continuation,
     schedule_plots,
+    trainability_maps,
 )
 
 LESSONS = {
@@ -28,6 +29,7 @@ LESSONS = {
     "continuation": rate_continuation,
     "optimizers": optimizer_maps,
     "high-dim": high_dim,
+    "trainability": trainability_maps,
 }
 
 STUDIES = {"lr-scheduling": lr_scheduling}

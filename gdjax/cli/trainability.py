@@ -1,0 +1,107 @@
+"""Options of ``gdjax trainability`` (the study: :mod:`gdjax.lessons.trainability_maps`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from gdjax.cli._common import Command, positive_int
+from gdjax.lessons import trainability_maps as lesson
+
+__all__ = ["COMMAND", "add_arguments", "run"]
+
+
+def _floats(n: int, flag: str):
+    def parse(text: str):
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != n:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes {n} comma-separated numbers, got {text!r}"
+            )
+        return values
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = None) -> None:
+    d = {"grid": 1024, "zoom_grid": 256, "zoom_levels": 4, **(defaults or {})}
+    parser.add_argument(
+        "--grid",
+        type=positive_int("--grid"),
+        default=d["grid"],
+        help="n x n pixels (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=None,
+        help="training steps per pixel (default: 100 for the network, 1000 for a surface)",
+    )
+    parser.add_argument(
+        "--width",
+        type=positive_int("--width"),
+        default=8,
+        help="the network's hidden units (default: 8; the paper's figures: 16)",
+    )
+    parser.add_argument(
+        "--surface", default=None, help="map a surface of the zoo over (lr, momentum) instead"
+    )
+    parser.add_argument("--x", default=None, help="the x axis: lr_0 (network) or lr (surface)")
+    parser.add_argument(
+        "--y", default=None, help="the y axis: lr_1 (network) or momentum (surface)"
+    )
+    parser.add_argument(
+        "--start",
+        type=_floats(2, "--start"),
+        default=(0.0, 0.0),
+        metavar="X,Y",
+        help="a surface's start (default: 0,0)",
+    )
+    parser.add_argument(
+        "--zoom",
+        type=_floats(3, "--zoom"),
+        default=None,
+        metavar="CX,CY,W",
+        help="map this window instead: centre and width in axis units (log10 on a log axis)",
+    )
+    parser.add_argument(
+        "--zoom-levels",
+        type=int,
+        default=d["zoom_levels"],
+        help="zooms into the boundary, each 8x narrower (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--zoom-grid",
+        type=positive_int("--zoom-grid"),
+        default=d["zoom_grid"],
+        help="pixels per side of each zoom (default: %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:
+    """The study with a progress bar over the main map's pixels."""
+    if options.get("zoom_levels", 0) < 0:
+        raise ValueError("--zoom-levels must be >= 0")
+    bar = None if no_progress else tqdm(unit="pixel", unit_scale=True, desc="trainability")
+
+    def progress(done, total):
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        return lesson.run(out, seed=seed, progress=progress, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+COMMAND = Command(
+    "trainability_maps", lesson.__doc__, add_arguments, run, lesson.summary, shards=True
+)

@@ -1,0 +1,205 @@
+"""Trainability maps: where training converges and where it diverges, and zooms into the boundary.
+
+For every pixel of a grid of two hyperparameters, train and record converged
+or diverged and a normalised loss: by default Sohl-Dickstein's setup (a
+one-hidden-layer tanh network, a learning rate per layer, full-batch gradient
+descent; arXiv 2402.06184), or, with --surface, gradient descent with
+momentum on a surface over (lr, momentum). Zooms into the boundary at the same
+resolution show its structure at every scale; its box-counting dimension is
+measured. Writes trainability.json, the map, the zoom sequence and report.html.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from gdjax import fractal, plot
+from gdjax import trainability as T
+from gdjax.report import Report, versions, write_json
+from gdjax.runs import command_line
+
+__all__ = ["Study", "compute", "run", "summary", "to_json", "write"]
+
+
+class Study(NamedTuple):
+    """The main map, the zoom sequence, the boundary's box dimension and the
+    settings."""
+
+    main: T.TrainabilityMap
+    zooms: list
+    box: fractal.BoxDimension
+    settings: dict
+
+
+def compute(
+    *,
+    seed: int = 0,
+    grid: int = 1024,
+    steps: int | None = None,
+    width: int = 8,
+    surface: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    start=(0.0, 0.0),
+    zoom=None,
+    zoom_levels: int = 4,
+    zoom_grid: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> Study:
+    """Validates, computes the map (in ``zoom``'s window if given: (cx, cy,
+    w) in axis units, log10 on a log axis), then ``zoom_levels`` zooms of
+    ``zoom_grid`` pixels into a boundary point."""
+    names = ("lr", "momentum") if surface else ("lr_0", "lr_1")
+    for given, want, flag in ((x, names[0], "--x"), (y, names[1], "--y")):
+        if given is not None and given != want:
+            raise ValueError(
+                f"{flag} {given}: this map's axes are {names[0]} and {names[1]}"
+                + ("" if surface else " (give --surface for lr x momentum)")
+            )
+    if zoom is not None:
+        cx, cy, w = zoom
+        if not w > 0:
+            raise ValueError(f"--zoom width must be > 0, got {w}")
+        base = T.Window(cx, cy, w, w)
+    else:
+        base = T.SURFACE_WINDOW if surface else T.NETWORK_WINDOW
+    steps = steps if steps is not None else (1000 if surface else 100)
+
+    def one(window, resolution, report=None):
+        if surface:
+            return T.surface_map(
+                surface, window, start=start, resolution=resolution, steps=steps, progress=report
+            )
+        return T.network_map(
+            window, resolution=resolution, steps=steps, width=width, seed=seed, progress=report
+        )
+
+    main = one(base, grid, progress)
+    box = main.box_dimension()
+    zooms = []
+    if zoom_levels > 0 and box.boundary_pixels:
+        centre = T.boundary_point(main)
+        zooms = [one(w, zoom_grid) for w in T.zoom_windows(base, centre, zoom_levels)]
+    settings = {
+        "mode": f"surface {surface}" if surface else "network",
+        "steps": steps,
+        "width": None if surface else width,
+        "start": list(start) if surface else None,
+        "grid": grid,
+        "zoom_levels": zoom_levels,
+        "zoom_grid": zoom_grid,
+        "seed": seed,
+    }
+    return Study(main, zooms, box, settings)
+
+
+def _axis(a: T.Axis) -> dict:
+    return {"name": a.name, "values": a.values.tolist(), "log": a.log}
+
+
+def to_json(study: Study) -> dict:
+    m = study.main
+    return {
+        "axes": {"x": _axis(m.x), "y": _axis(m.y)},
+        "window": m.window._asdict(),
+        "converged_fraction": m.converged_fraction,
+        "box_dimension": None if not np.isfinite(study.box.dimension) else study.box.dimension,
+        "box_sizes": study.box.sizes.tolist(),
+        "box_counts": study.box.counts.tolist(),
+        "zooms": [
+            {
+                "window": z.window._asdict(),
+                "converged_fraction": z.converged_fraction,
+                "box_dimension": _finite(z.box_dimension().dimension),
+            }
+            for z in study.zooms
+        ],
+        "seconds": m.seconds,
+        "pixels_per_second": m.converged.size / m.seconds,
+        "settings": study.settings,
+        "versions": versions(),
+        "command": command_line(),
+    }
+
+
+def _finite(v):
+    return None if not np.isfinite(v) else float(v)
+
+
+def write(out: str | Path, study: Study) -> dict:
+    """trainability.json (with converged.npy, the map as booleans), the
+    figures and report.html."""
+    out = Path(out)
+    res = to_json(study)
+    write_json(out / "trainability.json", res)
+    m = study.main
+    what = (
+        f"gradient descent with momentum on {study.settings['mode'][8:]}, "
+        f"{res['settings']['steps']} steps"
+        if study.settings["mode"] != "network"
+        else f"a width-{study.settings['width']} tanh network, "
+        f"{res['settings']['steps']} full-batch steps"
+    )
+    rep = Report("Trainability map")
+    rep.text(
+        f"{m.converged.size:,} trainings of {what}, one per pixel, as one vmapped program "
+        f"in {m.seconds:.1f} s ({res['pixels_per_second']:.0f} pixels/s). Blue: training "
+        "converged (the mean of the last 20 losses, normalised by the first, is below 1), "
+        "shaded by the sum of the normalised losses; red: it diverged, shaded by how fast."
+    )
+    rep.figure(plot.trainability.trainability_map(m, what), "trainability", "The map.")
+    dim = res["box_dimension"]
+    rep.text(
+        f"Box-counting dimension of the boundary: {dim:.3f} (1 for a smooth curve)."
+        if dim is not None
+        else "This map has no boundary: every pixel trains, or every pixel diverges.",
+        note=True,
+    )
+    if study.zooms:
+        rep.figure(
+            plot.trainability.zoom_sequence(study.zooms),
+            "zoom_sequence",
+            f"{len(study.zooms)} zooms into a point of the boundary, each 8x narrower, "
+            f"{study.settings['zoom_grid']}^2 pixels each; the next window is outlined.",
+        )
+        rep.table(
+            ["zoom", "window width (x, y)", "trainable", "box dimension"],
+            [
+                [
+                    k,
+                    f"{z['window']['wx']:.3g}, {z['window']['wy']:.3g}",
+                    f"{100 * z['converged_fraction']:.1f}%",
+                    "-" if z["box_dimension"] is None else f"{z['box_dimension']:.3f}",
+                ]
+                for k, z in enumerate(res["zooms"])
+            ],
+        )
+    if dim is not None:
+        rep.figure(plot.trainability.box_counting(study.box), "box_counting", "The fit.")
+    rep.code(res["command"])
+    rep.write(out)
+    return res
+
+
+def run(out: Path, *, seed: int = 0, progress=None, **options) -> dict:
+    """:func:`compute`, then :func:`write`."""
+    return write(out, compute(seed=seed, progress=progress, **options))
+
+
+def summary(res: dict) -> str:
+    dim = res["box_dimension"]
+    n = len(res["axes"]["x"]["values"]) * len(res["axes"]["y"]["values"])
+    return (
+        f"trainability: {n:,} pixels in {res['seconds']:.1f} s, "
+        f"{100 * res['converged_fraction']:.1f}% trainable, boundary dimension "
+        + ("-" if dim is None else f"{dim:.3f}")
+        + "".join(
+            f"\n  zoom {k}: width {z['window']['wx']:.3g}, dimension "
+            + ("-" if z["box_dimension"] is None else f"{z['box_dimension']:.3f}")
+            for k, z in enumerate(res["zooms"])
+        )
+    )

@@ -1,0 +1,342 @@
+"""Trainability maps: which hyperparameters train and which diverge.
+
+Sohl-Dickstein, "The boundary of neural network trainability is fractal"
+(arXiv 2402.06184, 2024) trains a one-hidden-layer tanh network with full-batch
+gradient descent and a separate learning rate for each of its two layers, and
+colours every pixel of a (lr_0, lr_1) grid by whether training converged or
+diverged; the boundary between the two is fractal. Here that is one jitted,
+vmapped program over pixels (the rates are data), run in chunks sharded over
+the devices; and the same map for a surface of the zoo over (lr, momentum).
+
+The network (as in the paper's code): width w (16 in the paper, 8 in its
+published notebook), mean-field parameterisation, output
+``tanh(sqrt(2) X W0 / sqrt(w)) W1 / w``, weights N(0, 1), a dataset of as many
+points as parameters (x ~ N(0, I_w), y ~ N(0, 1)), mean squared error. A run's
+losses are normalised by the first; it *converged* when the mean of the last
+20 normalised losses is below 1 (non-finite losses count as 1e6). The shade:
+the sum of the normalised losses for a trainable pixel, the sum of their
+inverses for a divergent one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gdjax import _validate, fractal
+from gdjax.descent import descend_final, optimizer
+from gdjax.surfaces import get as _get_surface
+
+__all__ = [
+    "Axis",
+    "TrainabilityMap",
+    "Window",
+    "boundary_point",
+    "make_problem",
+    "network_map",
+    "surface_map",
+    "zoom_windows",
+]
+
+MAX_LOSS = 1e6
+
+
+class Axis(NamedTuple):
+    """One axis of a map: its name, its values (pixel centres) and whether
+    they are log-spaced (then windows are in log10 units)."""
+
+    name: str
+    values: np.ndarray
+    log: bool
+
+
+class Window(NamedTuple):
+    """A window of hyperparameter space: centre and width per axis, in
+    log10 units on a log axis."""
+
+    cx: float
+    cy: float
+    wx: float
+    wy: float
+
+    def axes(self, names, logs, n: int) -> tuple[Axis, Axis]:
+        def one(c, w, name, log):
+            v = np.linspace(c - w / 2, c + w / 2, n)
+            return Axis(name, 10.0**v if log else v, log)
+
+        return one(self.cx, self.wx, names[0], logs[0]), one(self.cy, self.wy, names[1], logs[1])
+
+
+class TrainabilityMap(NamedTuple):
+    """A map: ``converged`` (ny, nx) bool, ``score`` (ny, nx) the shade
+    (negative: trainable, the sum of normalised losses; positive: divergent,
+    the sum of their inverses), ``final_loss`` the mean of the last 20
+    normalised losses (capped at 1e6), the two axes, the window, seconds."""
+
+    x: Axis
+    y: Axis
+    converged: np.ndarray
+    score: np.ndarray
+    final_loss: np.ndarray
+    window: Window
+    seconds: float
+
+    @property
+    def converged_fraction(self) -> float:
+        return float(self.converged.mean())
+
+    def box_dimension(self) -> fractal.BoxDimension:
+        """The box-counting dimension of the trainable / divergent boundary."""
+        return fractal.box_dimension(self.converged.astype(np.int8))
+
+
+NETWORK_WINDOW = Window(0.0, 0.0, 8.0, 8.0)
+"""The network map's default window: lr_0 and lr_1 from 1e-4 to 1e4."""
+
+SURFACE_WINDOW = Window(-2.0, 0.5, 3.0, 1.0)
+"""A surface map's default window: lr from 10^-3.5 to 10^-0.5, momentum 0 to 1."""
+
+
+# --------------------------------------------------------------------------
+# The network.
+
+
+class Problem(NamedTuple):
+    """The network's fixed data: initial weights and the dataset."""
+
+    w0: jax.Array
+    w1: jax.Array
+    x: jax.Array
+    y: jax.Array
+
+
+def make_problem(key, width: int = 8) -> Problem:
+    """The paper's network and dataset for ``width`` hidden units."""
+    width = _validate.check_count("width", width)
+    k0, k1, kx, ky = jax.random.split(key, 4)
+    n_params = width * width + width
+    return Problem(
+        jax.random.normal(k0, (width, width)),
+        jax.random.normal(k1, (width, 1)),
+        jax.random.normal(kx, (n_params, width)),
+        jax.random.normal(ky, (n_params, 1)),
+    )
+
+
+def _loss(params, x, y):
+    w0, w1 = params
+    width = w0.shape[0]
+    hidden = jnp.tanh(jnp.sqrt(2.0) * (x @ w0) / jnp.sqrt(width))
+    out = (hidden @ w1) / width
+    return jnp.mean(jnp.square(out - y))
+
+
+def _train_one(problem: Problem, lr0, lr1, steps: int):
+    """One network trained with rates (lr0, lr1): (converged, score, final)."""
+    grad = jax.value_and_grad(_loss)
+
+    def step(params, _):
+        loss, (g0, g1) = grad(params, problem.x, problem.y)
+        w0, w1 = params
+        return (w0 - lr0 * g0, w1 - lr1 * g1), loss
+
+    _, losses = jax.lax.scan(step, (problem.w0, problem.w1), None, length=steps)
+    return _measure(losses)
+
+
+def _measure(losses):
+    v = jnp.where(jnp.isfinite(losses), losses, MAX_LOSS)
+    v = jnp.minimum(v / v[0], MAX_LOSS)
+    final = jnp.mean(v[-20:])
+    converged = final < 1
+    v = jnp.maximum(v, 1e-30)
+    score = jnp.where(converged, -jnp.sum(v), jnp.sum(1 / v))
+    return converged, score, final
+
+
+def _population_loss(params, x, y):
+    """Every pixel's network at once, pixels on a middle axis, so that both
+    layers are one large matrix product for all of them (a vmap of small
+    products is several times slower on a CPU): (sum of losses, losses)."""
+    w0, w1 = params  # (w, P, w), (P, w)
+    width = w0.shape[0]
+    z = jnp.einsum("nd,dph->nph", x, w0) / jnp.sqrt(width)
+    hidden = jnp.tanh(jnp.sqrt(2.0) * z)
+    out = jnp.einsum("nph,ph->np", hidden, w1) / width
+    losses = jnp.mean(jnp.square(out - y), axis=0)
+    return jnp.sum(losses), losses
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _network_chunk(problem, lr0, lr1, steps: int):
+    """Trains one network per pixel (rates lr0[p], lr1[p]); the gradient of
+    the summed loss is each network's own gradient."""
+    n_pix = lr0.shape[0]
+    w0 = jnp.broadcast_to(
+        problem.w0[:, None, :], (problem.w0.shape[0], n_pix) + problem.w0.shape[1:]
+    )
+    w1 = jnp.broadcast_to(problem.w1[:, 0][None, :], (n_pix, problem.w1.shape[0]))
+    grad = jax.value_and_grad(_population_loss, has_aux=True)
+
+    def step(params, _):
+        (_, losses), (g0, g1) = grad(params, problem.x, problem.y)
+        w0, w1 = params
+        return (w0 - lr0[None, :, None] * g0, w1 - lr1[:, None] * g1), losses
+
+    _, losses = jax.lax.scan(step, (w0, w1), None, length=steps)
+    return jax.vmap(_measure, in_axes=1)(losses)
+
+
+def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk: int, progress):
+    """Runs ``fn(x_chunk, y_chunk)`` over flat pixel arrays in equal chunks
+    (the last padded), sharded over all devices."""
+    n_dev = jax.device_count()
+    mesh = Mesh(np.asarray(jax.devices()), ("pixels",))
+    shard = NamedSharding(mesh, PartitionSpec("pixels"))
+    total = xs.size
+    chunk = min(chunk, total)
+    chunk = -(-chunk // n_dev) * n_dev
+    outs = []
+    for begin in range(0, total, chunk):
+        a, b = xs[begin : begin + chunk], ys[begin : begin + chunk]
+        m = a.size
+        if m < chunk:
+            a = np.concatenate([a, np.repeat(a[-1:], chunk - m)])
+            b = np.concatenate([b, np.repeat(b[-1:], chunk - m)])
+        out = fn(jax.device_put(a, shard), jax.device_put(b, shard))
+        outs.append([np.asarray(o)[:m] for o in out])
+        if progress is not None:
+            progress(begin + m, total)
+    return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
+
+
+def _grid(window: Window, names, logs, resolution: int):
+    x, y = window.axes(names, logs, resolution)
+    gx, gy = np.meshgrid(x.values, y.values)
+    return x, y, gx.ravel(), gy.ravel()
+
+
+def network_map(
+    window: Window | None = None,
+    *,
+    resolution: int = 1024,
+    steps: int = 200,
+    width: int = 8,
+    seed: int = 0,
+    chunk: int = 1 << 14,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainabilityMap:
+    """The network's map over (lr of layer 0, lr of layer 1), log axes
+    centred at 10^cx, 10^cy (``window`` in log10 units)."""
+    resolution = _validate.check_count("resolution", resolution)
+    steps = _validate.check_count("steps", steps)
+    if steps < 20:
+        raise ValueError(f"steps must be at least 20 (the last 20 losses decide), got {steps}")
+    window = NETWORK_WINDOW if window is None else window
+    problem = make_problem(jax.random.key(seed), width)
+    x, y, gx, gy = _grid(window, ("lr_0", "lr_1"), (True, True), resolution)
+    dtype = jnp.result_type(float)
+
+    def fn(a, b):
+        return _network_chunk(problem, a.astype(dtype), b.astype(dtype), steps)
+
+    t0 = time.perf_counter()
+    conv, score, final = _run_pixels(fn, gx, gy, chunk, progress)
+    shape = (resolution, resolution)
+    return TrainabilityMap(
+        x,
+        y,
+        conv.reshape(shape),
+        score.reshape(shape),
+        final.reshape(shape),
+        window,
+        time.perf_counter() - t0,
+    )
+
+
+def surface_map(
+    surface: str,
+    window: Window | None = None,
+    *,
+    start=(0.0, 0.0),
+    resolution: int = 256,
+    steps: int = 1000,
+    tol: float = 1e-3,
+    chunk: int = 1 << 14,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainabilityMap:
+    """A surface's map over (lr, momentum) from one start: gradient descent
+    with heavy-ball momentum (optax.sgd); trainable = converged (|grad| <
+    tol). The lr axis is log (log10 units in ``window``), momentum linear."""
+    surf = _get_surface(surface)
+    window = SURFACE_WINDOW if window is None else window
+    resolution = _validate.check_count("resolution", resolution)
+    x, y, gx, gy = _grid(window, ("lr", "momentum"), (True, False), resolution)
+    if np.any(gy < 0) or np.any(gy >= 1):
+        raise ValueError("the momentum axis must lie in [0, 1): adjust the window's cy and wy")
+    x0 = jnp.asarray(start, jnp.result_type(float))
+    f0 = float(surf.fn(x0))
+
+    def fn(a, b):
+        fin = descend_final(
+            surf, x0, steps=steps, lr=a, rule=optimizer(optax.sgd, momentum=b), tol=tol
+        )
+        final = jnp.where(jnp.isfinite(fin.loss), fin.loss, MAX_LOSS)
+        scale = max(abs(f0), 1.0)
+        return (
+            fin.converged,
+            jnp.where(fin.converged, -final / scale, fin.diverged.astype(final.dtype)),
+            final,
+        )
+
+    t0 = time.perf_counter()
+    conv, score, final = _run_pixels(fn, gx, gy, chunk, progress)
+    shape = (resolution, resolution)
+    return TrainabilityMap(
+        x,
+        y,
+        conv.reshape(shape),
+        score.reshape(shape),
+        final.reshape(shape),
+        window,
+        time.perf_counter() - t0,
+    )
+
+
+def boundary_point(tmap: TrainabilityMap) -> tuple[float, float]:
+    """The boundary point where the boundary is most intricate: the boundary
+    pixel with the most boundary pixels within 1/16 of the map around it
+    (where two boundaries meet and the structure is richest), in window
+    units (log10 on a log axis)."""
+    b = fractal.boundary(tmap.converged.astype(np.int8))
+    if not b.any():
+        raise ValueError("this map has no boundary to zoom into")
+    ny, nx = b.shape
+    r = max(1, min(ny, nx) // 32)
+    c = np.pad(b.astype(np.int64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    iy, ix = np.nonzero(b)
+    y0, y1 = np.maximum(iy - r, 0), np.minimum(iy + r + 1, ny)
+    x0, x1 = np.maximum(ix - r, 0), np.minimum(ix + r + 1, nx)
+    density = c[y1, x1] - c[y0, x1] - c[y1, x0] + c[y0, x0]
+    k = int(np.argmax(density))
+
+    def coord(axis, i):
+        v = axis.values[i]
+        return math.log10(v) if axis.log else float(v)
+
+    return coord(tmap.x, ix[k]), coord(tmap.y, iy[k])
+
+
+def zoom_windows(window: Window, centre, levels: int = 4, factor: float = 8.0) -> list[Window]:
+    """``levels`` windows, each ``factor`` times narrower, centred on ``centre``."""
+    cx, cy = centre
+    return [Window(cx, cy, window.wx / factor**k, window.wy / factor**k) for k in range(levels)]

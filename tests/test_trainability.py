@@ -1,0 +1,121 @@
+"""Trainability maps (gdjax.trainability, ``gdjax trainability``)."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from gdjax import surfaces
+from gdjax import trainability as T
+from gdjax.cli import trainability as cli_trainability
+from gdjax.cli._common import run_and_print
+from gdjax.descent import descend_final, optimizer
+
+
+@pytest.mark.parametrize("window", [T.Window(-2.0, -2.0, 1.0, 1.0), T.Window(1.0, 1.0, 6.0, 6.0)])
+def test_each_pixel_equals_training_that_network_alone(window):
+    m = T.network_map(window, resolution=8, steps=60)
+    problem = T.make_problem(jax.random.key(0), 8)
+    disagree = 0
+    for i in range(8):
+        for j in range(8):
+            conv, _, final = T._train_one(problem, m.x.values[j], m.y.values[i], 60)
+            disagree += bool(conv) != bool(m.converged[i, j])
+            if window.cx < 0:  # small rates: the same numbers up to rounding
+                assert float(final) == pytest.approx(float(m.final_loss[i, j]), rel=1e-5)
+    # near the boundary training is chaotic: rounding (one big product against
+    # one per network) may flip a pixel, rarely
+    assert disagree <= 1
+    if window.cx > 0:
+        assert m.converged.any() and not m.converged.all()  # the window holds the boundary
+
+
+def test_small_rates_train_and_huge_ones_diverge():
+    m = T.network_map(T.Window(0.0, 0.0, 8.0, 8.0), resolution=16, steps=60)
+    assert m.converged[0, 0]  # lr 1e-4 for both layers: trains
+    assert not m.converged[-1, -1]  # lr 1e4: diverges
+    assert m.final_loss[0, 0] < 1 and m.score[0, 0] < 0 < m.score[-1, -1]
+
+
+def test_new_window_does_not_recompile():
+    T.network_map(T.Window(0.0, 0.0, 2.0, 2.0), resolution=8, steps=40)
+    from test_engine import count_compiles
+
+    with count_compiles() as n:
+        T.network_map(T.Window(1.0, -1.0, 0.5, 0.5), resolution=8, steps=40)
+    assert n == []
+
+
+def test_surface_map_equals_descend_final():
+    w = T.Window(-1.5, 0.45, 2.0, 0.9)
+    m = T.surface_map("peaks", w, start=(0.5, -0.5), resolution=6, steps=300)
+    for i in (0, 3, 5):
+        for j in (0, 2, 5):
+            lr, mom = m.x.values[j], m.y.values[i]
+            fin = descend_final(
+                surfaces.get("peaks"),
+                np.asarray([0.5, -0.5], np.float32),
+                steps=300,
+                lr=lr,
+                rule=optimizer(optax.sgd, momentum=mom),
+            )
+            assert bool(fin.converged) == bool(m.converged[i, j])
+
+
+def test_zoom_windows_and_boundary_point():
+    m = T.network_map(T.Window(1.0, 1.0, 6.0, 6.0), resolution=32, steps=60)
+    cx, cy = T.boundary_point(m)
+    assert -2.0 <= cx <= 4.0 and -2.0 <= cy <= 4.0
+    ws = T.zoom_windows(m.window, (cx, cy), levels=3)
+    assert [w.wx for w in ws] == [6.0, 0.75, 0.09375]
+    with pytest.raises(ValueError, match="no boundary"):
+        T.boundary_point(T.network_map(T.Window(-3.0, -3.0, 0.5, 0.5), resolution=8, steps=40))
+
+
+def test_cli_writes_json_and_figures(tmp_path):
+    out = tmp_path / "tr"
+    res = run_and_print(
+        cli_trainability.COMMAND,
+        {
+            "out": out,
+            "seed": 0,
+            "overwrite": False,
+            "grid": 32,
+            "steps": 40,
+            "zoom_grid": 16,
+            "zoom_levels": 2,
+            "no_progress": True,
+        },
+    )
+    data = json.loads((out / "trainability.json").read_text())
+    assert data == json.loads(json.dumps(res))
+    assert data["axes"]["x"]["name"] == "lr_0" and len(data["axes"]["y"]["values"]) == 32
+    assert 0 < data["converged_fraction"] < 1
+    assert data["box_dimension"] is not None and len(data["zooms"]) == 2
+    assert {"trainability.png", "zoom_sequence.png", "box_counting.png", "report.html"} <= {
+        p.name for p in out.iterdir()
+    }
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"x": "momentum"}, "this map's axes are lr_0 and lr_1"),
+        ({"surface": "peaks", "y": "lr_1"}, "axes are lr and momentum"),
+        ({"zoom": (0.0, 0.0, -1.0)}, "--zoom width must be > 0"),
+        ({"steps": 5}, "steps must be at least 20"),
+    ],
+)
+def test_cli_refuses_bad_options(tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit) as e:
+        run_and_print(
+            cli_trainability.COMMAND,
+            {"out": tmp_path / "x", "seed": 0, "overwrite": False, "grid": 8, **options},
+        )
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
