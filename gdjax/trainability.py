@@ -163,37 +163,10 @@ def _measure(losses):
     return converged, score, final
 
 
-def _population_loss(params, x, y):
-    """Every pixel's network at once, pixels on a middle axis, so that both
-    layers are one large matrix product for all of them (a vmap of small
-    products is several times slower on a CPU): (sum of losses, losses)."""
-    w0, w1 = params  # (w, P, w), (P, w)
-    width = w0.shape[0]
-    z = jnp.einsum("nd,dph->nph", x, w0) / jnp.sqrt(width)
-    hidden = jnp.tanh(jnp.sqrt(2.0) * z)
-    out = jnp.einsum("nph,ph->np", hidden, w1) / width
-    losses = jnp.mean(jnp.square(out - y), axis=0)
-    return jnp.sum(losses), losses
-
-
 @functools.partial(jax.jit, static_argnames=("steps",))
 def _network_chunk(problem, lr0, lr1, steps: int):
-    """Trains one network per pixel (rates lr0[p], lr1[p]); the gradient of
-    the summed loss is each network's own gradient."""
-    n_pix = lr0.shape[0]
-    w0 = jnp.broadcast_to(
-        problem.w0[:, None, :], (problem.w0.shape[0], n_pix) + problem.w0.shape[1:]
-    )
-    w1 = jnp.broadcast_to(problem.w1[:, 0][None, :], (n_pix, problem.w1.shape[0]))
-    grad = jax.value_and_grad(_population_loss, has_aux=True)
-
-    def step(params, _):
-        (_, losses), (g0, g1) = grad(params, problem.x, problem.y)
-        w0, w1 = params
-        return (w0 - lr0[None, :, None] * g0, w1 - lr1[:, None] * g1), losses
-
-    _, losses = jax.lax.scan(step, (w0, w1), None, length=steps)
-    return jax.vmap(_measure, in_axes=1)(losses)
+    """One network per pixel (rates lr0[p], lr1[p]), vmapped."""
+    return jax.vmap(lambda a, b: _train_one(problem, a, b, steps))(lr0, lr1)
 
 
 def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk: int, progress):

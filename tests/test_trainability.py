@@ -27,8 +27,8 @@ def test_each_pixel_equals_training_that_network_alone(window):
             disagree += bool(conv) != bool(m.converged[i, j])
             if window.cx < 0:  # small rates: the same numbers up to rounding
                 assert float(final) == pytest.approx(float(m.final_loss[i, j]), rel=1e-5)
-    # near the boundary training is chaotic: rounding (one big product against
-    # one per network) may flip a pixel, rarely
+    # near the boundary training is chaotic: a different fusion of the same
+    # operations (vmapped, sharded) may flip a pixel, rarely
     assert disagree <= 1
     if window.cx > 0:
         assert m.converged.any() and not m.converged.all()  # the window holds the boundary
