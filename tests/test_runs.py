@@ -197,12 +197,12 @@ def test_overwrite_keeps_the_earlier_run_until_the_new_one_writes(tmp_path, caps
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
     with pytest.raises(SystemExit) as err:  # refused inside the command, after the folder check
-        main([*base, "--grid", "100000", "--overwrite"])
+        main([*base, "--starts", "1e10", "--overwrite"])
     assert err.value.code == 2 and "GiB of memory" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # a refused run into a new folder leaves nothing behind
     with pytest.raises(SystemExit):
-        main(["basins", "--grid", "100000", "--out", str(tmp_path / "new"), "--no-progress"])
+        main(["basins", "--starts", "1e10", "--out", str(tmp_path / "new"), "--no-progress"])
     assert not (tmp_path / "new").exists()
 
 
