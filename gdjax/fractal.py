@@ -41,6 +41,7 @@ __all__ = [
     "basin_entropy",
     "boundary",
     "box_dimension",
+    "box_entropies",
     "descent_classifier",
     "uncertainty_exponent",
 ]
@@ -138,6 +139,19 @@ class BasinEntropy(NamedTuple):
         return self.Sbb > math.log(2)
 
 
+def box_entropies(labels: np.ndarray, box: int) -> np.ndarray:
+    """The Gibbs entropy of every whole ``box`` x ``box`` box of a label
+    image (a remainder of rows or columns is left out)."""
+    ny, nx = (labels.shape[0] // box) * box, (labels.shape[1] // box) * box
+    blocks = labels[:ny, :nx].reshape(ny // box, box, nx // box, box)
+    entropy = np.zeros((ny // box, nx // box))
+    for value in np.unique(blocks):
+        p = (blocks == value).mean(axis=(1, 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy -= np.where(p > 0, p * np.log(p), 0.0)
+    return entropy
+
+
 def basin_entropy(labels: ArrayLike, box: int = 5) -> BasinEntropy:
     """Basin entropy of Daza et al. (2016) over boxes of ``box`` x ``box``
     pixels (the image is cut into whole boxes; a remainder is left out).
@@ -150,13 +164,7 @@ def basin_entropy(labels: ArrayLike, box: int = 5) -> BasinEntropy:
     box = _validate.check_count("box", box)
     if not 2 <= box <= min(lab.shape):
         raise ValueError(f"box must be in 2..{min(lab.shape)}, got {box}")
-    ny, nx = (lab.shape[0] // box) * box, (lab.shape[1] // box) * box
-    blocks = lab[:ny, :nx].reshape(ny // box, box, nx // box, box)
-    entropy = np.zeros((ny // box, nx // box))
-    for value in np.unique(blocks):
-        p = (blocks == value).mean(axis=(1, 3))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            entropy -= np.where(p > 0, p * np.log(p), 0.0)
+    entropy = box_entropies(lab, box)
     mixed = entropy > 0
     sbb = float(entropy[mixed].mean()) if mixed.any() else 0.0
     return BasinEntropy(float(entropy.mean()), sbb)

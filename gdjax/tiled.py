@@ -199,13 +199,7 @@ class StreamFractal:
         self._pending = rows[whole:] if whole < rows.shape[0] else None
         if whole == 0:
             return
-        nx = (self.nx // self.box) * self.box
-        blocks = rows[:whole, :nx].reshape(whole // self.box, self.box, nx // self.box, self.box)
-        entropy = np.zeros((whole // self.box, nx // self.box))
-        for value in np.unique(blocks):
-            p = (blocks == value).mean(axis=(1, 3))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                entropy -= np.where(p > 0, p * np.log(p), 0.0)
+        entropy = fractal.box_entropies(rows[:whole], self.box)
         self._entropy_sum += float(entropy.sum())
         self._boxes += entropy.size
         mixed = entropy > 0

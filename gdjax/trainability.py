@@ -192,6 +192,22 @@ def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk: int, progress):
     return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
 
 
+def _map(fn, x: Axis, y: Axis, gx, gy, window: Window, chunk: int, progress) -> TrainabilityMap:
+    """Runs ``fn`` over every pixel and shapes the results as a map."""
+    t0 = time.perf_counter()
+    conv, score, final = _run_pixels(fn, gx, gy, chunk, progress)
+    shape = (len(y.values), len(x.values))
+    return TrainabilityMap(
+        x,
+        y,
+        conv.reshape(shape),
+        score.reshape(shape),
+        final.reshape(shape),
+        window,
+        time.perf_counter() - t0,
+    )
+
+
 def _grid(window: Window, names, logs, resolution: int):
     x, y = window.axes(names, logs, resolution)
     gx, gy = np.meshgrid(x.values, y.values)
@@ -222,18 +238,7 @@ def network_map(
     def fn(a, b):
         return _network_chunk(problem, a.astype(dtype), b.astype(dtype), steps)
 
-    t0 = time.perf_counter()
-    conv, score, final = _run_pixels(fn, gx, gy, chunk, progress)
-    shape = (resolution, resolution)
-    return TrainabilityMap(
-        x,
-        y,
-        conv.reshape(shape),
-        score.reshape(shape),
-        final.reshape(shape),
-        window,
-        time.perf_counter() - t0,
-    )
+    return _map(fn, x, y, gx, gy, window, chunk, progress)
 
 
 def surface_map(
@@ -271,18 +276,7 @@ def surface_map(
             final,
         )
 
-    t0 = time.perf_counter()
-    conv, score, final = _run_pixels(fn, gx, gy, chunk, progress)
-    shape = (resolution, resolution)
-    return TrainabilityMap(
-        x,
-        y,
-        conv.reshape(shape),
-        score.reshape(shape),
-        final.reshape(shape),
-        window,
-        time.perf_counter() - t0,
-    )
+    return _map(fn, x, y, gx, gy, window, chunk, progress)
 
 
 def boundary_point(tmap: TrainabilityMap) -> tuple[float, float]:

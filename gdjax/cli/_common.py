@@ -4,6 +4,7 @@ types, the :class:`Command` record, the run folder and one-line errors."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import sys
@@ -262,3 +263,27 @@ def positive_int(name: str) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str, enabled: bool = True):
+    """A tqdm bar for a command's long work: yields ``update(done, total,
+    *_)`` (a library function's progress callback); ``done == 0`` restarts
+    the bar (after compiling, so its rate is the work's). Closed on the way
+    out, before any message, Ctrl-C's included."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(unit=unit, unit_scale=True, desc=desc) if enabled else None
+
+    def update(done, total, *_):
+        if bar is None:
+            return
+        if done == 0 or bar.total != total:
+            bar.reset(total=total)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from gdjax.cli._common import Command, positive_float, positive_int
+from gdjax.cli._common import Command, positive_float, positive_int, progress_bar
 from gdjax.lessons import rate_continuation as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -93,19 +91,8 @@ def run(
     """:func:`gdjax.lessons.rate_continuation.compute` with a progress bar,
     then its ``write``; returns continuation.json's content."""
     del seed  # a grid of starts has no randomness
-    bar = None if no_progress else tqdm(unit="start", unit_scale=True, desc="maps")
-
-    def progress(done, total, seconds):
-        if bar is not None:
-            if done == 0:
-                bar.reset(total=total)
-            bar.update(done - bar.n)
-
-    try:
+    with progress_bar("maps", "start", not no_progress) as progress:
         cont = lesson.compute(progress=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
     return lesson.write(out, cont, panels)
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from gdjax.cli._common import Command, positive_int
+from gdjax.cli._common import Command, positive_int, progress_bar
 from gdjax.lessons import high_dim as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -40,18 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:
     """The lesson with a progress bar over the GOE chunks."""
-    bar = None if no_progress else tqdm(unit="chunk", desc="GOE samples")
-
-    def progress(done, total):
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-    try:
+    with progress_bar("GOE samples", "chunk", not no_progress) as progress:
         return lesson.run(out, seed=seed, progress=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 COMMAND = Command("high_dim", lesson.__doc__, add_arguments, run, lesson.summary)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from gdjax import optimizers as O
-from gdjax.cli._common import Command, positive_float, positive_int
+from gdjax.cli._common import Command, positive_float, positive_int, progress_bar
 from gdjax.lessons import optimizer_maps as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -111,19 +109,8 @@ def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> di
     """:func:`gdjax.lessons.optimizer_maps.compute` with a progress bar, then
     its ``write``; returns optimizers.json's content."""
     del seed  # a grid of starts has no randomness
-    bar = None if no_progress else tqdm(unit="start", unit_scale=True, desc="optimizers")
-
-    def progress(done, total, seconds):
-        if bar is not None:
-            if done == 0:
-                bar.reset(total=total)
-            bar.update(done - bar.n)
-
-    try:
+    with progress_bar("optimizers", "start", not no_progress) as progress:
         cmp = lesson.compute(progress=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
     return lesson.write(out, cmp)
 
 

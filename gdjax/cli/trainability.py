@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from gdjax.cli._common import Command, positive_int
+from gdjax.cli._common import Command, positive_int, progress_bar
 from gdjax.lessons import trainability_maps as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -88,18 +86,8 @@ def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> di
     """The study with a progress bar over the main map's pixels."""
     if options.get("zoom_levels", 0) < 0:
         raise ValueError("--zoom-levels must be >= 0")
-    bar = None if no_progress else tqdm(unit="pixel", unit_scale=True, desc="trainability")
-
-    def progress(done, total):
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-    try:
+    with progress_bar("trainability", "pixel", not no_progress) as progress:
         return lesson.run(out, seed=seed, progress=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 COMMAND = Command(
