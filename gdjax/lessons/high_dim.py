@@ -338,8 +338,8 @@ def _claim(res: HighDim) -> str:
         )
     else:
         words += (
-            f"; at d = {g.d[last]} none of {g.samples[last]:,} samples was (fewer than "
-            f"{g.ci_high[last]:.2g} with 95% confidence)."
+            f"; at d = {g.d[last]} none of {g.samples[last]:,} samples was positive "
+            f"definite (the fraction is below {g.ci_high[last]:.2g} with 95% confidence)."
         )
     ls = res.landscapes
     if len(ls.d):
