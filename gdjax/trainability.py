@@ -102,8 +102,11 @@ class TrainabilityMap(NamedTuple):
 NETWORK_WINDOW = Window(0.0, 0.0, 8.0, 8.0)
 """The network map's default window: lr_0 and lr_1 from 1e-4 to 1e4."""
 
-SURFACE_WINDOW = Window(-2.0, 0.5, 3.0, 1.0)
-"""A surface map's default window: lr from 10^-3.5 to 10^-0.5, momentum 0 to 1."""
+MOMENTUM_LIMITS = (0.0, 0.99)
+"""The momentum axis of a surface map stays inside these."""
+
+SURFACE_WINDOW = Window(-2.0, 0.495, 3.0, 0.99)
+"""A surface map's default window: lr from 10^-3.5 to 10^-0.5, momentum 0 to 0.99."""
 
 
 # --------------------------------------------------------------------------
@@ -303,7 +306,19 @@ def boundary_point(tmap: TrainabilityMap) -> tuple[float, float]:
     return coord(tmap.x, ix[k]), coord(tmap.y, iy[k])
 
 
-def zoom_windows(window: Window, centre, levels: int = 4, factor: float = 8.0) -> list[Window]:
-    """``levels`` windows, each ``factor`` times narrower, centred on ``centre``."""
+def zoom_windows(
+    window: Window, centre, levels: int = 4, factor: float = 8.0, y_limits=None
+) -> list[Window]:
+    """``levels`` windows, each ``factor`` times narrower, centred on
+    ``centre``; with ``y_limits`` (lo, hi), each window is shifted (and
+    narrowed if it must) to keep its y axis inside them (momentum < 1)."""
     cx, cy = centre
-    return [Window(cx, cy, window.wx / factor**k, window.wy / factor**k) for k in range(levels)]
+    out = []
+    for k in range(levels):
+        wx, wy, y = window.wx / factor**k, window.wy / factor**k, cy
+        if y_limits is not None:
+            lo, hi = y_limits
+            wy = min(wy, hi - lo)
+            y = min(max(cy, lo + wy / 2), hi - wy / 2)
+        out.append(Window(cx, y, wx, wy))
+    return out

@@ -72,6 +72,11 @@ def test_zoom_windows_and_boundary_point():
     assert -2.0 <= cx <= 4.0 and -2.0 <= cy <= 4.0
     ws = T.zoom_windows(m.window, (cx, cy), levels=3)
     assert [w.wx for w in ws] == [6.0, 0.75, 0.09375]
+    # a momentum axis stays below 1: the window shifts (and narrows if it must)
+    held = T.zoom_windows(T.Window(-2.0, 0.495, 3.0, 0.99), (-1.0, 0.95), 3, y_limits=(0, 0.99))
+    assert held[0].cy == pytest.approx(0.495) and held[0].wy == pytest.approx(0.99)
+    assert all(w.cy + w.wy / 2 <= 0.99 + 1e-12 and w.cy - w.wy / 2 >= -1e-12 for w in held)
+    assert held[2].cy == pytest.approx(0.95)
     with pytest.raises(ValueError, match="no boundary"):
         T.boundary_point(T.network_map(T.Window(-3.0, -3.0, 0.5, 0.5), resolution=8, steps=40))
 

@@ -82,8 +82,15 @@ def compute(
     box = main.box_dimension()
     zooms = []
     if zoom_levels > 0 and box.boundary_pixels:
-        centre = T.boundary_point(main)
-        zooms = [one(w, zoom_grid) for w in T.zoom_windows(base, centre, zoom_levels)]
+        # each zoom centres on the most intricate boundary point of the map before it
+        limits = T.MOMENTUM_LIMITS if surface else None
+        centre, current = T.boundary_point(main), main
+        for k in range(zoom_levels):
+            window = T.zoom_windows(base, centre, k + 1, y_limits=limits)[-1]
+            current = one(window, zoom_grid)
+            zooms.append(current)
+            if current.box_dimension().boundary_pixels:
+                centre = T.boundary_point(current)
     settings = {
         "mode": f"surface {surface}" if surface else "network",
         "steps": steps,
