@@ -19,7 +19,9 @@ Everything here is a pure function of arrays:
   and returns the new state and the minibatch's metric sums;
 * :func:`epoch_permutation` gives an epoch's example order from the seed, so
   a run resumed at epoch e sees exactly the batches it would have seen;
-* :func:`make_eval` returns a jitted accuracy over a padded, batched set.
+* :func:`make_eval` returns a jitted accuracy over a padded, batched set;
+* :func:`make_sharpness` returns the top Hessian eigenvalue of the training
+  loss on a fixed batch (:mod:`gdjax.sharpness`).
 
 ``hyper`` is a :class:`StepHyper`: the PyTree the learning-rate function
 reads (a :class:`gdjax.schedules.ScheduleParams` for gdjax schedules, or
@@ -42,7 +44,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from gdjax import _engine
+from gdjax import _engine, sharpness
 
 __all__ = [
     "SGD",
@@ -55,6 +57,7 @@ __all__ = [
     "epoch_permutation",
     "init_state",
     "make_eval",
+    "make_sharpness",
     "make_train_step",
     "param_count",
     "steps_per_epoch",
@@ -407,3 +410,26 @@ def make_eval(batch_size: int = 250) -> Callable[[Any, Array, Array], Array]:
         return jnp.sum(jax.lax.map(one, (x, y))) / n
 
     return accuracy
+
+
+def make_sharpness(
+    examples: int, iters: int = 20
+) -> Callable[[Any, tuple[Array, Array]], sharpness.Sharpness]:
+    """Returns ``sharp(params, data) -> Sharpness``: the top eigenvalue of the
+    Hessian of the mean cross-entropy on the fixed batch of the first
+    ``examples`` training images of ``data`` (images, labels), by ``iters``
+    Lanczos steps (:func:`gdjax.sharpness.top_eigenvalue`). Pure and
+    unjitted; vmap it over a population's parameters."""
+
+    def sharp(params, data):
+        images, labels = data
+        x = _images(images[:examples])
+        y = labels[:examples].astype(jnp.int32)
+
+        def loss(p):
+            logits = MODEL.apply(p, x)
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+        return sharpness.top_eigenvalue(loss, params, iters=iters)
+
+    return sharp

@@ -285,6 +285,8 @@ def write_training_report(
             "comparison",
             "Every model's test accuracy, train loss and learning rate per epoch.",
         )
+    if any(c.sharpness for c in result.configs):
+        _add_sharpness(report, result, names, groups)
     report.heading("Final epoch")
     rows = []
     for name, config, epochs in zip(names, result.configs, result.epochs, strict=True):
@@ -306,16 +308,67 @@ def write_training_report(
     report.heading("Every epoch")
     for name, epochs in zip(names, result.epochs, strict=True):
         report.text(name)
+        keys = ["epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds"]
+        if epochs and "sharpness" in epochs[0]:
+            keys.append("sharpness")
         report.table(
-            ["epoch", "lr", "train loss", "train acc", "test acc", "seconds"],
-            [
-                [e["epoch"], e["lr"], e["train_loss"], e["train_acc"], e["test_acc"], e["seconds"]]
-                for e in epochs
-            ],
+            [k.replace("_", " ") for k in keys],
+            [["-" if e[k] is None else e[k] for k in keys] for e in epochs],
         )
     report.heading("Command")
     report.code(runs.command_line())
     return report.write(out)
+
+
+def _add_sharpness(report: Report, result, names: Sequence[str], groups) -> None:
+    """The sharpness section: the figure, and every model against its limit."""
+    from gdjax import sharpness
+    from gdjax.plot.sharpness import sharpness_curves
+
+    cfg = result.configs[0]
+    report.heading("Sharpness and the edge of stability")
+    report.text(
+        f"After every epoch, the top eigenvalue of the Hessian of the training loss (mean "
+        f"cross-entropy) on a fixed batch, the first {cfg.sharpness} training images, by "
+        f"{cfg.sharpness_iters} Lanczos steps on Hessian-vector products. Gradient descent at "
+        "rate lr cannot converge where the loss is sharper than 2/lr ((2 + 2 momentum)/lr "
+        "with heavy-ball momentum, (2 + 2 momentum)/(lr (1 + 2 momentum)) with Nesterov's); "
+        "Cohen et al. (2021) found full-batch training sharpening until it reaches that limit "
+        "and hovering there. An epoch counts as at the edge when the sharpness is "
+        f"{sharpness.EDGE[0]:g} to {sharpness.EDGE[1]:g} of the limit, and above it beyond. "
+        "The limit uses the rate of the epoch's first update (a rate of 0 has none)."
+    )
+    report.figure(
+        sharpness_curves(result, names=names, groups=groups),
+        "sharpness",
+        "Sharpness per epoch (solid) against its stability limit (dashed), and their ratio.",
+    )
+    rows = []
+    for m, (name, e) in enumerate(zip(names, sharpness.edges(result), strict=True)):
+        finite = result.metrics.sharpness[m][np.isfinite(result.metrics.sharpness[m])]
+        rows.append(
+            [
+                name,
+                float(finite[-1]) if len(finite) else "-",
+                "-" if e is None or e.final is None else round(e.final, 3),
+                "-" if e is None or e.peak is None else f"{e.peak:.3f} (epoch {e.peak_epoch})",
+                "-" if e is None else f"{e.edge_epochs}/{e.measured}",
+                "-" if e is None else f"{e.above_epochs}/{e.measured}",
+                sharpness.verdict(e),
+            ]
+        )
+    report.table(
+        [
+            "model",
+            "final sharpness",
+            "final / limit",
+            "peak / limit",
+            "epochs at the edge",
+            "above it",
+            "verdict",
+        ],
+        rows,
+    )
 
 
 def _fmt(v: Any) -> str:

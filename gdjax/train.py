@@ -131,6 +131,11 @@ class TrainConfig:
             ``(("momentum", 0.9),)`` for SGD with momentum; data, not program:
             models of a population may differ in their values (not in their
             names).
+        sharpness: track the top eigenvalue of the training loss's Hessian
+            after every epoch, on the fixed batch of the first ``sharpness``
+            training examples (0: not tracked; ``gdjax lenet --sharpness``
+            uses 1000); see :mod:`gdjax.sharpness`.
+        sharpness_iters: Lanczos steps (Hessian-vector products) per measure.
     """
 
     schedule: S.Schedule | Callable[[Any], Any] = dataclasses.field(
@@ -145,10 +150,14 @@ class TrainConfig:
     log_every: int = 50
     optimizer: str = "sgd"
     settings: tuple[tuple[str, float], ...] = ()
+    sharpness: int = 0
+    sharpness_iters: int = 20
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "log_every"):
+        for name in ("epochs", "batch_size", "log_every", "sharpness_iters"):
             _validate.check_count(name, getattr(self, name))
+        if self.sharpness != 0:
+            _validate.check_count("sharpness", self.sharpness)
         for name in ("subset", "test_subset"):
             if getattr(self, name) is not None:
                 _validate.check_count(name, getattr(self, name))
@@ -234,7 +243,11 @@ class EpochMetrics(NamedTuple):
         train_acc: the train accuracy over the epoch.
         test_acc: the test accuracy at the end of the epoch.
         lr: the rate of the epoch's first update.
-        seconds: the epoch's wall time (shared by a population's models).
+        seconds: the epoch's wall time (shared by a population's models),
+            the sharpness measure included.
+        sharpness: the top Hessian eigenvalue of the training loss on the
+            fixed batch at the end of the epoch (NaN where not tracked:
+            ``TrainConfig.sharpness``).
     """
 
     epoch: Float[np.ndarray, "models epochs"]
@@ -243,6 +256,7 @@ class EpochMetrics(NamedTuple):
     test_acc: Float[np.ndarray, "models epochs"]
     lr: Float[np.ndarray, "models epochs"]
     seconds: Float[np.ndarray, "models epochs"]
+    sharpness: Float[np.ndarray, "models epochs"]
 
 
 class CurvePoints(NamedTuple):
@@ -292,8 +306,9 @@ def _from_rows(cls, rows: Sequence[Sequence[dict[str, Any]]]):
     arrays = {k: np.full((len(rows), length), np.nan) for k in cls._fields}
     for m, model_rows in enumerate(rows):
         for j, row in enumerate(model_rows):
-            for k in cls._fields:
-                arrays[k][m, j] = np.nan if row[k] is None else row[k]
+            for k in cls._fields:  # a key missing (sharpness not tracked) reads as NaN
+                value = row.get(k)
+                arrays[k][m, j] = np.nan if value is None else value
     return cls(**arrays)
 
 
@@ -344,9 +359,14 @@ class RunResult:
     @property
     def epochs(self) -> list[list[dict[str, Any]]]:
         """Per model, one dict per epoch ({"epoch", "train_loss", "train_acc",
-        "test_acc", "lr", "seconds"}; None where it diverged), from
-        :attr:`metrics`: metrics.json's ``epochs``."""
-        return _rows(self.metrics)
+        "test_acc", "lr", "seconds"}, and "sharpness" where tracked; None
+        where it diverged), from :attr:`metrics`: metrics.json's ``epochs``."""
+        rows = _rows(self.metrics)
+        for config, model_rows in zip(self.configs, rows, strict=True):
+            if not config.sharpness:
+                for row in model_rows:
+                    del row["sharpness"]
+        return rows
 
     @property
     def curves(self) -> list[list[dict[str, Any]]]:
@@ -380,7 +400,11 @@ _RESUME_KEYS = (
     "log_every",
     "optimizer",
     "settings",
+    "sharpness",
+    "sharpness_iters",
 )
+_RESUME_DEFAULTS = {"sharpness": 0, "sharpness_iters": 20}
+"""What a checkpoint written before a key existed meant by it."""
 
 # A checkpoint is a header, then the msgpack payload. The header: the magic, the
 # format version, the payload's length and its SHA-256, so a flipped byte or a
@@ -490,9 +514,9 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
     for i, (old, new) in enumerate(zip(saved, configs, strict=True)):
         now = new.to_dict()
         diff = [
-            f"{k}: {old.get(k)!r} in the checkpoint, {now[k]!r} now"
+            f"{k}: {old.get(k, _RESUME_DEFAULTS.get(k))!r} in the checkpoint, {now[k]!r} now"
             for k in _RESUME_KEYS
-            if old.get(k) != now[k]
+            if old.get(k, _RESUME_DEFAULTS.get(k)) != now[k]
         ]
         if diff:
             raise CheckpointError(
@@ -585,7 +609,17 @@ def _as_list(configs: TrainConfig | Sequence[TrainConfig]) -> tuple[list[TrainCo
 def _check_population(configs: Sequence[TrainConfig]) -> None:
     if not configs:
         raise ValueError("give at least one TrainConfig")
-    shared = ("epochs", "batch_size", "per", "subset", "test_subset", "log_every", "optimizer")
+    shared = (
+        "epochs",
+        "batch_size",
+        "per",
+        "subset",
+        "test_subset",
+        "log_every",
+        "optimizer",
+        "sharpness",
+        "sharpness_iters",
+    )
     for name in shared:
         values = {getattr(c, name) for c in configs}
         if len(values) > 1:
@@ -616,6 +650,8 @@ class Program(NamedTuple):
         permutation: ``(seeds, epoch) -> perm``, every model's example order.
         steps_per_epoch: minibatches per epoch.
         log_every: minibatches between train points.
+        sharpness: ``(params, data) -> Sharpness`` on the fixed batch (per
+            model), or None when not tracked.
     """
 
     step: Callable[..., tuple[lenet.TrainState, lenet.BatchMetrics]]
@@ -623,6 +659,7 @@ class Program(NamedTuple):
     permutation: Callable[[Array, Any], Array]
     steps_per_epoch: int
     log_every: int
+    sharpness: Callable[[Any, Any], Any] | None = None
 
 
 def _lr_fn(configs: list[TrainConfig], population: bool):
@@ -670,11 +707,13 @@ def make_program(configs: TrainConfig | Sequence[TrainConfig], n_train: int) -> 
     )
     accuracy = lenet.make_eval()
     permutation = functools.partial(lenet.epoch_permutation, n=n_train, batch_size=cfg.batch_size)
+    sharp = lenet.make_sharpness(cfg.sharpness, cfg.sharpness_iters) if cfg.sharpness else None
     if population:
         step = jax.vmap(step, in_axes=(0, 0, None, 0, None))  # hyper: schedules and settings
         accuracy = jax.vmap(accuracy, in_axes=(0, None, None))
         permutation = jax.vmap(permutation, in_axes=(0, None))
-    return Program(step, accuracy, permutation, spe, cfg.log_every)
+        sharp = jax.vmap(sharp, in_axes=(0, None)) if sharp is not None else None
+    return Program(step, accuracy, permutation, spe, cfg.log_every, sharp)
 
 
 def make_hyper(configs: TrainConfig | Sequence[TrainConfig]) -> lenet.StepHyper:
@@ -716,7 +755,10 @@ def compile_program(
     step = jax.jit(program.step, donate_argnums=0)
     step = step.lower(state, hyper, data, perm(state.seed, 0), np.int32(0)).compile()
     accuracy = jax.jit(program.accuracy).lower(state.params, *test).compile()
-    return program._replace(step=step, accuracy=accuracy, permutation=perm)
+    sharp = program.sharpness
+    if sharp is not None:
+        sharp = jax.jit(sharp).lower(state.params, data).compile()
+    return program._replace(step=step, accuracy=accuracy, permutation=perm, sharpness=sharp)
 
 
 class EpochOutput(NamedTuple):
@@ -728,6 +770,7 @@ class EpochOutput(NamedTuple):
     test_acc: np.ndarray
     lr: np.ndarray
     points: CurvePoints
+    sharpness: np.ndarray
 
 
 def run_epoch(
@@ -741,7 +784,8 @@ def run_epoch(
     on_progress: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> tuple[lenet.TrainState, EpochOutput]:
     """Trains epoch ``epoch`` (0-based) of every model: the example order from
-    the seed, one update per minibatch, then the test accuracy.
+    the seed, one update per minibatch, then the test accuracy (and the
+    sharpness on the fixed batch, when the program tracks it).
 
     A Python loop over the (compiled) step: on a 2-core CPU it measured 4x
     faster than ``lax.scan`` over the minibatches. The metrics are read back
@@ -782,11 +826,16 @@ def run_epoch(
         if on_progress is not None:
             on_progress(len(got), loss, acc)
     test_acc = np.atleast_1d(jax.device_get(program.accuracy(state.params, *test)))
+    sharp = np.full(test_acc.shape, np.nan)
+    if program.sharpness is not None:
+        sharp = np.atleast_1d(jax.device_get(program.sharpness(state.params, data).value))
     if points:
         curve = CurvePoints(*(np.stack(column, axis=1) for column in zip(*points, strict=True)))
     else:
         curve = _empty(CurvePoints, len(test_acc))
-    return state, EpochOutput(loss, acc, test_acc.astype(np.float64), first_lr, curve)
+    return state, EpochOutput(
+        loss, acc, test_acc.astype(np.float64), first_lr, curve, sharp.astype(np.float64)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -834,6 +883,12 @@ def _check_dataset(ds: FashionMNIST, cfg: TrainConfig) -> None:
             raise ValueError(
                 f"{flag} {subset} is larger than the {split} set, which has {len(images)} images"
             )
+    n_train = min(cfg.subset or len(ds.train_images), len(ds.train_images))
+    if cfg.sharpness > n_train:
+        raise ValueError(
+            f"--sharpness-examples {cfg.sharpness} is larger than the {n_train} training images "
+            "trained on (the sharpness is measured on a fixed batch of them)"
+        )
 
 
 def _model_mesh(k: int) -> Mesh:
@@ -868,6 +923,7 @@ def _with_epoch(result: RunResult, epoch: int, out: EpochOutput, seconds: float)
         test_acc=out.test_acc,
         lr=out.lr,
         seconds=np.full(k, seconds),
+        sharpness=out.sharpness,
     )
     result.metrics = EpochMetrics(
         *(

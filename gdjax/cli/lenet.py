@@ -7,7 +7,9 @@ first on an accelerator, the second on a CPU). Writes metrics.json
 (config; per epoch train_loss, train_acc, test_acc, lr, seconds; the data
 files used, with their SHA-256), curves.png (redrawn every epoch), a
 checksummed checkpoint every epoch (--resume continues a killed run) and
-report.html.
+report.html. --sharpness adds, per epoch, the top Hessian eigenvalue of the
+training loss on a fixed batch, drawn against its stability limit 2/lr
+((2 + 2 momentum)/lr with momentum) in sharpness.png.
 
 Schedules: NAME[:key=value,...]; what is left out takes the chapter's values
 (constant lr 0.3; square_root base_lr 0.1; factor 2.0 x 0.9 down to 0.01;
@@ -31,6 +33,7 @@ __all__ = [
     "add_training_arguments",
     "configs_from_args",
     "run",
+    "sharpness_settings",
     "summary",
 ]
 
@@ -68,6 +71,29 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="several models: one vmapped population or one after another (default auto: "
         "population on an accelerator, sequential on a CPU, where it measured faster)",
     )
+    parser.add_argument(
+        "--sharpness",
+        action="store_true",
+        help="after every epoch, the top Hessian eigenvalue of the training loss on a fixed batch "
+        "(Lanczos on Hessian-vector products), against its stability limit 2/lr",
+    )
+    parser.add_argument(
+        "--sharpness-examples",
+        type=positive_int("--sharpness-examples"),
+        default=1000,
+        help="the fixed batch: the first N training images (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sharpness-iters",
+        type=positive_int("--sharpness-iters"),
+        default=20,
+        help="Lanczos steps (Hessian-vector products) per measure (default: %(default)s)",
+    )
+
+
+def sharpness_settings(sharpness: bool, examples: int, iters: int) -> dict[str, int]:
+    """TrainConfig's sharpness fields from the options."""
+    return {"sharpness": examples if sharpness else 0, "sharpness_iters": iters}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -134,6 +160,9 @@ def run(
     no_progress: bool = False,
     optimizer: str = "sgd",
     setting: list[tuple[str, float]] | None = None,
+    sharpness: bool = False,
+    sharpness_examples: int = 1000,
+    sharpness_iters: int = 20,
 ) -> dict:
     from gdjax.data import fashion_mnist
 
@@ -148,6 +177,7 @@ def run(
         batch_size=batch_size,
         subset=subset,
         test_subset=test_subset,
+        **sharpness_settings(sharpness, sharpness_examples, sharpness_iters),
     )
     names = [_name(c, len(configs)) for c in configs]
     if resume:  # before the data is loaded: one model or many, nothing to resume is an error

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gdjax import sharpness as sharp_mod
 from gdjax import train
 from gdjax.lessons.chapter import CHAPTER_POLICIES, chapter_schedule
 from gdjax.report import write_json, write_training_report
@@ -51,6 +52,9 @@ def run(
     resume: bool = False,
     data_dir: str | None = None,
     no_progress: bool = False,
+    sharpness: bool = False,
+    sharpness_examples: int = 1000,
+    sharpness_iters: int = 20,
 ) -> dict:
     from gdjax.data import fashion_mnist
 
@@ -65,6 +69,8 @@ def run(
             per=per,
             subset=subset,
             test_subset=test_subset,
+            sharpness=sharpness_examples if sharpness else 0,
+            sharpness_iters=sharpness_iters,
         )
         for policy, s in runs
     ]
@@ -81,7 +87,8 @@ def run(
         progress=not no_progress,
     )
     per_run = []
-    for (policy, s), epochs_ in zip(runs, result.epochs, strict=True):
+    edges = sharp_mod.edges(result)
+    for (policy, s), epochs_, edge in zip(runs, result.epochs, edges, strict=True):
         last = epochs_[-1]
         per_run.append(
             {
@@ -93,6 +100,7 @@ def run(
                 "best_test_acc": max((e["test_acc"] or 0.0) for e in epochs_),
                 "collapsed": _collapsed(last),
                 "seconds": sum(e["seconds"] for e in epochs_),
+                **_edge_fields(last, edge, sharpness),
             }
         )
     rows = [
@@ -141,6 +149,8 @@ def run(
                 for r in rows
             ],
         )
+        if sharpness:
+            _edge_table(report, rows)
 
     write_training_report(
         out,
@@ -164,6 +174,53 @@ def run(
         },
     )
     return {"rows": rows, "mode": result.meta["mode"], "backend": result.meta["backend"]}
+
+
+def _edge_fields(last: dict, edge, tracked: bool) -> dict:
+    """A run's sharpness against its limit (results.json), when tracked."""
+    if not tracked:
+        return {}
+    return {
+        "sharpness": last.get("sharpness"),
+        "edge_final": None if edge is None else edge.final,
+        "edge_peak": None if edge is None else edge.peak,
+        "edge_epochs": None if edge is None else edge.edge_epochs,
+        "above_epochs": None if edge is None else edge.above_epochs,
+        "edge_first": None if edge is None else edge.first_edge,
+    }
+
+
+def _edge_table(report, rows: list[dict]) -> None:
+    report.heading("At the edge of stability? (per policy)")
+    report.text(
+        "Sharpness over its stability limit 2/lr, mean over the seeds that did not collapse: "
+        "at the last epoch and at its peak; the epochs at the edge (ratio "
+        f"{sharp_mod.EDGE[0]:g} to {sharp_mod.EDGE[1]:g}) and above it, summed over the seeds; "
+        "and the first epoch any seed reached the edge."
+    )
+    report.table(
+        [
+            "policy",
+            "final sharpness",
+            "final / limit",
+            "peak / limit",
+            "epochs at the edge",
+            "above it",
+            "first",
+        ],
+        [
+            [
+                r["policy"],
+                _dash(r["sharpness"]),
+                _dash(r["edge_final"]),
+                _dash(r["edge_peak"]),
+                f"{r['edge_epochs']}/{r['edge_measured']}",
+                f"{r['above_epochs']}/{r['edge_measured']}",
+                _dash(r["edge_first"]),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _collapsed(last: dict) -> bool:
@@ -193,6 +250,27 @@ def _aggregate(policy: str, runs: list[dict], per: str, epochs: int) -> dict:
         "book_train_loss": book[0],
         "book_train_acc": book[1],
         "book_test_acc": book[2],
+        **_edge_aggregate(runs, alive, epochs),
+    }
+
+
+def _edge_aggregate(runs: list[dict], alive: list[dict], epochs: int) -> dict:
+    if not runs or "edge_final" not in runs[0]:
+        return {}
+
+    def mean(key):
+        values = [r[key] for r in alive if r[key] is not None]
+        return float(np.mean(values)) if values else None
+
+    firsts = [r["edge_first"] for r in runs if r["edge_first"] is not None]
+    return {
+        "sharpness": mean("sharpness"),
+        "edge_final": mean("edge_final"),
+        "edge_peak": mean("edge_peak"),
+        "edge_epochs": sum(r["edge_epochs"] or 0 for r in runs),
+        "above_epochs": sum(r["above_epochs"] or 0 for r in runs),
+        "edge_measured": len(runs) * epochs,
+        "edge_first": min(firsts, default=None),
     }
 
 
@@ -215,5 +293,16 @@ def summary(res: dict) -> str:
             "-" if r[k] is None else f"{r[k]:.3f}" for k in ("train_loss", "train_acc", "test_acc")
         )
         dead = f", {r['collapsed']}/{r['runs']} collapsed" if r["collapsed"] else ""
-        lines.append(f"  {r['policy']:14s} per {r['per']}: {vals}{book}{dead}")
+        edge = ""
+        if "edge_final" in r:
+
+            def f(v):
+                return "-" if v is None else f"{v:.2f}"
+
+            edge = (
+                f"; sharpness/limit {f(r['edge_final'])} at the end, peak {f(r['edge_peak'])}, "
+                f"{r['edge_epochs']}/{r['edge_measured']} epochs at the edge, "
+                f"{r['above_epochs']} above"
+            )
+        lines.append(f"  {r['policy']:14s} per {r['per']}: {vals}{book}{dead}{edge}")
     return "\n".join(lines)

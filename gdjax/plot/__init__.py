@@ -55,6 +55,7 @@ __all__ = [
     "continuation",
     "high_dim",
     "optimizers",
+    "sharpness",
     "trainability",
     "basin_map",
     "basin_scatter",
@@ -1194,4 +1195,5 @@ def _in_notebook() -> bool:
 from gdjax.plot import continuation as continuation  # noqa: E402
 from gdjax.plot import high_dim as high_dim  # noqa: E402
 from gdjax.plot import optimizers as optimizers  # noqa: E402
+from gdjax.plot import sharpness as sharpness  # noqa: E402
 from gdjax.plot import trainability as trainability  # noqa: E402
