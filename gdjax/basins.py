@@ -34,7 +34,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike
 
-from gdjax import _engine, _validate
+from gdjax import _engine, _validate, distributed
 from gdjax.descent import DEFAULT_BOUND, describe_rule
 from gdjax.surfaces import Surface
 from gdjax.surfaces import get as _get_surface
@@ -705,11 +705,11 @@ def _run_chunks(compiled, flat, pts, chunk, sharding, n_sets, report):
     conv_step = np.empty((n_sets, total), np.int32)
     finite = np.empty((n_sets, total), bool)
     outs = (final, diverged, converged, conv_step, finite)
-    h = jax.device_put(flat, NamedSharding(sharding.mesh, PartitionSpec()))
+    h = distributed.put(flat, NamedSharding(sharding.mesh, PartitionSpec()))
 
     def collect(begin, m, out):  # waits for a chunk and stores its results
-        for dst, src in zip(outs, out, strict=True):
-            dst[:, begin : begin + m] = np.asarray(src)[:, :m]
+        for dst, src in zip(outs, distributed.fetch(out), strict=True):
+            dst[:, begin : begin + m] = src[:, :m]
         if report is not None:
             report(begin + m)
 
@@ -721,7 +721,7 @@ def _run_chunks(compiled, flat, pts, chunk, sharding, n_sets, report):
             part = np.concatenate([part, np.repeat(part[-1:], chunk - m, axis=0)])
         # dispatch this chunk before waiting for the previous one: the devices
         # never idle while the host copies results
-        out = compiled(jax.device_put(part, sharding), h)
+        out = compiled(distributed.put(part, sharding), h)
         if pending is not None:
             collect(*pending)
         pending = (begin, m, out)
@@ -741,9 +741,10 @@ def _run_pairs(compiled, pair_h, pts, size, sharding):
             return np.concatenate([a, np.repeat(a[-1:], size - m, axis=0)]) if m < size else a
 
         out = compiled(
-            jax.device_put(pad(pts), sharding), jax.device_put(jax.tree.map(pad, pair_h), sharding)
+            distributed.put(pad(pts), sharding),
+            distributed.put(jax.tree.map(pad, pair_h), sharding),
         )
-        outs.append([np.asarray(o)[:m] for o in out])
+        outs.append([o[:m] for o in distributed.fetch(out)])
     return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
 
 

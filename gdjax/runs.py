@@ -35,10 +35,12 @@ from pathlib import Path
 __all__ = [
     "LOCK",
     "MANIFEST",
+    "Bystander",
     "Run",
     "RunFolderError",
     "RunLockedError",
     "command_line",
+    "discard_writes",
     "open_run",
     "read_manifest",
     "stream_npy",
@@ -72,6 +74,40 @@ class RunLockedError(RuntimeError):
 
 
 _ACTIVE: list[Run] = []  # the runs open in this process (see open_run)
+_DISCARD = False  # a process other than 0 of a multi-process run writes nothing
+
+
+def discard_writes(discard: bool = True) -> None:
+    """From now on this process writes no files: :func:`write_bytes` and
+    :func:`write_text` return without writing. For the processes other than
+    0 of a multi-process run (:mod:`gdjax.distributed`): they compute the
+    same results, process 0 writes them."""
+    global _DISCARD
+    _DISCARD = bool(discard)
+
+
+class Bystander:
+    """The run folder as a process other than 0 of a multi-process run holds
+    it: no lock, no manifest, nothing written (process 0 opened the folder
+    with :func:`open_run`)."""
+
+    def __init__(self, out: Path, command: str):
+        self.out, self.command, self.files, self.written = Path(out), command, [], False
+
+    def finish(self) -> None:
+        pass
+
+    def abandon(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Bystander:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -79,8 +115,10 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     synced, then renamed over ``path``. On any failure (a full disk, a kill)
     the old file, if any, is left as it was and the temporary file is removed.
     A file written into the folder of an open :class:`Run` is recorded in its
-    manifest."""
+    manifest. Writes nothing after :func:`discard_writes`."""
     path = Path(path)
+    if _DISCARD:
+        return path
     for run in _ACTIVE:
         inside = path.parent.resolve()
         if path.name not in (MANIFEST, LOCK) and inside.is_relative_to(run.out.resolve()):
@@ -112,6 +150,8 @@ def stream_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype):
     open :class:`Run`'s manifest like any written file."""
     import numpy as np
 
+    if _DISCARD:
+        raise RuntimeError("this process writes no files (only process 0 of a run writes)")
     path = Path(path)
     for run in _ACTIVE:
         inside = path.parent.resolve()

@@ -63,7 +63,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float
 
-from gdjax import _validate, lenet, runs
+from gdjax import _validate, distributed, lenet, runs
 from gdjax import schedules as S
 from gdjax.data import FashionMNIST, fashion_mnist, provenance
 from gdjax.report import write_json
@@ -443,7 +443,7 @@ def _save_checkpoint(out: Path, state: lenet.TrainState, result: RunResult, epoc
     }
     payload = {
         "epoch": epoch,
-        "state": flax.serialization.to_state_dict(_plain_state(jax.device_get(state))),
+        "state": flax.serialization.to_state_dict(_plain_state(distributed.fetch(state))),
         "record": json.dumps(record),
     }
     data = _checkpoint_bytes(flax.serialization.msgpack_serialize(payload))
@@ -528,7 +528,7 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
             f"{out} holds a run with {done} epochs done; cannot resume it with --epochs {epochs} "
             f"(give --epochs {done} or more)"
         )
-    state_dict = flax.serialization.to_state_dict(_plain_state(jax.device_get(template)))
+    state_dict = flax.serialization.to_state_dict(_plain_state(distributed.fetch(template)))
     try:
         restored = flax.serialization.from_state_dict(state_dict, ckpt["state"])
         shapes = jax.tree_util.tree_map(np.shape, (state_dict, restored))
@@ -546,6 +546,13 @@ def _restore(out: Path, configs: Sequence[TrainConfig], template: lenet.TrainSta
     )
     state = lenet.TrainState(**{**restored, "opt_state": opt_state})
     return done, state, ckpt["epochs"], ckpt["curves"]
+
+
+def _auto_mode() -> str:
+    """A population on an accelerator or over several processes; one model
+    after another on one CPU process (vmapping convolutions measured slower)."""
+    several = jax.default_backend() != "cpu" or distributed.process_count() > 1
+    return "population" if several else "sequential"
 
 
 def check_resume(
@@ -566,7 +573,7 @@ def check_resume(
     """
     out = Path(out)
     if mode == "auto":
-        mode = "population" if jax.default_backend() != "cpu" else "sequential"
+        mode = _auto_mode()
     top = (out / CHECKPOINT).is_file()
     if mode == "sequential":
         names = list(names)
@@ -814,7 +821,7 @@ def run_epoch(
         pending.append(metrics)
         if (i + 1) % log_every and i + 1 < spe:
             continue  # read metrics back only every log_every steps: no sync
-        got = jax.device_get(pending)
+        got = distributed.fetch(pending)
         pending = []
         if first_lr is None:
             first_lr = np.atleast_1d(got[0].lr)
@@ -825,10 +832,10 @@ def run_epoch(
             points.append((np.full_like(loss, epoch + (i + 1) / spe), loss, acc))
         if on_progress is not None:
             on_progress(len(got), loss, acc)
-    test_acc = np.atleast_1d(jax.device_get(program.accuracy(state.params, *test)))
+    test_acc = np.atleast_1d(distributed.fetch(program.accuracy(state.params, *test)))
     sharp = np.full(test_acc.shape, np.nan)
     if program.sharpness is not None:
-        sharp = np.atleast_1d(jax.device_get(program.sharpness(state.params, data).value))
+        sharp = np.atleast_1d(distributed.fetch(program.sharpness(state.params, data).value))
     if points:
         curve = CurvePoints(*(np.stack(column, axis=1) for column in zip(*points, strict=True)))
     else:
@@ -907,8 +914,8 @@ def _placement(population: bool, k: int):
         NamedSharding(mesh, PartitionSpec()),
     )
     return (
-        lambda tree: jax.device_put(tree, models),
-        lambda tree: jax.device_put(tree, replicated),
+        lambda tree: distributed.put(tree, models),
+        lambda tree: distributed.put(tree, replicated),
         mesh.size,
     )
 
@@ -1095,9 +1102,15 @@ def train_many(
     """
     configs = list(configs)
     if mode == "auto":
-        mode = "population" if jax.default_backend() != "cpu" else "sequential"
+        mode = _auto_mode()
     if mode not in ("population", "sequential"):
         raise ValueError(f"mode must be 'auto', 'population' or 'sequential', got {mode!r}")
+    if mode == "sequential" and distributed.process_count() > 1:
+        raise ValueError(
+            f"with {distributed.process_count()} processes the models train as one population "
+            "sharded over all of them (--mode population); one after another, every process "
+            "would train every model"
+        )
     names = list(names) if names is not None else [str(i) for i in range(len(configs))]
     if len(names) != len(configs):
         raise ValueError(f"give one name per config: {len(names)} names, {len(configs)} configs")

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gdjax import _validate, fractal
+from gdjax import _validate, distributed, fractal
 from gdjax.descent import descend_final, optimizer
 from gdjax.surfaces import get as _get_surface
 
@@ -188,8 +188,8 @@ def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk: int, progress):
         if m < chunk:
             a = np.concatenate([a, np.repeat(a[-1:], chunk - m)])
             b = np.concatenate([b, np.repeat(b[-1:], chunk - m)])
-        out = fn(jax.device_put(a, shard), jax.device_put(b, shard))
-        outs.append([np.asarray(o)[:m] for o in out])
+        out = fn(distributed.put(a, shard), distributed.put(b, shard))
+        outs.append([o[:m] for o in distributed.fetch(out)])
         if progress is not None:
             progress(begin + m, total)
     return [np.concatenate(parts) for parts in zip(*outs, strict=True)]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gdjax import runs as _runs
 from gdjax.runs import command_line
 
 SEED_LIMIT = 2**32
@@ -66,6 +67,10 @@ class Command:
         shards: it shards over devices: one CPU device per core, set before
             JAX starts (:func:`gdjax.basins.use_all_cores`).
         trains: it trains networks and keeps checkpoints (``--resume``).
+        multiprocess: it runs over several processes (``--coordinator``,
+            ``--num-processes``, ``--process-id``, or ``--distributed``):
+            its sharded work spans every process's devices and process 0
+            writes (:mod:`gdjax.distributed`).
     """
 
     name: str
@@ -75,6 +80,7 @@ class Command:
     summary: Callable[[Any], str]
     shards: bool = False
     trains: bool = False
+    multiprocess: bool = False
 
 
 def add_parser(sub, name: str, command: Command, default_out: str, **kwargs):
@@ -87,7 +93,93 @@ def add_parser(sub, name: str, command: Command, default_out: str, **kwargs):
     )
     add_common(parser, default_out)
     command.add_arguments(parser)
+    if command.multiprocess:
+        add_distributed_options(parser)
     return parser
+
+
+DISTRIBUTED_OPTIONS = ("coordinator", "num_processes", "process_id", "distributed")
+
+
+def add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    """``--coordinator HOST:PORT --num-processes N --process-id I`` (every
+    process runs the same command with its own id), or ``--distributed``
+    (JAX detects the cluster: SLURM, Open MPI, a TPU pod slice, ...)."""
+    group = parser.add_argument_group(
+        "several processes (JAX's multi-controller model; see docs/scaling.md)"
+    )
+    group.add_argument(
+        "--coordinator",
+        type=_coordinator,
+        default=None,
+        metavar="HOST:PORT",
+        help="process 0's address, reachable by every process",
+    )
+    group.add_argument(
+        "--num-processes",
+        type=positive_int("--num-processes"),
+        default=None,
+        metavar="N",
+        help="how many processes run this command",
+    )
+    group.add_argument(
+        "--process-id",
+        type=_process_id,
+        default=None,
+        metavar="I",
+        help="this process's index, 0..N-1 (process 0 writes the outputs)",
+    )
+    group.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the other processes of a cluster JAX detects (SLURM, Open MPI, TPU pod "
+        "slice) instead of giving the three options above",
+    )
+
+
+def _coordinator(text: str) -> str:
+    from gdjax.distributed import parse_coordinator
+
+    try:
+        return parse_coordinator(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _process_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--process-id must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--process-id must be >= 0, got {value}")
+    return value
+
+
+def join_processes(args: dict) -> bool:
+    """Pops the multi-process options from ``args`` and, when given, joins
+    this process to the others (before JAX starts). Returns whether this
+    run spans several processes. Bad values end the program in one line."""
+    options = {k: args.pop(k, None) for k in DISTRIBUTED_OPTIONS}
+    auto = bool(options.pop("distributed"))
+    explicit = [v is not None for v in options.values()]
+    if not auto and not any(explicit):
+        return False
+    if auto and any(explicit):
+        fail(
+            "give --distributed (JAX detects the cluster) or --coordinator, --num-processes and "
+            "--process-id, not both",
+            USAGE,
+        )
+    from gdjax import distributed
+
+    try:
+        distributed.initialize(
+            options["coordinator"], options["num_processes"], options["process_id"]
+        )
+    except ValueError as err:
+        fail(str(err), USAGE)
+    return distributed.process_count() > 1
 
 
 def prepare(*commands: Command) -> None:
@@ -138,6 +230,9 @@ def run_and_print(command: Command, args: dict, *, run=None) -> Any:
     1 for a run that could not finish (missing data, a locked folder, a full
     disk); Ctrl-C prints what was kept and exits with 130."""
     prepare(command)
+    several = join_processes(args) if command.multiprocess else False
+    if several:
+        run = _open_out_together(command, args)
     run = run if run is not None else open_out(command, args)
     args.pop("overwrite", None)
     out = Path(args.pop("out"))
@@ -159,9 +254,32 @@ def run_and_print(command: Command, args: dict, *, run=None) -> Any:
         fail(str(err), USAGE)
     except (DatasetError, OSError, MemoryError) as err:
         fail(_describe_runtime(err), RUNTIME)
+    if isinstance(run, _runs.Bystander):
+        return results  # process 0 prints and writes
     print(command.summary(results))
     print(f"[{time.perf_counter() - start:.1f} s] wrote {out}/ (report.html, JSON, *.png)")
     return results
+
+
+def _open_out_together(command: Command, args: dict):
+    """Process 0 opens the run folder (refusing one that holds another run,
+    as alone); the others learn whether it could and write nothing. Every
+    process ends with the same status when the folder is refused."""
+    from gdjax import distributed
+
+    if distributed.is_main():
+        try:
+            run = open_out(command, args)
+        except SystemExit:
+            distributed.agree(False)  # the message is printed; the others stop too
+            raise
+        distributed.agree(True)
+        return run
+    args.pop("overwrite", None)
+    if not distributed.agree(False):
+        raise SystemExit(USAGE)
+    _runs.discard_writes()
+    return _runs.Bystander(Path(args["out"]), command.name)
 
 
 def _describe_runtime(err: BaseException) -> str:

@@ -21,7 +21,7 @@ import optax
 from tqdm.auto import tqdm
 
 import gdjax
-from gdjax import basins
+from gdjax import basins, distributed
 from gdjax import schedules as S
 from gdjax import tiled as tiled_maps
 from gdjax._validate import check_nonnegative
@@ -231,6 +231,11 @@ def run(
             raise ValueError("--tiled, --tile-rows and --dry-run map a --grid, not --starts")
         if x64:
             raise ValueError("a tiled map runs in float32; leave out --x64")
+        if distributed.process_count() > 1:
+            raise ValueError(
+                "a tiled map (--grid above 4096, --tiled, --tile-rows) runs in one process; "
+                "run it without --num-processes, or map --grid 4096 or less"
+            )
         return _run_tiled(
             out,
             surf,
@@ -344,4 +349,5 @@ COMMAND = Command(
     run=run,
     summary=local_minima.summary,
     shards=True,  # map_basins shards its starts: one CPU device per core
+    multiprocess=True,
 )

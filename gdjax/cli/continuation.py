@@ -103,4 +103,5 @@ COMMAND = Command(
     run=run,
     summary=lesson.summary,
     shards=True,
+    multiprocess=True,
 )

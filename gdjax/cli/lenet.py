@@ -230,5 +230,11 @@ def _f(v) -> str:
 
 
 COMMAND = Command(
-    name="lenet", doc=__doc__, add_arguments=add_arguments, run=run, summary=summary, trains=True
+    name="lenet",
+    doc=__doc__,
+    add_arguments=add_arguments,
+    run=run,
+    summary=summary,
+    trains=True,
+    multiprocess=True,
 )

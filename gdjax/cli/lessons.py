@@ -180,7 +180,7 @@ LESSONS: dict[str, Command] = {
 :data:`gdjax.lessons.LESSONS`)."""
 
 STUDIES: dict[str, Command] = {
-    "lr-scheduling": _lesson(lr_scheduling, _options_lr_scheduling, trains=True),
+    "lr-scheduling": _lesson(lr_scheduling, _options_lr_scheduling, trains=True, multiprocess=True),
 }
 """Lessons that train networks for minutes to an hour: ``gdjax lesson NAME``
 runs them; ``gdjax lessons`` (the quick main job) leaves them out."""

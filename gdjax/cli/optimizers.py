@@ -121,4 +121,5 @@ COMMAND = Command(
     run=run,
     summary=lesson.summary,
     shards=True,
+    multiprocess=True,
 )

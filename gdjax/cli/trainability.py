@@ -91,5 +91,11 @@ def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> di
 
 
 COMMAND = Command(
-    "trainability_maps", lesson.__doc__, add_arguments, run, lesson.summary, shards=True
+    "trainability_maps",
+    lesson.__doc__,
+    add_arguments,
+    run,
+    lesson.summary,
+    shards=True,
+    multiprocess=True,
 )

@@ -11,6 +11,7 @@ any rule.
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gdjax
-from gdjax import basins, plot
+from gdjax import basins, plot, runs
 from gdjax.descent import Trajectory
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
@@ -132,12 +133,33 @@ def to_json(study: BasinStudy) -> dict:
 
 
 def write(out: str | Path, study: BasinStudy) -> dict:
-    """Writes basins.json, the figures and report.html into ``out``; returns the JSON's content."""
+    """Writes basins.json, ``labels.npy`` and ``converged_step.npy`` (every
+    start's minimum and convergence step, shaped (grid, grid) for a map, as a
+    tiled map writes them), the figures and report.html into ``out``;
+    returns the JSON's content."""
     out = Path(out)
     results = to_json(study)
     write_json(out / "basins.json", results)
+    _write_npy(out / "labels.npy", _shaped(study.bmap, study.bmap.labels, np.int8))
+    _write_npy(out / "converged_step.npy", _shaped(study.bmap, study.bmap.converged_step, np.int32))
     _report(out, study.bmap, study.critical, study.trajs, results)
     return results
+
+
+def _shaped(bmap: basins.BasinMap, values: np.ndarray, dtype) -> np.ndarray:
+    values = np.asarray(values)
+    if values.size and np.abs(values).max() > np.iinfo(dtype).max:
+        dtype = np.int32
+    if bmap.grid is not None:
+        values = values.reshape(values.shape[:-1] + bmap.grid)
+    return values.astype(dtype)
+
+
+def _write_npy(path: Path, array: np.ndarray) -> Path:
+    """``array`` as a ``.npy`` file, written atomically."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return runs.write_bytes(path, buf.getvalue())
 
 
 def run(out: Path, *, seed: int = 0, **options) -> dict:
