@@ -181,7 +181,8 @@ def edge_ratio(sharpness: Any, optimizer: str, lr: Any, settings=None) -> np.nda
     limit = stability_limit(optimizer, lr, settings)
     if limit is None:
         return None
-    return np.asarray(sharpness, np.float64) / limit
+    # no limit at a rate of 0 (a warmup's first epoch): NaN, not 0
+    return np.where(np.isfinite(limit), np.asarray(sharpness, np.float64) / limit, np.nan)
 
 
 EDGE = (0.9, 1.1)
@@ -198,6 +199,8 @@ class Edge(NamedTuple):
         ratio: sharpness / limit per epoch (NaN where not measured or diverged).
         final: the last measured epoch's ratio.
         peak: the largest ratio; ``peak_epoch`` its epoch (1-based).
+        median: the median ratio over the measured epochs (about 1 for a
+            model that hovers at the edge).
         first_edge: the first epoch that reached the edge (ratio at least
             the lower end of :data:`EDGE`), or None.
         edge_epochs: how many epochs were at the edge (within :data:`EDGE`);
@@ -208,6 +211,7 @@ class Edge(NamedTuple):
     final: float | None
     peak: float | None
     peak_epoch: int | None
+    median: float | None
     first_edge: int | None
     edge_epochs: int
     above_epochs: int
@@ -223,7 +227,7 @@ def edge(sharpness: Any, lr: Any, optimizer: str, settings=None) -> Edge | None:
     ratio = np.asarray(ratio, np.float64).reshape(-1)
     ok = np.flatnonzero(np.isfinite(ratio))
     if not len(ok):
-        return Edge(ratio, None, None, None, None, 0, 0, 0)
+        return Edge(ratio, None, None, None, None, None, 0, 0, 0)
     reached = ok[ratio[ok] >= EDGE[0]]
     above = ok[ratio[ok] > EDGE[1]]
     peak = ok[np.argmax(ratio[ok])]
@@ -232,6 +236,7 @@ def edge(sharpness: Any, lr: Any, optimizer: str, settings=None) -> Edge | None:
         final=float(ratio[ok[-1]]),
         peak=float(ratio[peak]),
         peak_epoch=int(peak) + 1,
+        median=float(np.median(ratio[ok])),
         first_edge=int(reached[0]) + 1 if len(reached) else None,
         edge_epochs=len(reached) - len(above),
         above_epochs=len(above),
@@ -269,5 +274,5 @@ def verdict(e: Edge | None) -> str:
     return (
         f"reaches the edge at epoch {e.first_edge}; of {e.measured} epochs, {e.edge_epochs} at "
         f"the edge ({EDGE[0]:g}-{EDGE[1]:g} of its limit) and {e.above_epochs} above it (peak "
-        f"{e.peak:.2f} at epoch {e.peak_epoch}); {e.final:.2f} at the end"
+        f"{e.peak:.2f} at epoch {e.peak_epoch}); median {e.median:.2f}, {e.final:.2f} at the end"
     )

@@ -124,10 +124,11 @@ def test_edge_summary_and_its_words():
     assert fields == (0.8, 1.2, 4, 2, 1, 1) and e.measured == 4
     assert sh.verdict(e).startswith(
         "reaches the edge at epoch 2; of 4 epochs, 1 at the edge (0.9-1.1 of its limit) and 1 "
-        "above it (peak 1.20 at epoch 4)"
+        "above it (peak 1.20 at epoch 4); median 0.88, 0.80 at the end"
     )
-    # a rate of 0 (a warmup's first epoch) has no limit: ratio 0, no warning
-    np.testing.assert_array_equal(sh.edge_ratio([3.0], "sgd", [0.0]), [0.0])
+    assert e.median == pytest.approx(0.875)
+    # a rate of 0 (a warmup's first epoch) has no limit: no ratio, no warning
+    np.testing.assert_array_equal(sh.edge_ratio([3.0, 3.0], "sgd", [0.0, 1.0]), [np.nan, 1.5])
     below = sh.edge(np.array([1.0, 2.0]), np.full(2, 0.2), "sgd")
     assert below.first_edge is None
     assert sh.verdict(below).startswith("stays below the edge: at most 0.20 of its limit (epoch 2)")

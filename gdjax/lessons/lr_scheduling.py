@@ -184,6 +184,7 @@ def _edge_fields(last: dict, edge, tracked: bool) -> dict:
         "sharpness": last.get("sharpness"),
         "edge_final": None if edge is None else edge.final,
         "edge_peak": None if edge is None else edge.peak,
+        "edge_median": None if edge is None else edge.median,
         "edge_epochs": None if edge is None else edge.edge_epochs,
         "above_epochs": None if edge is None else edge.above_epochs,
         "edge_first": None if edge is None else edge.first_edge,
@@ -194,7 +195,8 @@ def _edge_table(report, rows: list[dict]) -> None:
     report.heading("At the edge of stability? (per policy)")
     report.text(
         "Sharpness over its stability limit 2/lr, mean over the seeds that did not collapse: "
-        "at the last epoch and at its peak; the epochs at the edge (ratio "
+        "at the last epoch, at its peak, and its median over the epochs (about 1 for training "
+        "that hovers at the edge); the epochs at the edge (ratio "
         f"{sharp_mod.EDGE[0]:g} to {sharp_mod.EDGE[1]:g}) and above it, summed over the seeds; "
         "and the first epoch any seed reached the edge."
     )
@@ -204,6 +206,7 @@ def _edge_table(report, rows: list[dict]) -> None:
             "final sharpness",
             "final / limit",
             "peak / limit",
+            "median",
             "epochs at the edge",
             "above it",
             "first",
@@ -214,6 +217,7 @@ def _edge_table(report, rows: list[dict]) -> None:
                 _dash(r["sharpness"]),
                 _dash(r["edge_final"]),
                 _dash(r["edge_peak"]),
+                _dash(r["edge_median"]),
                 f"{r['edge_epochs']}/{r['edge_measured']}",
                 f"{r['above_epochs']}/{r['edge_measured']}",
                 _dash(r["edge_first"]),
@@ -267,6 +271,7 @@ def _edge_aggregate(runs: list[dict], alive: list[dict], epochs: int) -> dict:
         "sharpness": mean("sharpness"),
         "edge_final": mean("edge_final"),
         "edge_peak": mean("edge_peak"),
+        "edge_median": mean("edge_median"),
         "edge_epochs": sum(r["edge_epochs"] or 0 for r in runs),
         "above_epochs": sum(r["above_epochs"] or 0 for r in runs),
         "edge_measured": len(runs) * epochs,
@@ -300,7 +305,8 @@ def summary(res: dict) -> str:
                 return "-" if v is None else f"{v:.2f}"
 
             edge = (
-                f"; sharpness/limit {f(r['edge_final'])} at the end, peak {f(r['edge_peak'])}, "
+                f"; sharpness/limit {f(r['edge_final'])} at the end, median "
+                f"{f(r['edge_median'])}, peak {f(r['edge_peak'])}, "
                 f"{r['edge_epochs']}/{r['edge_measured']} epochs at the edge, "
                 f"{r['above_epochs']} above"
             )

@@ -7,7 +7,6 @@ import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
@@ -60,7 +59,7 @@ def sharpness_curves(
         limit = S.stability_limit(config.optimizer, lr, settings)
         if limit is not None:
             ax.step(epoch, limit, where="mid", color=colour, ls="--", alpha=0.8)
-            ratio = np.asarray(sharp) / limit
+            ratio = S.edge_ratio(sharp, config.optimizer, lr, settings)
             ratio_ax.plot(
                 epoch,
                 ratio,
