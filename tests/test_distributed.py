@@ -23,9 +23,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(args: list[str], n: int, out, timeout: int = 420) -> list[str]:
+def _launch(args: list[str], n: int, out, timeout: int = 420, status: int = 0) -> list[str]:
     """``gdjax ARGS --out OUT`` in ``n`` processes of DEVICES / n CPU devices
-    each; returns every process's stdout (all must exit 0)."""
+    each; returns every process's stdout, or its stderr when ``status`` is
+    not 0 (every process must exit with ``status``)."""
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
@@ -47,16 +48,18 @@ def _launch(args: list[str], n: int, out, timeout: int = 420) -> list[str]:
                 cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
-    outs = []
+    results = []
     try:
-        for i, p in enumerate(procs):
-            stdout, stderr = p.communicate(timeout=timeout)
-            assert p.returncode == 0, f"process {i} of {n} exited {p.returncode}:\n{stderr[-3000:]}"
-            outs.append(stdout)
+        for p in procs:
+            results.append((p.communicate(timeout=timeout), p.returncode))
     finally:
         for p in procs:
             p.kill()
-    return outs
+    for i, ((stdout, stderr), code) in enumerate(results):
+        assert code == status, (
+            f"process {i} of {n} exited {code}:\n{stdout[-2000:]}\n{stderr[-3000:]}"
+        )
+    return [stdout if status == 0 else stderr for (stdout, stderr), _ in results]
 
 
 def _without(d: dict, *keys) -> dict:
@@ -85,9 +88,19 @@ def test_a_basin_map_does_not_depend_on_the_number_of_processes(basin_runs, n):
     assert "Basins of peaks" in printed[n][0]
     # (gloo prints its connections itself)
     others = [line for p in printed[n][1:] for line in p.splitlines()]
-    assert [line for line in others if line.strip() and not line.startswith("[Gloo]")] == []
+    unexpected = [line for line in others if line.strip() and not line.startswith("[Gloo]")]
+    assert unexpected == [], printed[n]
     manifest = runs.read_manifest(base / str(n))
     assert manifest["complete"] and "basins.json" in manifest["files"]
+
+
+def test_a_folder_process_0_refuses_stops_every_process(basin_runs):
+    base, _ = basin_runs
+    before = sorted(p.name for p in (base / "2").iterdir())
+    args = ["basins", "--surface", "peaks", "--grid", "16", "--steps", "10", "--no-progress"]
+    errors = _launch(args, 2, base / "2", status=2)
+    assert "holds" in errors[0] and "--overwrite" in errors[0]
+    assert sorted(p.name for p in (base / "2").iterdir()) == before
 
 
 def test_a_lenet_population_does_not_depend_on_the_number_of_processes(tmp_path):

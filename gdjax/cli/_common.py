@@ -276,6 +276,8 @@ def _open_out_together(command: Command, args: dict):
         distributed.agree(True)
         return run
     args.pop("overwrite", None)
+    if "no_progress" in args:
+        args["no_progress"] = True  # one progress bar: process 0's
     if not distributed.agree(False):
         raise SystemExit(USAGE)
     _runs.discard_writes()
