@@ -5,8 +5,10 @@ Run by hand (not a test):
     python benchmarks/basins_throughput.py            # N = 1e4, 1e5, 1e6
     python benchmarks/basins_throughput.py --big      # also the 4096^2 x 1000-step map
 
-Prints restart-steps per second for gdjax (``map_basins``, float32, lr 0.01,
-1000 steps, random starts, all host devices) and, in the same run, for a
+Prints restart-steps per second for gdjax (``map_basins`` end to end:
+descent, minima, labels and counts; float32, lr 0.01, 1000 steps, random
+starts, all devices; labels on the host and on the device,
+``--label-on``) and, in the same run, for a
 vectorised NumPy gradient descent with the analytic peaks gradient (shared
 subexpressions, no ``**`` on float32), and their ratio; and gdjax against the
 ceiling (plain ``jit(vmap(scan))`` with no bookkeeping), the two timed in
@@ -58,13 +60,23 @@ def time_numpy(n: int, steps: int) -> float:
     return n * steps / (time.perf_counter() - t)
 
 
-def gdjax_runner(n: int, steps: int, check_every: int):
-    """(run() -> restart-steps/s of one map_basins call, compile seconds)."""
-    kw = dict(starts=n, key=jax.random.key(0), steps=steps, lr=0.01, check_every=check_every)
+def gdjax_runner(n: int, steps: int, check_every: int, label_on: str = "auto"):
+    """(run() -> restart-steps/s of one map_basins call end to end: descent,
+    minima, labels and counts, compile seconds)."""
+    kw = dict(
+        starts=n,
+        key=jax.random.key(0),
+        steps=steps,
+        lr=0.01,
+        check_every=check_every,
+        label_on=label_on,
+    )
     compile_s = basins.map_basins("peaks", **kw).timing.compile_seconds  # first call compiles
 
     def run() -> float:
-        return basins.map_basins("peaks", **kw).timing.restart_steps_per_second
+        t = time.perf_counter()
+        basins.map_basins("peaks", **kw)
+        return n * steps / (time.perf_counter() - t)
 
     return run, compile_s
 
@@ -145,30 +157,46 @@ def main() -> None:
         default=10,
         help="gdjax's convergence-check interval (default: %(default)s; 1 checks every step)",
     )
+    parser.add_argument(
+        "--label-on",
+        nargs="+",
+        choices=("host", "device"),
+        default=["host", "device"],
+        help="where map_basins labels the runs; each is timed (default: both)",
+    )
     args = parser.parse_args()
     check_gradient()
     print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}, steps {args.steps}")
-    print("rates in restart-steps/s; ceiling: plain jit(vmap(scan)), no bookkeeping")
-    head = f"{'N':>10} {'gdjax':>10} {'numpy':>10} {'ratio':>7} {'ceiling':>10} {'gdjax/ceil':>10}"
-    print(head + f" {'compile s':>10}")
+    print(
+        "rates in restart-steps/s, end to end (descent, minima, labels, counts); "
+        "ceiling: plain jit(vmap(scan)), no bookkeeping"
+    )
+    head = f"{'N':>10} {'labels on':>9} {'gdjax':>10} {'numpy':>10} {'ratio':>7} {'ceiling':>10}"
+    print(head + f" {'gdjax/ceil':>10} {'compile s':>10}")
     for n in (int(s) for s in args.sizes):
-        ours_run, compile_s = gdjax_runner(n, args.steps, args.check_every)
-        ours, ceil = best_of_alternating([ours_run, ceiling_runner(n, args.steps)], args.rounds)
+        runners, compiles = [], []
+        for where in args.label_on:
+            run, compile_s = gdjax_runner(n, args.steps, args.check_every, where)
+            runners.append(run)
+            compiles.append(compile_s)
+        *ours, ceil = best_of_alternating([*runners, ceiling_runner(n, args.steps)], args.rounds)
         base = time_numpy(n, args.numpy_steps)
-        print(
-            f"{n:>10,} {ours:>10.3g} {base:>10.3g} {ours / base:>7.1f} {ceil:>10.3g}"
-            f" {ours / ceil:>10.2f} {compile_s:>10.2f}"
-        )
+        for where, rate, compile_s in zip(args.label_on, ours, compiles, strict=True):
+            print(
+                f"{n:>10,} {where:>9} {rate:>10.3g} {base:>10.3g} {rate / base:>7.1f} "
+                f"{ceil:>10.3g} {rate / ceil:>10.2f} {compile_s:>10.2f}"
+            )
     if args.big:
-        t = time.perf_counter()
-        b = basins.map_basins("peaks", grid=4096, steps=args.steps, lr=0.01)
-        wall = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(
-            f"4096^2 x {args.steps} map: {wall:.1f} s wall ({b.timing.seconds:.1f} s "
-            f"descending, {b.timing.restart_steps_per_second:.3g} rs/s), "
-            f"peak RSS {peak:.2f} GiB"
-        )
+        for where in args.label_on:
+            t = time.perf_counter()
+            b = basins.map_basins("peaks", grid=4096, steps=args.steps, lr=0.01, label_on=where)
+            wall = time.perf_counter() - t
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            print(
+                f"4096^2 x {args.steps} map, labels on the {where}: {wall:.1f} s wall "
+                f"({b.timing.seconds:.1f} s descending, "
+                f"{b.timing.restart_steps_per_second:.3g} rs/s), peak RSS {peak:.2f} GiB"
+            )
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from gdjax.surfaces import get as _get_surface
 
 __all__ = [
     "DIVERGED",
+    "MAX_DEVICE_MINIMA",
     "NOT_CONVERGED",
     "BasinConfig",
     "BasinMap",
@@ -48,6 +49,7 @@ __all__ = [
     "Ends",
     "Estimate",
     "Fractions",
+    "Labelled",
     "Timing",
     "available_memory",
     "best_of_k",
@@ -155,7 +157,8 @@ class BasinMap:
         labels: (*batch, N) int32 labels (see module docstring).
         converged_step: (*batch, N) first checked step from which |grad| < tol
             held (a multiple of check_every, or steps); -1 if not converged.
-        final: (*batch, N, 2) end points.
+        final: (*batch, N, 2) end points; None when the runs were labelled
+            on the device (``map_basins(label_on="device")``).
         minima: discovered minima, sorted by value; one set for the whole
             batch, so a minimum keeps its index across hyperparameters.
         fractions: :class:`Fractions` (a mapping outcome -> Estimate).
@@ -178,7 +181,7 @@ class BasinMap:
     grid: tuple[int, int] | None
     labels: np.ndarray
     converged_step: np.ndarray
-    final: np.ndarray
+    final: np.ndarray | None
     minima: tuple[CriticalPoint, ...]
     fractions: Fractions
     config: BasinConfig
@@ -224,7 +227,7 @@ class BasinMap:
             self,
             labels=labels,
             converged_step=self.converged_step[index],
-            final=self.final[index],
+            final=None if self.final is None else self.final[index],
             fractions=fr,
             p_global=Estimate(*(float(np.asarray(v)[index]) for v in self.p_global)),
             batch=(),
@@ -402,6 +405,47 @@ def _descend_chunk(fn, method, steps, unroll, every, blocked, paired, starts, h)
     return jax.vmap(over_starts, in_axes=(None, 0))(starts, h)
 
 
+MAX_DEVICE_MINIMA = 120
+"""Minima the device labels against (int8 labels); runs near minima found
+beyond these are labelled on the host, as orphans are."""
+
+
+@functools.partial(
+    jax.jit, static_argnames=("fn", "method", "steps", "unroll", "every", "blocked", "paired")
+)
+def _descend_label_chunk(
+    fn, method, steps, unroll, every, blocked, paired, starts, h, minima, n_minima, tol2
+):
+    """:func:`_descend_chunk`, then every run labelled on the device against
+    the first ``n_minima`` rows of ``minima`` (as :func:`_label` does on the
+    host). Outputs what the host needs, small: labels (int8),
+    converged_step (int16 below 32767 steps), and two counts: runs that
+    converged where no known minimum is (orphans) and runs that met a
+    non-finite value; the end points and flags stay on the device, fetched
+    only for a chunk that has either."""
+    final, diverged, converged, conv_step, finite = _descend_chunk(
+        fn, method, steps, unroll, every, blocked, paired, starts, h
+    )
+    x, y = final[..., 0], final[..., 1]
+    best = jnp.full(x.shape, jnp.inf, final.dtype)
+    nearest = jnp.zeros(x.shape, jnp.int32)
+
+    def body(i, carry):
+        best, nearest = carry
+        d2 = jnp.square(x - minima[i, 0]) + jnp.square(y - minima[i, 1])
+        closer = (d2 < best) & (i < n_minima)
+        return jnp.where(closer, d2, best), jnp.where(closer, i, nearest)
+
+    best, nearest = jax.lax.fori_loop(0, minima.shape[0], body, (best, nearest))
+    claimed = converged & (best < tol2)
+    labels = jnp.where(claimed, nearest, NOT_CONVERGED)
+    labels = jnp.where(diverged, DIVERGED, labels).astype(jnp.int8)
+    orphans = jnp.sum(converged & ~diverged & ~claimed)
+    step_type = jnp.int16 if steps < np.iinfo(np.int16).max else jnp.int32
+    small = (labels, conv_step.astype(step_type), orphans, jnp.sum(~finite))
+    return small, (final, diverged, converged, finite)
+
+
 def grid_starts(domain, n: int, dtype=np.float32) -> np.ndarray:
     """An n x n grid of cell centres over a 2D box, row-major (y slowest)."""
     (x0, x1), (y0, y1) = domain
@@ -429,6 +473,7 @@ def map_basins(
     unroll: int = 10,
     check_every: int = 10,
     progress: Callable[[int, int, float], None] | None = None,
+    label_on: str = "auto",
 ) -> BasinMap:
     """Maps the basins of attraction of a 2D surface.
 
@@ -468,6 +513,17 @@ def map_basins(
             always check every step.
         progress: called with (done, total, seconds): once with done = 0 when
             the descent starts (after compiling), then after each chunk.
+        label_on: where the runs are labelled. ``"host"``: every end point
+            comes back (``BasinMap.final``), then minima are found and runs
+            labelled. ``"device"``: each chunk is labelled by the device
+            against the minima known so far, and only its labels (1 byte a
+            run) and convergence steps (2 bytes) come back; the end points
+            of a chunk come back only when some of its runs converged where
+            no known minimum is (the first chunk, or a minimum not seen yet)
+            or met a non-finite value. Chunks are strided over the starts,
+            so the first one samples the whole domain. The labels equal the
+            host's; ``BasinMap.final`` is None. ``"auto"`` (default): the
+            device on an accelerator, the host on a CPU.
 
     Returns:
         A :class:`BasinMap`.
@@ -479,6 +535,10 @@ def map_basins(
         raise ValueError("give exactly one of grid=n (a map) or starts=N (random starts)")
     steps = _validate.check_count("steps", steps)
     _validate.check_positive("tol", tol)
+    if label_on not in ("auto", "host", "device"):
+        raise ValueError(f"label_on must be 'auto', 'host' or 'device', got {label_on!r}")
+    if label_on == "auto":
+        label_on = "host" if jax.default_backend() == "cpu" else "device"
     if chunk_size is None:
         chunk_size = 1 << 18 if jax.default_backend() == "cpu" else 1 << 22
     chunk_size = _validate.check_count("chunk_size", chunk_size)
@@ -517,7 +577,8 @@ def map_basins(
         if progress is not None:
             progress(done * n_sets, total * n_sets, time.perf_counter() - t_start)
 
-    ends, refrozen = run(_engine.flatten(h, batch), pts, report)
+    labeller = (surface, dom) if label_on == "device" else None
+    ends, refrozen = run(_engine.flatten(h, batch), pts, report, labeller)
     seconds = time.perf_counter() - t_start
 
     config = BasinConfig(
@@ -615,14 +676,17 @@ def make_runner(fn, method, steps, chunk, n_dev, dtype, unroll=10, every=10):
     sharding = NamedSharding(mesh, PartitionSpec("starts"))
     blocked = not method.uses_optax
 
-    def run(flat, pts, report):
+    def run(flat, pts, report, labeller=None):
         n_sets = jax.tree.leaves(flat)[0].shape[0]
         t0 = time.perf_counter()
         program = (fn, method, steps, unroll, every, blocked, False)
-        compiled = _compiled(program, flat, chunk, dtype, mesh)
+        compiled = _compiled(program, flat, chunk, dtype, mesh, labelled=labeller is not None)
         run.compile_seconds = time.perf_counter() - t0
         report(0)
-        ends = Ends(*_run_chunks(compiled, flat, pts, chunk, sharding, n_sets, report))
+        if labeller is not None:
+            ends = _run_labelled(compiled, flat, pts, chunk, sharding, n_sets, report, *labeller)
+        else:
+            ends = Ends(*_run_chunks(compiled, flat, pts, chunk, sharding, n_sets, report))
         refrozen = 0
         if blocked and not ends.finite.all():
             sets, idx = np.nonzero(~ends.finite)
@@ -632,21 +696,122 @@ def make_runner(fn, method, steps, chunk, n_dev, dtype, unroll=10, every=10):
             redo = _compiled(pairs, flat, size, dtype, mesh, paired=True)
             pair_h = jax.tree.map(lambda a: np.asarray(a)[sets], flat)
             f, d, c, k, _ = _run_pairs(redo, pair_h, pts[idx], size, sharding)
-            ends.final[sets, idx], ends.diverged[sets, idx] = f, d
-            ends.converged[sets, idx], ends.converged_step[sets, idx] = c, k
+            if isinstance(ends, Labelled):
+                ends = ends.relabel(sets, idx, f, c, d, k, labeller)
+            else:
+                ends.final[sets, idx], ends.diverged[sets, idx] = f, d
+                ends.converged[sets, idx], ends.converged_step[sets, idx] = c, k
+        if isinstance(ends, Labelled):
+            ends = ends.sorted()
         return ends, refrozen
 
     run.compile_seconds = 0.0
     return run
 
 
-def summarise(surface, dom, pts, grid, ends: Ends, batch, config, timing, settings) -> BasinMap:
-    """Minima (found once over the whole batch), labels, fractions and the
-    chance of a global minimum, from every run's end."""
+class Labelled(NamedTuple):
+    """Runs labelled on the device (:func:`map_basins` with ``label_on=
+    "device"``): labels and convergence steps, axes (hyperparameter set,
+    start), the minima found, and which runs met a non-finite value (to run
+    again; their labels are set then)."""
+
+    labels: np.ndarray
+    converged_step: np.ndarray
+    minima: tuple[CriticalPoint, ...]
+    finite: np.ndarray
+
+    def relabel(self, sets, idx, final, converged, diverged, conv_step, labeller) -> Labelled:
+        """The runs (sets, idx), run again, labelled on the host (minima
+        among them are added)."""
+        surface, dom = labeller
+        minima, labels = discover_minima(surface, final, converged, diverged, dom, self.minima)
+        self.labels[sets, idx] = labels
+        self.converged_step[sets, idx] = conv_step
+        finite = self.finite.copy()
+        finite[sets, idx] = True
+        return self._replace(minima=minima, finite=finite)
+
+    def sorted(self) -> Labelled:
+        """Minima sorted by value (as the host path sorts them), labels renamed."""
+        order = sorted(range(len(self.minima)), key=lambda i: self.minima[i].value)
+        rank = np.empty(max(len(order), 1), np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        labels = np.where(self.labels >= 0, rank[np.maximum(self.labels, 0)], self.labels)
+        return self._replace(labels=labels, minima=tuple(self.minima[i] for i in order))
+
+
+def _run_labelled(compiled, flat, pts, chunk, sharding, n_sets, report, surface, dom):
+    """Runs the labelled chunk program over ``pts``: chunk c holds the starts
+    c, c + n, c + 2n, ... (n chunks), so every chunk samples the whole
+    domain. Each chunk is labelled on the device against the minima known
+    when it was dispatched; only its labels and steps come back, unless some
+    of its runs converged where no known minimum is (their ends come back,
+    new minima are found among them and they are labelled on the host) or
+    met a non-finite value (run again by the caller)."""
     total = pts.shape[0]
-    minima, labels = _find_and_label(
-        surface, ends.final.reshape(-1, 2), ends.converged.ravel(), ends.diverged.ravel(), dom
-    )
+    n_chunks = -(-total // chunk)
+    labels = np.empty((n_sets, total), np.int32)
+    conv_step = np.empty((n_sets, total), np.int32)
+    finite = np.ones((n_sets, total), bool)
+    replicated = NamedSharding(sharding.mesh, PartitionSpec())
+    h = distributed.put(flat, replicated)
+    tol2 = pts.dtype.type(_radius(dom) ** 2)
+    minima: tuple[CriticalPoint, ...] = ()
+
+    def table():
+        rows = np.zeros((MAX_DEVICE_MINIMA, 2), pts.dtype)
+        known = minima[:MAX_DEVICE_MINIMA]
+        for i, m in enumerate(known):
+            rows[i] = m.location
+        return distributed.put(rows, replicated), np.int32(len(known))
+
+    def collect(idx, out):
+        nonlocal minima
+        small, big = out
+        lab, steps, orphans, bad = distributed.fetch(small)
+        m = len(idx)
+        lab, steps = lab[:, :m].astype(np.int32), steps[:, :m].astype(np.int32)
+        if int(orphans) or int(bad):  # this chunk's ends come back
+            final, div, conv, fin = (a[:, :m] for a in distributed.fetch(big))
+            finite[:, idx] = fin
+            pool = conv & ~div & fin & (lab == NOT_CONVERGED)
+            if pool.any():
+                sets, runs = np.nonzero(pool)
+                minima, lab[sets, runs] = discover_minima(
+                    surface, final[sets, runs], conv[sets, runs], div[sets, runs], dom, minima
+                )
+        labels[:, idx], conv_step[:, idx] = lab, steps
+        collect.done += m
+        if report is not None:
+            report(collect.done)
+
+    collect.done = 0
+    pending = None
+    for c in range(n_chunks):
+        idx = np.arange(c, total, n_chunks)
+        part = pts[idx]
+        if len(idx) < chunk:  # pad so every chunk has one shape: one compiled program
+            part = np.concatenate([part, np.repeat(part[-1:], chunk - len(idx), axis=0)])
+        out = compiled(distributed.put(part, sharding), h, *table(), tol2)
+        if pending is not None:
+            collect(*pending)
+        pending = (idx, out)
+    collect(*pending)
+    return Labelled(labels, conv_step, minima, finite)
+
+
+def summarise(surface, dom, pts, grid, ends, batch, config, timing, settings) -> BasinMap:
+    """Minima (found once over the whole batch), labels, fractions and the
+    chance of a global minimum, from every run's end (an :class:`Ends`), or
+    from runs labelled on the device (a :class:`Labelled`)."""
+    total = pts.shape[0]
+    if isinstance(ends, Labelled):
+        minima, labels, final = ends.minima, ends.labels, None
+    else:
+        minima, labels = _find_and_label(
+            surface, ends.final.reshape(-1, 2), ends.converged.ravel(), ends.diverged.ravel(), dom
+        )
+        final = ends.final.reshape(batch + (total, 2))
     labels = labels.reshape(batch + (total,))
     glob = global_minima(minima, config.global_tol)
     p_glob = Estimate(*wilson_interval(np.isin(labels, glob).sum(axis=-1), total))
@@ -659,7 +824,7 @@ def summarise(surface, dom, pts, grid, ends: Ends, batch, config, timing, settin
         grid=None if grid is None else (grid, grid),
         labels=labels,
         converged_step=ends.converged_step.reshape(batch + (total,)),
-        final=ends.final.reshape(batch + (total, 2)),
+        final=final,
         minima=minima,
         fractions=_fractions(labels, len(minima)),
         config=config,
@@ -671,13 +836,14 @@ def summarise(surface, dom, pts, grid, ends: Ends, batch, config, timing, settin
     )
 
 
-def _compiled(program, flat, chunk, dtype, mesh, paired=False):
-    """The chunk program compiled ahead of time for one shape (cached)."""
+def _compiled(program, flat, chunk, dtype, mesh, paired=False, labelled=False):
+    """The chunk program compiled ahead of time for one shape (cached);
+    ``labelled``: the program that also labels (:func:`_descend_label_chunk`)."""
     n_sets = jax.tree.leaves(flat)[0].shape[0] if not paired else chunk
     # the hyperparameters' structure and shapes too: optimizer settings by name,
     # a schedule's number of milestones
     shapes = tuple((np.shape(a), str(a.dtype)) for a in jax.tree.leaves(flat))
-    cache_key = (program, chunk, n_sets, str(np.dtype(dtype)), mesh.size, paired)
+    cache_key = (program, chunk, n_sets, str(np.dtype(dtype)), mesh.size, paired, labelled)
     cache_key += (jax.tree.structure(flat), shapes)
     if cache_key not in _COMPILED:
         sharded = NamedSharding(mesh, PartitionSpec("starts"))
@@ -690,7 +856,15 @@ def _compiled(program, flat, chunk, dtype, mesh, paired=False):
         else:
             rep = NamedSharding(mesh, PartitionSpec())
             h = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), flat)
-        _COMPILED[cache_key] = _descend_chunk.lower(*program, starts, h).compile()
+        if labelled:
+            rep = NamedSharding(mesh, PartitionSpec())
+            table = jax.ShapeDtypeStruct((MAX_DEVICE_MINIMA, 2), dtype, sharding=rep)
+            count = jax.ShapeDtypeStruct((), np.int32, sharding=rep)
+            tol2 = jax.ShapeDtypeStruct((), dtype, sharding=rep)
+            lowered = _descend_label_chunk.lower(*program, starts, h, table, count, tol2)
+            _COMPILED[cache_key] = lowered.compile()
+        else:
+            _COMPILED[cache_key] = _descend_chunk.lower(*program, starts, h).compile()
     return _COMPILED[cache_key]
 
 

@@ -395,6 +395,7 @@ def compare(
         bound=bound,
         global_tol=global_tol,
         chunk_size=chunk_size,
+        label_on="host",  # the end points are read below (runs hovering near a minimum)
         progress=progress,
     )
     if radius is None:

@@ -137,6 +137,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
         help="starts per compiled call (default: 2^18 on a CPU, 2^22 on an accelerator)",
     )
     parser.add_argument(
+        "--label-on",
+        choices=("auto", "host", "device"),
+        default="auto",
+        help="label the runs on the device (only labels and steps come back) or on the host "
+        "(every end point comes back); default auto: the device on an accelerator",
+    )
+    parser.add_argument(
         "--tiled",
         action="store_true",
         help=f"compute the grid tile by tile, labels streamed to labels.npy (automatic above "
@@ -212,6 +219,7 @@ def run(
     global_tol: float = 1e-6,
     x64: bool = False,
     chunk_size: int | None = None,
+    label_on: str = "auto",
     no_progress: bool = False,
     tiled: bool = False,
     tile_rows: int | None = None,
@@ -283,6 +291,7 @@ def run(
             x64=x64,
             chunk_size=chunk_size,
             progress=progress,
+            label_on=label_on,
         )
     finally:
         if bar is not None:

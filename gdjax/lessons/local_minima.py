@@ -71,6 +71,7 @@ def compute(
     x64: bool = False,
     chunk_size: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    label_on: str = "auto",
 ) -> BasinStudy:
     """Maps the basins (a ``grid`` x ``grid`` of starts, or ``starts`` random
     ones; :data:`DEFAULT_GRID` when neither), finds the critical points,
@@ -96,6 +97,7 @@ def compute(
             global_tol=global_tol,
             chunk_size=chunk_size,
             progress=progress,
+            label_on=label_on,
         )
         crit = basins.critical_points(surf, domain=bmap.domain)
         # a few full trajectories for the map (not for every start)

@@ -1,0 +1,94 @@
+"""Basin maps labelled on the device (``map_basins(label_on="device")``): the
+same labels, steps, minima and fractions as the host path, with no end
+points copied back; on this CPU the device is the host, so the tests check
+behaviour, and the accelerator's speed is a benchmark's."""
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+import gdjax
+from gdjax import basins
+
+
+def _both(surface, **kw):
+    host = basins.map_basins(surface, label_on="host", **kw)
+    device = basins.map_basins(surface, label_on="device", **kw)
+    return host, device
+
+
+def _same(host, device):
+    np.testing.assert_array_equal(device.labels, host.labels)
+    np.testing.assert_array_equal(device.converged_step, host.converged_step)
+    assert len(device.minima) == len(host.minima)
+    for a, b in zip(device.minima, host.minima, strict=True):
+        np.testing.assert_allclose(a.location, b.location, atol=1e-6)
+        assert a.value == pytest.approx(b.value, abs=1e-9)
+    np.testing.assert_array_equal(device.fractions.fraction, host.fractions.fraction)
+    assert device.global_minima == host.global_minima
+    assert device.final is None and host.final is not None
+
+
+def test_a_map_in_many_strided_chunks_equals_the_host_path():
+    # 64^2 starts in chunks of 256: 16 chunks, each a strided sample of the grid
+    host, device = _both("peaks", grid=64, steps=300, lr=0.01, chunk_size=256)
+    _same(host, device)
+    assert len(device.minima) == 3
+
+
+def test_a_batch_of_rates_with_diverging_runs_equals_the_host_path():
+    # on Himmelblau lr 0.05 overflows: those runs are run again to their last
+    # finite point, and labelled on the host
+    host, device = _both(
+        "himmelblau", grid=40, steps=200, lr=np.array([0.001, 0.01, 0.05]), chunk_size=600
+    )
+    assert host.timing.refrozen > 0
+    assert device.timing.refrozen == host.timing.refrozen
+    _same(host, device)
+
+
+def test_random_starts_on_four_tied_minima_and_an_optax_rule():
+    key = jax.random.key(3)
+    host, device = _both(
+        "himmelblau",
+        starts=3000,
+        key=key,
+        steps=400,
+        lr=0.01,
+        rule=gdjax.optimizer(optax.sgd, momentum=0.5),
+        chunk_size=500,
+    )
+    _same(host, device)
+    assert len(device.global_minima) == 4
+
+
+def test_a_minimum_missed_by_the_first_chunk_is_found_later(monkeypatch):
+    # strided chunks of 8 starts: the first cannot reach all of peaks' basins;
+    # the runs of later chunks that converged where no known minimum is come
+    # back, and the missing minima are found among them
+    host = basins.map_basins("peaks", grid=24, steps=300, lr=0.01, chunk_size=8, label_on="host")
+    calls = []
+    real = basins.discover_minima
+
+    def spy(surface, final, *args, **kw):
+        found, labels = real(surface, final, *args, **kw)
+        calls.append((len(final), len(found)))
+        return found, labels
+
+    monkeypatch.setattr(basins, "discover_minima", spy)
+    device = basins.map_basins(
+        "peaks", grid=24, steps=300, lr=0.01, chunk_size=8, label_on="device"
+    )
+    _same(host, device)
+    assert calls[0][1] < 3 and calls[-1][1] == 3, calls  # found after the first chunk
+
+
+def test_label_on_is_checked_and_a_new_minima_table_does_not_recompile():
+    with pytest.raises(ValueError, match="label_on must be 'auto', 'host' or 'device'"):
+        basins.map_basins("peaks", grid=8, label_on="gpu")
+    basins.map_basins("peaks", grid=32, steps=100, chunk_size=128, label_on="device")
+    before = len(basins._COMPILED)
+    # other minima and other rates: the same compiled program
+    basins.map_basins("peaks", grid=32, steps=100, lr=0.02, chunk_size=128, label_on="device")
+    assert len(basins._COMPILED) == before
