@@ -33,6 +33,7 @@ __all__ = [
     "add_training_arguments",
     "configs_from_args",
     "run",
+    "scan_setting",
     "sharpness_settings",
     "summary",
 ]
@@ -72,6 +73,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "population on an accelerator, sequential on a CPU, where it measured faster)",
     )
     parser.add_argument(
+        "--scan-epochs",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run each epoch as one lax.scan program instead of a loop over the step "
+        "(default auto: on an accelerator; the same numbers either way)",
+    )
+    parser.add_argument(
         "--sharpness",
         action="store_true",
         help="after every epoch, the top Hessian eigenvalue of the training loss on a fixed batch "
@@ -89,6 +97,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         default=20,
         help="Lanczos steps (Hessian-vector products) per measure (default: %(default)s)",
     )
+
+
+def scan_setting(scan_epochs: str) -> bool | None:
+    """``train``'s ``scan_epochs`` from ``--scan-epochs``."""
+    return {"auto": None, "on": True, "off": False}[scan_epochs]
 
 
 def sharpness_settings(sharpness: bool, examples: int, iters: int) -> dict[str, int]:
@@ -163,6 +176,7 @@ def run(
     sharpness: bool = False,
     sharpness_examples: int = 1000,
     sharpness_iters: int = 20,
+    scan_epochs: str = "auto",
 ) -> dict:
     from gdjax.data import fashion_mnist
 
@@ -190,7 +204,13 @@ def run(
     )
     if len(configs) == 1:
         result = train.train(
-            configs[0], dataset, out=out, resume=resume, progress=not no_progress, on_epoch=curves
+            configs[0],
+            dataset,
+            out=out,
+            resume=resume,
+            progress=not no_progress,
+            on_epoch=curves,
+            scan_epochs=scan_setting(scan_epochs),
         )
         result.meta["names"] = names
     else:
@@ -203,6 +223,7 @@ def run(
             resume=resume,
             progress=not no_progress,
             on_epoch=curves,
+            scan_epochs=scan_setting(scan_epochs),
         )
     write_training_report(out, result, names, "Fashion-MNIST LeNet")
     return {"out": str(out), "names": names, "result": result}

@@ -55,6 +55,7 @@ def run(
     sharpness: bool = False,
     sharpness_examples: int = 1000,
     sharpness_iters: int = 20,
+    scan_epochs: str = "auto",
 ) -> dict:
     from gdjax.data import fashion_mnist
 
@@ -85,6 +86,7 @@ def run(
         out=out,
         resume=resume,
         progress=not no_progress,
+        scan_epochs={"auto": None, "on": True, "off": False}[scan_epochs],
     )
     per_run = []
     edges = sharp_mod.edges(result)
