@@ -111,6 +111,15 @@ def initialize(
         )
     except RuntimeError as err:
         raise ValueError(f"cannot join the other processes: {err}") from None
+    except ValueError as err:
+        if all(given):
+            raise
+        # JAX found no cluster in the environment ("coordinator_address should be defined")
+        raise ValueError(
+            f"--distributed found no cluster to join ({err}): JAX detects SLURM, Open MPI, "
+            "Kubernetes and Cloud TPU pod slices from their environment variables; elsewhere "
+            "give --coordinator HOST:PORT, --num-processes N and --process-id I"
+        ) from None
 
 
 def process_count() -> int:

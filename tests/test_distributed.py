@@ -162,6 +162,24 @@ def test_distributed_options_are_checked_before_joining(capsys):
     assert distributed.parse_coordinator("[::1]:8476") == "[::1]:8476"
 
 
+def test_distributed_without_a_cluster_says_what_to_give(tmp_path):
+    """--distributed where JAX detects no cluster: a clear error, exit 2,
+    before any folder is made."""
+    cluster = ("SLURM_", "OMPI_", "PMI_", "TPU_", "CLOUD_TPU", "MEGASCALE", "KUBERNETES_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(cluster)}
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    out = tmp_path / "never"
+    cmd = [sys.executable, "-m", "gdjax", "basins", "--distributed", "--grid", "8"]
+    done = subprocess.run(
+        [*cmd, "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--distributed found no cluster to join" in done.stderr
+    assert "give --coordinator HOST:PORT, --num-processes N and --process-id I" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
 def test_one_process_puts_and_fetches_as_jax_does():
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
