@@ -426,3 +426,26 @@ def test_progress_reports_start_and_every_chunk():
     )
     # 1600 starts in 4 equal chunks of at most 512: the start, then every 400
     assert calls == [(0, 1600), (400, 1600), (800, 1600), (1200, 1600), (1600, 1600)]
+
+
+def test_the_descent_time_leaves_compiling_out(monkeypatch):
+    """Timing.seconds (and so the rate) counts the descent only: a slow
+    compile shows in compile_seconds, not in seconds."""
+    import time
+
+    from gdjax import basins
+
+    compiled = basins._compiled
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return compiled(*args, **kwargs)
+
+    monkeypatch.setattr(basins, "_compiled", slow)
+    start = time.perf_counter()
+    bmap = basins.map_basins("peaks", grid=16, steps=20)
+    wall = time.perf_counter() - start
+    t = bmap.timing
+    assert t.compile_seconds >= 0.5
+    assert t.seconds <= wall - t.compile_seconds
+    assert t.restart_steps_per_second == pytest.approx(16 * 16 * 20 / t.seconds)
