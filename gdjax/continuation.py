@@ -19,14 +19,14 @@ rate grows.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
 import numpy as np
-from jaxtyping import ArrayLike
+from jaxtyping import Array, ArrayLike
 
-from gdjax import _validate, basins
+from gdjax import _validate, basins, fractal
 from gdjax.surfaces import Surface
 
 __all__ = [
@@ -34,8 +34,10 @@ __all__ = [
     "FractalMeasures",
     "Vanishing",
     "continuation",
+    "classifier",
     "stability_limit",
     "measure",
+    "uncertainty",
     "vanishing",
 ]
 
@@ -87,6 +89,9 @@ class Continuation:
         vanishing: per minimum, a :class:`Vanishing`.
         fractal: :class:`FractalMeasures`, one value per rate (grid maps).
         box: the box size of the basin entropies, in pixels.
+        uncertainty: rate index -> :class:`gdjax.fractal.Uncertainty` at the
+            rates where it was measured (:func:`uncertainty`; none by
+            default).
     """
 
     lrs: np.ndarray
@@ -95,6 +100,7 @@ class Continuation:
     vanishing: tuple[Vanishing, ...]
     fractal: FractalMeasures | None
     box: int
+    uncertainty: Mapping[int, fractal.Uncertainty] = dataclasses.field(default_factory=dict)
 
     def fraction(self, outcome: str) -> np.ndarray:
         """The fraction of starts with ``outcome`` ("0", "1", ...,
@@ -186,8 +192,6 @@ def continuation(
 
 def measure(label_grids: np.ndarray, box: int = 5) -> FractalMeasures:
     """:class:`FractalMeasures` of a stack of label images (rate, ny, nx)."""
-    from gdjax import fractal
-
     dims, sb, sbb = [], [], []
     for labels in label_grids:
         dims.append(float(fractal.box_dimension(labels)))
@@ -195,3 +199,53 @@ def measure(label_grids: np.ndarray, box: int = 5) -> FractalMeasures:
         sb.append(float(ent.Sb))
         sbb.append(float(ent.Sbb))
     return FractalMeasures(*(np.asarray(v, np.float64) for v in (dims, sb, sbb)))
+
+
+def classifier(cont: Continuation, index: int) -> Callable[[Array], Array]:
+    """Starts -> outcomes of plain gradient descent at the rate ``lrs[index]``
+    (:func:`gdjax.fractal.descent_classifier`), labelled as the map at that
+    rate is: against its minima, with its steps, tolerance, bound and
+    domain. Call it under ``jax.enable_x64`` for a float64 continuation."""
+    if not 0 <= index < len(cont.lrs):
+        raise ValueError(f"rate index {index} is outside 0..{len(cont.lrs) - 1}")
+    c = cont.bmap.config
+    return fractal.descent_classifier(
+        cont.bmap.surface,
+        lr=float(cont.lrs[index]),
+        steps=c.steps,
+        tol=c.tol,
+        minima=cont.bmap.minima,
+        domain=c.domain,
+        bound=c.bound,
+        check_every=c.check_every,
+    )
+
+
+def uncertainty(
+    cont: Continuation,
+    rates: Sequence[int],
+    *,
+    key: Array,
+    n: int = 1 << 14,
+    eps: ArrayLike | None = None,
+) -> dict[int, fractal.Uncertainty]:
+    """The uncertainty exponent of the map at each rate index in ``rates``
+    (:func:`gdjax.fractal.uncertainty_exponent` of :func:`classifier`):
+    descents re-run from ``n`` random starts per perturbation size ``eps``
+    and from their perturbations, compiled once for every rate. Its
+    dimension 2 - alpha checks the box-counting dimension, which reads the
+    map's pixels.
+
+    Returns:
+        rate index -> :class:`gdjax.fractal.Uncertainty`.
+    """
+    picked = [int(i) for i in rates]
+    classify = {i: classifier(cont, i) for i in picked}  # every index checked first
+    dom = tuple(tuple(d) for d in cont.bmap.config.domain)
+    with jax.enable_x64(cont.bmap.config.dtype == "float64"):
+        return {
+            i: fractal.uncertainty_exponent(
+                classify[i], dom, key=jax.random.fold_in(key, i), n=n, eps=eps
+            )
+            for i in picked
+        }

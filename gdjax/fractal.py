@@ -35,6 +35,7 @@ from gdjax import _engine, _validate
 from gdjax.surfaces import Surface
 
 __all__ = [
+    "FIT_MAX_FRACTION",
     "BasinEntropy",
     "BoxDimension",
     "Uncertainty",
@@ -170,6 +171,11 @@ def basin_entropy(labels: ArrayLike, box: int = 5) -> BasinEntropy:
     return BasinEntropy(float(entropy.mean()), sbb)
 
 
+FIT_MAX_FRACTION = 0.1
+"""The largest fraction of uncertain starts :func:`uncertainty_exponent`
+fits: at larger eps the fraction saturates and bends the power law."""
+
+
 class Uncertainty(NamedTuple):
     """The uncertainty exponent and its fit.
 
@@ -178,7 +184,12 @@ class Uncertainty(NamedTuple):
         fraction: at each eps, the fraction of uncertain starts.
         ci_low, ci_high: 95% Wilson intervals of ``fraction``.
         n: starts per eps.
-        alpha: the slope of log fraction against log eps.
+        alpha: the slope of log fraction against log eps where the fraction
+            is above 0 and at most :data:`FIT_MAX_FRACTION` (the power law
+            is a small-eps law), by least squares weighted by the binomial
+            variance of log fraction, (1 - f) / count: sizes with a handful
+            of uncertain starts weigh little. nan with fewer than two such
+            sizes.
         dimension: the boundary's dimension, 2 - alpha.
         intercept: log fraction = intercept + alpha * log eps.
     """
@@ -253,9 +264,13 @@ def uncertainty_exponent(
     from gdjax.basins import wilson_interval
 
     frac, low, high = wilson_interval(counts, n)
-    fit = counts > 0
+    # the power law holds for small eps: fit where 0 < f <= FIT_MAX_FRACTION, by
+    # least squares weighted by the binomial variance of log f, (1 - f) / count,
+    # so that sizes with a handful of uncertain starts weigh little
+    fit = (counts > 0) & (frac <= FIT_MAX_FRACTION)
     if fit.sum() >= 2:
-        alpha, intercept = np.polyfit(np.log(eps[fit]), np.log(frac[fit]), 1)
+        weight = np.sqrt(counts[fit] / (1 - frac[fit]))
+        alpha, intercept = np.polyfit(np.log(eps[fit]), np.log(frac[fit]), 1, w=weight)
     else:
         alpha = intercept = math.nan
     return Uncertainty(eps, frac, low, high, n, float(alpha), float(2 - alpha), float(intercept))
@@ -283,13 +298,16 @@ def descent_classifier(
     radius: float | None = None,
     bound: float | None = None,
     check_every: int = 10,
+    domain=None,
 ) -> Callable[[Array], Array]:
     """Starts -> the minimum plain gradient descent reaches from each, with
     :func:`gdjax.basins.map_basins`'s labels: the index into ``minima``
     (default: the surface's minima from :func:`gdjax.basins.critical_points`,
     sorted by value; pass a map's ``.minima`` so that indices agree), -1 not
     converged, -2 diverged. The rate, tolerance and bound are data; the
-    function is compiled once per surface, steps and input shape."""
+    function is compiled once per surface, steps and input shape. ``radius``
+    (default 1% of the widest side of ``domain``, the surface's by default,
+    as a map's) is how near a converged end must be to a minimum."""
     from gdjax import basins
     from gdjax import surfaces as _surfaces
 
@@ -302,7 +320,7 @@ def descent_classifier(
         minima = [m for m in basins.critical_points(surf) if m.kind == "min"]
     if not len(minima):
         raise ValueError("no minima to label with")
-    dom = surf.domain
+    dom = surf.domain if domain is None else _validate.check_domain(domain, 2)
     radius = 1e-2 * max(hi - lo for lo, hi in dom) if radius is None else radius
     _validate.check_positive("radius", radius)
     dtype = jnp.result_type(float)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,6 +15,7 @@ from gdjax import basins
 from gdjax import continuation as C
 from gdjax.cli import continuation as cli_continuation
 from gdjax.cli._common import run_and_print
+from gdjax.lessons.rate_continuation import three_rates
 
 
 def test_stability_limit_and_vanishing_exactly():
@@ -81,6 +83,7 @@ def test_cli_writes_json_gif_and_report(tmp_path):
             "lr_max": 0.2,
             "steps": 400,
             "panels": 4,
+            "uncertainty": 256,
             "no_progress": True,
         },
     )
@@ -95,12 +98,21 @@ def test_cli_writes_json_gif_and_report(tmp_path):
     assert set(data["stability_limits"]) == set(map(str, range(n_min)))
     for key in ("box_dimension", "basin_entropy", "boundary_entropy"):
         assert len(data["fractal"][key]) == 6
+    unc = data["fractal"]["uncertainty"]
+    dims = np.asarray([np.nan if d is None else d for d in data["fractal"]["box_dimension"]])
+    assert [u["rate_index"] for u in unc] == three_rates(dims)  # the three rates quoted
+    for u in unc:
+        assert u["lr"] == pytest.approx(data["lrs"][u["rate_index"]])
+        assert u["starts_per_eps"] == 256 and len(u["fraction"]) == len(u["eps"]) == 12
+        assert u["dimension"] == pytest.approx(2 - u["alpha"])
     with Image.open(out / "maps.gif") as gif:
         assert gif.n_frames == 6
     names = {p.name for p in out.iterdir()}
     assert {"fractions_vs_rate.png", "maps.png", "fractal_measures.png", "report.html"} <= names
+    assert "uncertainty.png" in names
     page = (out / "report.html").read_text()
     assert "Where each basin vanishes" in page and "2/λ_max" in page
+    assert "uncertainty dimension" in page
 
 
 @pytest.mark.parametrize(
@@ -109,6 +121,7 @@ def test_cli_writes_json_gif_and_report(tmp_path):
         ({"lr_min": 0.2, "lr_max": 0.1}, "must be below --lr-max"),
         ({"lrs": 1}, "--lrs must be at least 2"),
         ({"box": 40}, "--box must be in 2..--grid"),
+        ({"uncertainty": 100}, "--uncertainty must be 0 (not measured) or at least 256"),
         ({"surface": "nope"}, "nope"),
     ],
 )
@@ -121,3 +134,33 @@ def test_cli_refuses_bad_options_before_compute(tmp_path, capsys, options, messa
     assert e.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_classifier_labels_starts_as_the_map_does(small):
+    """classifier(cont, i) re-runs descents at the map's rate i with its
+    settings: at the map's own starts it gives the map's labels."""
+    starts = basins.make_starts(small.bmap.domain, grid=48)
+    for i in (0, 4, 7):
+        got = np.asarray(C.classifier(small, i)(starts))
+        np.testing.assert_array_equal(got, small.bmap.labels[i])
+    with pytest.raises(ValueError, match="rate index 8 is outside 0..7"):
+        C.classifier(small, 8)
+
+
+def test_uncertainty_dimension_of_smooth_boundaries(small):
+    """Peaks' basin boundaries are smooth curves: f(eps) ~ eps, dimension 1.
+    Every rate runs the same compiled program."""
+    from gdjax import fractal
+
+    eps = np.geomspace(3e-3, 0.3, 5)
+    got = C.uncertainty(small, [1], key=jax.random.key(0), n=4096, eps=eps)
+    compiled = fractal._classify._cache_size()
+    got.update(C.uncertainty(small, [4], key=jax.random.key(0), n=4096, eps=eps))
+    assert fractal._classify._cache_size() == compiled  # a new rate is data
+    assert sorted(got) == [1, 4]
+    for u in got.values():
+        np.testing.assert_array_equal(u.eps, eps)
+        assert np.all(u.fraction > 0) and np.all(np.diff(u.fraction) > 0)
+        assert 0.85 <= u.dimension <= 1.15, u
+    with pytest.raises(ValueError, match="rate index -1 is outside"):
+        C.uncertainty(small, [-1], key=jax.random.key(0))

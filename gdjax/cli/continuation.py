@@ -14,7 +14,13 @@ __all__ = ["COMMAND", "add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = None) -> None:
     """The options of ``gdjax continuation`` (``defaults`` overrides the
     built-in sizes: the lesson runs it smaller)."""
-    d = {"grid": 512, "lrs": 64, "steps": 2000, **(defaults or {})}
+    d = {
+        "grid": 512,
+        "lrs": 64,
+        "steps": 2000,
+        "uncertainty": lesson.UNCERTAINTY_STARTS,
+        **(defaults or {}),
+    }
     parser.add_argument("--surface", default="peaks", help="surface name (default: peaks)")
     parser.add_argument(
         "--lr-min",
@@ -73,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         help="box of starts (default: the surface's)",
     )
     parser.add_argument(
+        "--uncertainty",
+        type=int,
+        default=d["uncertainty"],
+        metavar="N",
+        help="the uncertainty exponent at three rates: descents re-run from N random starts "
+        "per perturbation size (drawn from --seed) and from their perturbations; 0 to skip "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--x64",
         action="store_true",
         help="compute in float64 (float32 runs can stay at a minimum past its stability limit)",
@@ -90,9 +105,8 @@ def run(
 ) -> dict:
     """:func:`gdjax.lessons.rate_continuation.compute` with a progress bar,
     then its ``write``; returns continuation.json's content."""
-    del seed  # a grid of starts has no randomness
     with progress_bar("maps", "start", not no_progress) as progress:
-        cont = lesson.compute(progress=progress, **options)
+        cont = lesson.compute(progress=progress, seed=seed, **options)
     return lesson.write(out, cont, panels)
 
 

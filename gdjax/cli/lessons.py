@@ -151,7 +151,7 @@ def _smaller(command: Command, **sizes) -> Command:
 
 
 LESSON_SIZES = {
-    "continuation": {"grid": 128, "lrs": 24, "steps": 1000},
+    "continuation": {"grid": 128, "lrs": 24, "steps": 1000, "uncertainty": 4096},
     "optimizers": {"grid": 128, "steps": 2000},
     "trainability": {"grid": 128, "zoom_grid": 64, "zoom_levels": 3},
 }

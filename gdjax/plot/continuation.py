@@ -20,6 +20,7 @@ __all__ = [
     "map_panel",
     "minimum_name",
     "panel_indices",
+    "uncertainty_fits",
 ]
 
 
@@ -157,9 +158,22 @@ def fractal_measures(cont) -> Figure:
     a1.plot(cont.lrs, fr.box_dimension, "o-", ms=3, color="C0")
     a1.axhline(1.0, color="0.5", ls=":", lw=1)
     a1.text(cont.lrs[0], 1.0, " smooth curve (1)", va="bottom", fontsize=8, color="0.4")
+    unc = sorted(cont.uncertainty.items())
+    if unc:
+        a1.plot(
+            [cont.lrs[i] for i, _ in unc],
+            [u.dimension for _, u in unc],
+            "D",
+            ms=6,
+            mfc="none",
+            color="C1",
+            label="uncertainty dimension (re-run descents)",
+        )
+        a1.plot([], [], "o-", ms=3, color="C0", label="box counting (map pixels)")
+        a1.legend(fontsize=8)
     a1.set_xscale("log")
     a1.set_xlabel("learning rate")
-    a1.set_ylabel("box-counting dimension of the boundaries")
+    a1.set_ylabel("dimension of the boundaries")
     a1.set_title("Dimension of the basin boundaries", fontsize=10)
     a2.plot(cont.lrs, fr.boundary_entropy, "o-", ms=3, color="C3", label="boundary entropy Sbb")
     a2.plot(cont.lrs, fr.basin_entropy, "s-", ms=3, color="C2", label="basin entropy Sb")
@@ -169,6 +183,60 @@ def fractal_measures(cont) -> Figure:
     a2.set_ylabel("entropy (nats)")
     a2.set_title(f"Basin entropies (Daza et al. 2016), boxes of {cont.box} px", fontsize=10)
     a2.legend(fontsize=8)
+    return fig
+
+
+def uncertainty_fits(cont) -> Figure:
+    """The fraction of eps-uncertain starts against eps (log-log) at each rate
+    where it was measured (:attr:`Continuation.uncertainty`), with 95%
+    intervals and the fitted power law f ~ eps^alpha. Hollow: sizes left out
+    of the fit (fraction above :data:`gdjax.fractal.FIT_MAX_FRACTION`); a
+    size with no uncertain start is drawn at its interval's upper end."""
+    from gdjax.fractal import FIT_MAX_FRACTION
+
+    fig, ax = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
+    for k, (i, u) in enumerate(sorted(cont.uncertainty.items())):
+        color = f"C{k}"
+        hit = u.fraction > 0
+        fitted = hit & (u.fraction <= FIT_MAX_FRACTION)
+        name = f"lr {cont.lrs[i]:.3g}: α = {u.alpha:.2f}, dimension {u.dimension:.2f}"
+        for sel, face, label in ((fitted, color, name), (hit & ~fitted, "none", None)):
+            if sel.any():
+                ax.errorbar(
+                    u.eps[sel],
+                    u.fraction[sel],
+                    yerr=[u.fraction[sel] - u.ci_low[sel], u.ci_high[sel] - u.fraction[sel]],
+                    fmt="o",
+                    ms=4,
+                    mfc=face,
+                    capsize=2,
+                    color=color,
+                    label=label,
+                )
+        if (~hit).any():
+            ax.plot(u.eps[~hit], u.ci_high[~hit], "v", ms=5, color=color, alpha=0.6)
+        if np.isfinite(u.alpha):
+            ax.plot(u.eps, np.exp(u.intercept) * u.eps**u.alpha, "--", lw=1, color=color)
+    ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
+    ax.text(
+        0.99,
+        FIT_MAX_FRACTION,
+        "fitted below this line ",
+        transform=ax.get_yaxis_transform(),
+        ha="right",
+        va="top",
+        fontsize=8,
+        color="0.4",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("perturbation ε (units of the domain)")
+    ax.set_ylabel("fraction of ε-uncertain starts")
+    ax.set_title(
+        "Uncertainty exponent: f(ε) ~ ε^α, boundary dimension 2 - α (Grebogi et al. 1983)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="upper left")
     return fig
 
 
