@@ -36,6 +36,7 @@ from gdjax.surfaces import Surface
 
 __all__ = [
     "FIT_MAX_FRACTION",
+    "POWER_LAW_CHI2",
     "BasinEntropy",
     "BoxDimension",
     "Uncertainty",
@@ -175,6 +176,10 @@ FIT_MAX_FRACTION = 0.1
 """The largest fraction of uncertain starts :func:`uncertainty_exponent`
 fits: at larger eps the fraction saturates and bends the power law."""
 
+POWER_LAW_CHI2 = 3.0
+"""Above this chi-square per degree of freedom, the fraction of uncertain
+starts does not follow one power law (:attr:`Uncertainty.power_law`)."""
+
 
 class Uncertainty(NamedTuple):
     """The uncertainty exponent and its fit.
@@ -192,6 +197,13 @@ class Uncertainty(NamedTuple):
             sizes.
         dimension: the boundary's dimension, 2 - alpha.
         intercept: log fraction = intercept + alpha * log eps.
+        alpha_se: the standard error of alpha (and of the dimension) from
+            the fit's weights, the counts' sampling error alone.
+        chi2_dof: the weighted fit's chi-square per degree of freedom: about
+            1 when the fraction follows one power law within its sampling
+            error, much larger when its slope changes with eps (then the
+            dimension is an average over scales); nan with fewer than three
+            sizes fitted.
     """
 
     eps: np.ndarray
@@ -202,6 +214,28 @@ class Uncertainty(NamedTuple):
     alpha: float
     dimension: float
     intercept: float
+    alpha_se: float = math.nan
+    chi2_dof: float = math.nan
+
+    @property
+    def power_law(self) -> bool:
+        """Whether one power law fits within sampling error (``chi2_dof``
+        at most :data:`POWER_LAW_CHI2`; True with too few sizes to tell)."""
+        return not self.chi2_dof > POWER_LAW_CHI2
+
+    def words(self) -> str:
+        """The dimension in words: "1.09 ± 0.03", with a warning when one
+        power law does not fit."""
+        if not math.isfinite(self.dimension):
+            return "too few uncertain starts to fit"
+        se = f" ± {self.alpha_se:.2f}" if math.isfinite(self.alpha_se) else ""
+        text = f"{self.dimension:.2f}{se}"
+        if not self.power_law:
+            text += (
+                f" (not one power law: χ²/dof = {self.chi2_dof:.1f}, the slope changes with ε; "
+                "an average over scales)"
+            )
+        return text
 
 
 def uncertainty_exponent(
@@ -212,6 +246,7 @@ def uncertainty_exponent(
     eps: ArrayLike | None = None,
     n: int = 1 << 15,
     chunk: int = 1 << 14,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Uncertainty:
     """The fraction f(eps) of eps-uncertain starts and its exponent.
 
@@ -230,6 +265,8 @@ def uncertainty_exponent(
             domain's width).
         n: starts per eps.
         chunk: starts per call of ``classify``.
+        progress: called with (points classified, points) after each
+            call of ``classify`` (3 n points per eps).
     """
     dom = _validate.check_domain(domain, 2)
     n = _validate.check_count("n", n)
@@ -241,24 +278,25 @@ def uncertainty_exponent(
     lo = np.asarray([d[0] for d in dom])
     hi = np.asarray([d[1] for d in dom])
 
-    def outcomes(pts: np.ndarray) -> np.ndarray:
-        out = np.empty(len(pts), np.int64)
-        for begin in range(0, len(pts), chunk):
-            part = pts[begin : begin + chunk]
-            pad = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
-            out[begin : begin + len(part)] = np.asarray(classify(jnp.asarray(pad)))[: len(part)]
-        return out
-
     k_x, k_u = jax.random.split(key)
-    counts = []
+    points = []  # per size: n starts, then their + and - perturbations
     for i, e in enumerate(eps):
         kx, ku = jax.random.fold_in(k_x, i), jax.random.fold_in(k_u, i)
         x = np.asarray(jax.random.uniform(kx, (n, 2)), np.float64) * (hi - lo) + lo
         angle = np.asarray(jax.random.uniform(ku, (n,)), np.float64) * 2 * np.pi
         u = np.stack([np.cos(angle), np.sin(angle)], axis=1)
-        dtype = jnp.result_type(float)
-        labels = outcomes(np.concatenate([x, x + e * u, x - e * u]).astype(dtype))
-        a, b, c = labels[:n], labels[n : 2 * n], labels[2 * n :]
+        points.append(np.concatenate([x, x + e * u, x - e * u]))
+    # every size's points in one stream of equal chunks (the last one padded)
+    pts = np.concatenate(points).astype(jnp.result_type(float))
+    labels = np.empty(len(pts), np.int64)
+    for begin in range(0, len(pts), chunk):
+        part = pts[begin : begin + chunk]
+        pad = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
+        labels[begin : begin + len(part)] = np.asarray(classify(jnp.asarray(pad)))[: len(part)]
+        if progress is not None:
+            progress(begin + len(part), len(pts))
+    counts = []
+    for a, b, c in labels.reshape(len(eps), 3, n):
         counts.append(int(((a != b) | (a != c)).sum()))
     counts = np.asarray(counts)
     from gdjax.basins import wilson_interval
@@ -270,10 +308,20 @@ def uncertainty_exponent(
     fit = (counts > 0) & (frac <= FIT_MAX_FRACTION)
     if fit.sum() >= 2:
         weight = np.sqrt(counts[fit] / (1 - frac[fit]))
-        alpha, intercept = np.polyfit(np.log(eps[fit]), np.log(frac[fit]), 1, w=weight)
+        log_eps, log_f = np.log(eps[fit]), np.log(frac[fit])
+        if fit.sum() > 2:
+            (alpha, intercept), cov = np.polyfit(log_eps, log_f, 1, w=weight, cov="unscaled")
+            alpha_se = float(np.sqrt(cov[0, 0]))
+        else:  # a line through two points: no error estimate
+            alpha, intercept = np.polyfit(log_eps, log_f, 1, w=weight)
+            alpha_se = math.nan
+        dof = int(fit.sum()) - 2
+        chi2 = float(np.sum(np.square((log_f - intercept - alpha * log_eps) * weight)))
+        chi2_dof = chi2 / dof if dof > 0 else math.nan
     else:
-        alpha = intercept = math.nan
-    return Uncertainty(eps, frac, low, high, n, float(alpha), float(2 - alpha), float(intercept))
+        alpha = intercept = alpha_se = chi2_dof = math.nan
+    alpha, intercept = float(alpha), float(intercept)
+    return Uncertainty(eps, frac, low, high, n, alpha, 2 - alpha, intercept, alpha_se, chi2_dof)
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "method", "steps", "every"))

@@ -41,9 +41,11 @@ __all__ = [
     "TrainabilityMap",
     "Window",
     "boundary_point",
+    "classifier",
     "make_problem",
     "network_map",
     "surface_map",
+    "uncertainty",
     "zoom_windows",
 ]
 
@@ -80,7 +82,9 @@ class TrainabilityMap(NamedTuple):
     """A map: ``converged`` (ny, nx) bool, ``score`` (ny, nx) the shade
     (negative: trainable, the sum of normalised losses; positive: divergent,
     the sum of their inverses), ``final_loss`` the mean of the last 20
-    normalised losses (capped at 1e6), the two axes, the window, seconds."""
+    normalised losses (capped at 1e6), the two axes, the window, seconds;
+    and ``fn``, the pixel function (x values, y values) -> (converged,
+    score, final_loss) that made it, for :func:`uncertainty`."""
 
     x: Axis
     y: Axis
@@ -89,6 +93,7 @@ class TrainabilityMap(NamedTuple):
     final_loss: np.ndarray
     window: Window
     seconds: float
+    fn: Callable | None = None
 
     @property
     def converged_fraction(self) -> float:
@@ -208,6 +213,7 @@ def _map(fn, x: Axis, y: Axis, gx, gy, window: Window, chunk: int, progress) -> 
         final.reshape(shape),
         window,
         time.perf_counter() - t0,
+        fn,
     )
 
 
@@ -280,6 +286,56 @@ def surface_map(
         )
 
     return _map(fn, x, y, gx, gy, window, chunk, progress)
+
+
+def classifier(tmap: TrainabilityMap, chunk: int = 1 << 14) -> Callable[[np.ndarray], np.ndarray]:
+    """Points of a map's window, (m, 2) in window units (log10 on a log
+    axis), -> 1 where training converges, 0 where it does not: the map's
+    own pixel function, run in chunks sharded like the map's (``chunk``
+    points each: pass arrays of that length to avoid padding). At the pixel
+    centres it gives the map."""
+    if tmap.fn is None:
+        raise ValueError("this map has no pixel function: make it with network_map or surface_map")
+    logs = (tmap.x.log, tmap.y.log)
+
+    def classify(points):
+        p = np.asarray(points, np.float64)
+        a, b = (10.0 ** p[:, k] if logs[k] else p[:, k] for k in (0, 1))
+        converged, _, _ = _run_pixels(tmap.fn, a, b, chunk, None)
+        return converged.astype(np.int32)
+
+    return classify
+
+
+def uncertainty(
+    tmap: TrainabilityMap,
+    *,
+    key: jax.Array,
+    n: int = 1 << 12,
+    eps=None,
+    chunk: int = 1 << 14,
+    progress: Callable[[int, int], None] | None = None,
+) -> fractal.Uncertainty:
+    """The uncertainty exponent of a map's boundary
+    (:func:`gdjax.fractal.uncertainty_exponent` of :func:`classifier`):
+    trainings re-run from ``n`` random points of its window per
+    perturbation size and from their perturbations, in window units. Its
+    dimension 2 - alpha does not read pixels: the default sizes reach 1e-6
+    of the window, far below one pixel.
+
+    Args:
+        tmap: a map from :func:`network_map` or :func:`surface_map`.
+        key: a ``jax.random.key`` for the points and directions.
+        n, eps, chunk, progress: as in
+            :func:`gdjax.fractal.uncertainty_exponent` (``progress`` gets
+            trainings done, trainings).
+    """
+    classify = classifier(tmap, chunk)
+    w = tmap.window
+    dom = ((w.cx - w.wx / 2, w.cx + w.wx / 2), (w.cy - w.wy / 2, w.cy + w.wy / 2))
+    return fractal.uncertainty_exponent(
+        classify, dom, key=key, n=n, eps=eps, chunk=chunk, progress=progress
+    )
 
 
 def boundary_point(tmap: TrainabilityMap) -> tuple[float, float]:

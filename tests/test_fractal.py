@@ -56,6 +56,28 @@ def test_smooth_boundary_has_dimension_one():
     )
     assert abs(u.alpha - 1.0) < 0.1, u.alpha  # f(eps) ~ eps: a smooth boundary
     assert abs(u.dimension - 1.0) < 0.1
+    assert 0 < u.alpha_se < 0.05 and u.power_law, u  # one power law, within sampling error
+    assert u.words().startswith(f"{u.dimension:.2f} ± ")
+
+
+def test_a_slope_that_changes_with_eps_is_flagged():
+    """Below 1e-2 of the domain the outcome flips at random inside a band
+    (the uncertain fraction stops falling), above it a straight boundary
+    shows: no single power law, and the fit says so."""
+
+    def classify(p):
+        x, y = p[:, 0], p[:, 1]
+        noise = jnp.floor(x * 1e9 + y * 1e9).astype(jnp.int64) % 2
+        return jnp.where(jnp.abs(x - 0.5) < 0.005, noise, (x > 0.5).astype(jnp.int64)).astype(
+            jnp.int32
+        )
+
+    with jax.enable_x64(True):
+        u = fractal.uncertainty_exponent(
+            jax.jit(classify), ((0, 1), (0, 1)), key=jax.random.key(0), n=1 << 13
+        )
+    assert u.chi2_dof > fractal.POWER_LAW_CHI2 and not u.power_law, u
+    assert "not one power law" in u.words()
 
 
 def test_no_boundary_gives_nan():

@@ -14,6 +14,7 @@ from gdjax import trainability as T
 from gdjax.cli import trainability as cli_trainability
 from gdjax.cli._common import run_and_print
 from gdjax.descent import descend_final, optimizer
+from gdjax.lessons.trainability_maps import summary as res_summary
 
 
 @pytest.mark.parametrize("window", [T.Window(-2.0, -2.0, 1.0, 1.0), T.Window(1.0, 1.0, 6.0, 6.0)])
@@ -93,10 +94,16 @@ def test_cli_writes_json_and_figures(tmp_path):
             "steps": 40,
             "zoom_grid": 16,
             "zoom_levels": 2,
+            "uncertainty": 256,
             "no_progress": True,
         },
     )
     data = json.loads((out / "trainability.json").read_text())
+    u = data["uncertainty"]
+    assert u["starts_per_eps"] == 256 and len(u["eps"]) == len(u["fraction"]) == 12
+    assert u["dimension"] == pytest.approx(2 - u["alpha"])
+    assert "uncertainty.png" in {p.name for p in out.iterdir()}
+    assert "uncertainty dimension" in res_summary(data)
     assert data == json.loads(json.dumps(res))
     assert data["axes"]["x"]["name"] == "lr_0" and len(data["axes"]["y"]["values"]) == 32
     assert 0 < data["converged_fraction"] < 1
@@ -113,6 +120,7 @@ def test_cli_writes_json_and_figures(tmp_path):
         ({"surface": "peaks", "y": "lr_1"}, "axes are lr and momentum"),
         ({"zoom": (0.0, 0.0, -1.0)}, "--zoom width must be > 0"),
         ({"steps": 5}, "steps must be at least 20"),
+        ({"uncertainty": 64}, "--uncertainty must be 0 (not measured) or at least 256"),
     ],
 )
 def test_cli_refuses_bad_options(tmp_path, capsys, options, message):
@@ -124,3 +132,36 @@ def test_cli_refuses_bad_options(tmp_path, capsys, options, message):
     assert e.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("surface", [None, "peaks"])
+def test_the_classifier_gives_the_map_at_its_pixel_centres(surface):
+    """classifier(tmap) takes points in window units (log10 on a log axis):
+    at the pixel centres it reproduces the map."""
+    if surface is None:
+        tmap = T.network_map(T.Window(1.0, 0.5, 6.0, 6.0), resolution=12, steps=40)
+    else:
+        tmap = T.surface_map(surface, resolution=12, steps=300)
+    assert 0 < tmap.converged_fraction < 1
+
+    def units(axis):
+        return np.log10(axis.values) if axis.log else axis.values
+
+    gx, gy = np.meshgrid(units(tmap.x), units(tmap.y))
+    points = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    got = T.classifier(tmap)(points)
+    np.testing.assert_array_equal(got.reshape(tmap.converged.shape), tmap.converged)
+    with pytest.raises(ValueError, match="no pixel function"):
+        T.classifier(tmap._replace(fn=None))
+
+
+def test_uncertainty_of_the_network_boundary():
+    """The boundary is rough: more points are uncertain at larger eps, and
+    its dimension lies between a smooth curve's 1 and the plane's 2."""
+    tmap = T.network_map(resolution=16, steps=40)
+    eps = np.geomspace(1e-3, 1e-1, 4) * 8
+    u = T.uncertainty(tmap, key=jax.random.key(0), n=1024, eps=eps)
+    np.testing.assert_array_equal(u.eps, eps)
+    assert u.n == 1024 and np.all(u.fraction > 0)
+    assert u.fraction[-1] > u.fraction[0]
+    assert 1.0 < u.dimension < 2.0, u

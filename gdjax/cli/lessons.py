@@ -153,7 +153,7 @@ def _smaller(command: Command, **sizes) -> Command:
 LESSON_SIZES = {
     "continuation": {"grid": 128, "lrs": 24, "steps": 1000, "uncertainty": 4096},
     "optimizers": {"grid": 128, "steps": 2000},
-    "trainability": {"grid": 128, "zoom_grid": 64, "zoom_levels": 3},
+    "trainability": {"grid": 128, "zoom_grid": 64, "zoom_levels": 3, "uncertainty": 512},
 }
 """The sizes at which ``gdjax lessons`` runs the research commands (their
 own commands default to the full sizes)."""

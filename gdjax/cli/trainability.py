@@ -27,7 +27,7 @@ def _floats(n: int, flag: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = None) -> None:
-    d = {"grid": 1024, "zoom_grid": 256, "zoom_levels": 4, **(defaults or {})}
+    d = {"grid": 1024, "zoom_grid": 256, "zoom_levels": 4, "uncertainty": 4096, **(defaults or {})}
     parser.add_argument(
         "--grid",
         type=positive_int("--grid"),
@@ -79,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         default=d["zoom_grid"],
         help="pixels per side of each zoom (default: %(default)s)",
     )
+    parser.add_argument(
+        "--uncertainty",
+        type=int,
+        default=d["uncertainty"],
+        metavar="N",
+        help="the boundary's uncertainty exponent: trainings re-run from N random points of the "
+        "window per perturbation size (drawn from --seed) and from their perturbations; 0 to "
+        "skip (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -86,7 +95,7 @@ def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> di
     """The study with a progress bar over the main map's pixels."""
     if options.get("zoom_levels", 0) < 0:
         raise ValueError("--zoom-levels must be >= 0")
-    with progress_bar("trainability", "pixel", not no_progress) as progress:
+    with progress_bar("trainability", "training", not no_progress) as progress:
         return lesson.run(out, seed=seed, progress=progress, **options)
 
 

@@ -155,6 +155,8 @@ def to_json(cont: C.Continuation) -> dict:
                     "alpha": _nan_none(u.alpha),
                     "dimension": _nan_none(u.dimension),
                     "intercept": _nan_none(u.intercept),
+                    "dimension_se": _nan_none(u.alpha_se),
+                    "chi2_dof": _nan_none(u.chi2_dof),
                     "starts_per_eps": u.n,
                     "eps": u.eps.tolist(),
                     "fraction": u.fraction.tolist(),
@@ -274,7 +276,7 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
     unc = cont.uncertainty
 
     def udim(i):
-        return "-" if i not in unc or not math.isfinite(unc[i].dimension) else unc[i].dimension
+        return "-" if i not in unc else unc[i].words()
 
     rep.table(
         ["lr", "box dimension", "uncertainty dimension", "Sb", "Sbb", "Sbb > log 2"],
@@ -312,6 +314,10 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
     rep.write(out)
 
 
+def _se(u: dict) -> str:
+    return "" if u.get("dimension_se") is None else f" ± {u['dimension_se']:.3f}"
+
+
 def summary(res: dict) -> str:
     lrs = res["lrs"]
     lines = [f"continuation: {len(lrs)} rates from {lrs[0]:.3g} to {lrs[-1]:.3g}"]
@@ -334,6 +340,6 @@ def summary(res: dict) -> str:
     if unc:
         lines.append(
             "  uncertainty dimension (re-run descents): "
-            + ", ".join(f"{u['dimension']:.3f} at lr {u['lr']:.3g}" for u in unc)
+            + ", ".join(f"{u['dimension']:.3f}{_se(u)} at lr {u['lr']:.3g}" for u in unc)
         )
     return "\n".join(lines)

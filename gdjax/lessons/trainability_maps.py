@@ -6,7 +6,9 @@ one-hidden-layer tanh network, a learning rate per layer, full-batch gradient
 descent; arXiv 2402.06184), or, with --surface, gradient descent with
 momentum on a surface over (lr, momentum). Zooms into the boundary at the same
 resolution show its structure at every scale; its box-counting dimension is
-measured. Writes trainability.json, the map, the zoom sequence and report.html.
+measured, and its uncertainty exponent from trainings re-run at perturbations
+far below a pixel. Writes trainability.json, the map, the zoom sequence and
+report.html.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
 from gdjax import fractal, plot
@@ -22,17 +25,22 @@ from gdjax import trainability as T
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
-__all__ = ["Study", "compute", "run", "summary", "to_json", "write"]
+__all__ = ["MIN_UNCERTAINTY_STARTS", "Study", "compute", "run", "summary", "to_json", "write"]
+
+MIN_UNCERTAINTY_STARTS = 256
+"""Fewer points leave most perturbation sizes with no uncertain one to fit."""
 
 
 class Study(NamedTuple):
-    """The main map, the zoom sequence, the boundary's box dimension and the
-    settings."""
+    """The main map, the zoom sequence, the boundary's box dimension, the
+    settings, and the main map's uncertainty exponent (None when not
+    measured, or when the map has no boundary)."""
 
     main: T.TrainabilityMap
     zooms: list
     box: fractal.BoxDimension
     settings: dict
+    uncertainty: fractal.Uncertainty | None = None
 
 
 def compute(
@@ -48,11 +56,16 @@ def compute(
     zoom=None,
     zoom_levels: int = 4,
     zoom_grid: int = 256,
+    uncertainty: int = 4096,
     progress: Callable[[int, int], None] | None = None,
 ) -> Study:
     """Validates, computes the map (in ``zoom``'s window if given: (cx, cy,
     w) in axis units, log10 on a log axis), then ``zoom_levels`` zooms of
-    ``zoom_grid`` pixels into a boundary point."""
+    ``zoom_grid`` pixels into a boundary point, then the main map's
+    uncertainty exponent from ``uncertainty`` random points per
+    perturbation size (0: not measured; drawn from ``seed``). ``progress``
+    gets (trainings done, trainings) of the main map, then of the
+    uncertainty exponent."""
     names = ("lr", "momentum") if surface else ("lr_0", "lr_1")
     for given, want, flag in ((x, names[0], "--x"), (y, names[1], "--y")):
         if given is not None and given != want:
@@ -60,6 +73,11 @@ def compute(
                 f"{flag} {given}: this map's axes are {names[0]} and {names[1]}"
                 + ("" if surface else " (give --surface for lr x momentum)")
             )
+    if uncertainty != 0 and uncertainty < MIN_UNCERTAINTY_STARTS:
+        raise ValueError(
+            f"--uncertainty must be 0 (not measured) or at least {MIN_UNCERTAINTY_STARTS} "
+            f"points, got {uncertainty}"
+        )
     if zoom is not None:
         cx, cy, w = zoom
         if not w > 0:
@@ -101,7 +119,10 @@ def compute(
         "zoom_grid": zoom_grid,
         "seed": seed,
     }
-    return Study(main, zooms, box, settings)
+    unc = None
+    if uncertainty and box.boundary_pixels:
+        unc = T.uncertainty(main, key=jax.random.key(seed), n=uncertainty, progress=progress)
+    return Study(main, zooms, box, settings, unc)
 
 
 def _axis(a: T.Axis) -> dict:
@@ -125,6 +146,20 @@ def to_json(study: Study) -> dict:
             }
             for z in study.zooms
         ],
+        "uncertainty": None
+        if study.uncertainty is None
+        else {
+            "alpha": _finite(study.uncertainty.alpha),
+            "dimension": _finite(study.uncertainty.dimension),
+            "intercept": _finite(study.uncertainty.intercept),
+            "dimension_se": _finite(study.uncertainty.alpha_se),
+            "chi2_dof": _finite(study.uncertainty.chi2_dof),
+            "starts_per_eps": study.uncertainty.n,
+            "eps": study.uncertainty.eps.tolist(),
+            "fraction": study.uncertainty.fraction.tolist(),
+            "ci_low": study.uncertainty.ci_low.tolist(),
+            "ci_high": study.uncertainty.ci_high.tolist(),
+        },
         "seconds": m.seconds,
         "pixels_per_second": m.converged.size / m.seconds,
         "settings": study.settings,
@@ -187,6 +222,35 @@ def write(out: str | Path, study: Study) -> dict:
         )
     if dim is not None:
         rep.figure(plot.trainability.box_counting(study.box), "box_counting", "The fit.")
+    u = res["uncertainty"]
+    if u is not None:
+        unit = "log10 units" if m.x.log else "units of the axes"
+        rep.text(
+            "The uncertainty exponent does not read pixels: trainings are re-run from "
+            f"{u['starts_per_eps']:,} random points of the window per perturbation size ε "
+            f"(from {min(u['eps']):.2g} to {max(u['eps']):.2g} {unit}, far below one pixel "
+            "at the small end) and from x ± ε v (v a random direction); a point is uncertain "
+            "when the three do not all train or all diverge. The fraction of uncertain points "
+            "scales as ε^α, and the boundary's dimension is 2 - α (Grebogi et al. 1983): "
+            + study.uncertainty.words()
+            + ("" if dim is None else f", against {dim:.3f} from box counting on the map.")
+            + (
+                ""
+                if study.uncertainty.power_law
+                else " Where the slope changes with ε, the small-ε slope belongs to the finest "
+                "scales: compare the zooms' box dimensions above."
+            ),
+            note=True,
+        )
+        rep.figure(
+            plot.fractal.uncertainty_fits(
+                [("the map's window", study.uncertainty)],
+                unit=unit,
+            ),
+            "uncertainty",
+            "Fraction of ε-uncertain points against ε (log-log), 95% intervals, and the power "
+            "law fitted where the fraction is at most 0.1 (hollow: above it, not fitted).",
+        )
     rep.code(res["command"])
     rep.write(out)
     return res
@@ -200,10 +264,23 @@ def run(out: Path, *, seed: int = 0, progress=None, **options) -> dict:
 def summary(res: dict) -> str:
     dim = res["box_dimension"]
     n = len(res["axes"]["x"]["values"]) * len(res["axes"]["y"]["values"])
+    u = res.get("uncertainty")
     return (
         f"trainability: {n:,} pixels in {res['seconds']:.1f} s, "
         f"{100 * res['converged_fraction']:.1f}% trainable, boundary dimension "
         + ("-" if dim is None else f"{dim:.3f}")
+        + (
+            ""
+            if u is None or u["dimension"] is None
+            else f" (uncertainty dimension {u['dimension']:.3f}"
+            + ("" if u.get("dimension_se") is None else f" ± {u['dimension_se']:.3f}")
+            + (
+                ""
+                if u.get("chi2_dof") is None or u["chi2_dof"] <= fractal.POWER_LAW_CHI2
+                else f", not one power law: chi2/dof {u['chi2_dof']:.1f}"
+            )
+            + ")"
+        )
         + "".join(
             f"\n  zoom {k}: width {z['window']['wx']:.3g}, dimension "
             + ("-" if z["box_dimension"] is None else f"{z['box_dimension']:.3f}")

@@ -53,6 +53,7 @@ from gdjax.surfaces import Surface  # noqa: E402
 __all__ = [
     "arrival_by_rule",
     "continuation",
+    "fractal",
     "high_dim",
     "optimizers",
     "sharpness",
@@ -1193,6 +1194,7 @@ def _in_notebook() -> bool:
 
 # the studies' figures, one submodule each (they use the helpers above)
 from gdjax.plot import continuation as continuation  # noqa: E402
+from gdjax.plot import fractal as fractal  # noqa: E402
 from gdjax.plot import high_dim as high_dim  # noqa: E402
 from gdjax.plot import optimizers as optimizers  # noqa: E402
 from gdjax.plot import sharpness as sharpness  # noqa: E402

@@ -187,57 +187,11 @@ def fractal_measures(cont) -> Figure:
 
 
 def uncertainty_fits(cont) -> Figure:
-    """The fraction of eps-uncertain starts against eps (log-log) at each rate
-    where it was measured (:attr:`Continuation.uncertainty`), with 95%
-    intervals and the fitted power law f ~ eps^alpha. Hollow: sizes left out
-    of the fit (fraction above :data:`gdjax.fractal.FIT_MAX_FRACTION`); a
-    size with no uncertain start is drawn at its interval's upper end."""
-    from gdjax.fractal import FIT_MAX_FRACTION
+    """The uncertainty exponent's fits at each rate where it was measured
+    (:attr:`Continuation.uncertainty`; :func:`gdjax.plot.fractal.uncertainty_fits`)."""
+    from gdjax.plot.fractal import uncertainty_fits as fits
 
-    fig, ax = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
-    for k, (i, u) in enumerate(sorted(cont.uncertainty.items())):
-        color = f"C{k}"
-        hit = u.fraction > 0
-        fitted = hit & (u.fraction <= FIT_MAX_FRACTION)
-        name = f"lr {cont.lrs[i]:.3g}: α = {u.alpha:.2f}, dimension {u.dimension:.2f}"
-        for sel, face, label in ((fitted, color, name), (hit & ~fitted, "none", None)):
-            if sel.any():
-                ax.errorbar(
-                    u.eps[sel],
-                    u.fraction[sel],
-                    yerr=[u.fraction[sel] - u.ci_low[sel], u.ci_high[sel] - u.fraction[sel]],
-                    fmt="o",
-                    ms=4,
-                    mfc=face,
-                    capsize=2,
-                    color=color,
-                    label=label,
-                )
-        if (~hit).any():
-            ax.plot(u.eps[~hit], u.ci_high[~hit], "v", ms=5, color=color, alpha=0.6)
-        if np.isfinite(u.alpha):
-            ax.plot(u.eps, np.exp(u.intercept) * u.eps**u.alpha, "--", lw=1, color=color)
-    ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
-    ax.text(
-        0.99,
-        FIT_MAX_FRACTION,
-        "fitted below this line ",
-        transform=ax.get_yaxis_transform(),
-        ha="right",
-        va="top",
-        fontsize=8,
-        color="0.4",
-    )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("perturbation ε (units of the domain)")
-    ax.set_ylabel("fraction of ε-uncertain starts")
-    ax.set_title(
-        "Uncertainty exponent: f(ε) ~ ε^α, boundary dimension 2 - α (Grebogi et al. 1983)",
-        fontsize=10,
-    )
-    ax.legend(fontsize=8, loc="upper left")
-    return fig
+    return fits([(f"lr {cont.lrs[i]:.3g}", u) for i, u in sorted(cont.uncertainty.items())])
 
 
 def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -> bytes:

@@ -1,0 +1,71 @@
+"""Figures of the fractal measures (:mod:`gdjax.fractal`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["uncertainty_fits"]
+
+
+def uncertainty_fits(
+    named: Sequence[tuple[str, object]],
+    title: str = "Uncertainty exponent: f(ε) ~ ε^α, boundary dimension 2 - α (Grebogi et al. 1983)",
+    unit: str = "units of the domain",
+) -> Figure:
+    """The fraction of eps-uncertain starts against eps (log-log), with 95%
+    intervals and the fitted power law f ~ eps^alpha, for each (name,
+    :class:`gdjax.fractal.Uncertainty`). Hollow: sizes left out of the fit
+    (fraction above :data:`gdjax.fractal.FIT_MAX_FRACTION`); a size with no
+    uncertain start is drawn at its interval's upper end."""
+    from gdjax.fractal import FIT_MAX_FRACTION
+
+    fig, ax = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
+    for k, (name, u) in enumerate(named):
+        color = f"C{k}"
+        hit = u.fraction > 0
+        fitted = hit & (u.fraction <= FIT_MAX_FRACTION)
+        label = f"{name}: α = {u.alpha:.2f}, dimension {u.dimension:.2f}"
+        if np.isfinite(u.alpha_se):
+            label += f" ± {u.alpha_se:.2f}"
+        if not u.power_law:
+            label += f"\n(χ²/dof {u.chi2_dof:.0f}: not one power law)"
+        for sel, face, text in ((fitted, color, label), (hit & ~fitted, "none", None)):
+            if sel.any():
+                ax.errorbar(
+                    u.eps[sel],
+                    u.fraction[sel],
+                    yerr=[u.fraction[sel] - u.ci_low[sel], u.ci_high[sel] - u.fraction[sel]],
+                    fmt="o",
+                    ms=4,
+                    mfc=face,
+                    capsize=2,
+                    color=color,
+                    label=text,
+                )
+        if (~hit).any():
+            ax.plot(u.eps[~hit], u.ci_high[~hit], "v", ms=5, color=color, alpha=0.6)
+        if np.isfinite(u.alpha):
+            ax.plot(u.eps, np.exp(u.intercept) * u.eps**u.alpha, "--", lw=1, color=color)
+    ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
+    ax.text(
+        0.99,
+        FIT_MAX_FRACTION,
+        "fitted below this line ",
+        transform=ax.get_yaxis_transform(),
+        ha="right",
+        va="top",
+        fontsize=8,
+        color="0.4",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"perturbation ε ({unit})")
+    ax.set_ylabel("fraction of ε-uncertain starts")
+    ax.set_title(title, fontsize=10)
+    if named:
+        ax.legend(fontsize=8, loc="upper left")
+    return fig
