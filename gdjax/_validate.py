@@ -53,6 +53,23 @@ def check_count(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+MIN_UNCERTAINTY_STARTS = 256
+"""Fewer starts per perturbation size leave most sizes of an uncertainty
+exponent with no uncertain start to fit."""
+
+
+def check_uncertainty_starts(n) -> int:
+    """``--uncertainty N``: 0 (not measured) or at least
+    :data:`MIN_UNCERTAINTY_STARTS` starts per perturbation size."""
+    n = check_count("--uncertainty", n, minimum=0)
+    if 0 < n < MIN_UNCERTAINTY_STARTS:
+        raise ValueError(
+            f"--uncertainty must be 0 (not measured) or at least {MIN_UNCERTAINTY_STARTS} "
+            f"starts per perturbation size, got {n}"
+        )
+    return n
+
+
 def check_domain(domain, dim: int) -> tuple[tuple[float, float], ...]:
     """``dim`` (low, high) pairs with finite low < high, as floats."""
     try:

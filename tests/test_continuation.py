@@ -121,7 +121,7 @@ def test_cli_writes_json_gif_and_report(tmp_path):
         ({"lr_min": 0.2, "lr_max": 0.1}, "must be below --lr-max"),
         ({"lrs": 1}, "--lrs must be at least 2"),
         ({"box": 40}, "--box must be in 2..--grid"),
-        ({"uncertainty": 100}, "--uncertainty must be 0 (not measured) or at least 256"),
+        ({"uncertainty": 100}, "--uncertainty must be 0 (not measured) or at least 256 starts"),
         ({"surface": "nope"}, "nope"),
     ],
 )

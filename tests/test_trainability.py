@@ -120,7 +120,7 @@ def test_cli_writes_json_and_figures(tmp_path):
         ({"surface": "peaks", "y": "lr_1"}, "axes are lr and momentum"),
         ({"zoom": (0.0, 0.0, -1.0)}, "--zoom width must be > 0"),
         ({"steps": 5}, "steps must be at least 20"),
-        ({"uncertainty": 64}, "--uncertainty must be 0 (not measured) or at least 256"),
+        ({"uncertainty": 64}, "--uncertainty must be 0 (not measured) or at least 256 starts"),
     ],
 )
 def test_cli_refuses_bad_options(tmp_path, capsys, options, message):

@@ -351,6 +351,22 @@ def setting_type(text: str) -> tuple[str, float]:
         ) from None
 
 
+def add_uncertainty_option(
+    parser: argparse.ArgumentParser, default: int, where: str, runs: str
+) -> None:
+    """``--uncertainty N``: the uncertainty exponent ``where``, its ``runs``
+    re-run from N random starts per perturbation size (0 skips it)."""
+    parser.add_argument(
+        "--uncertainty",
+        type=int,
+        default=default,
+        metavar="N",
+        help=f"the uncertainty exponent {where}: {runs} re-run from N random starts per "
+        "perturbation size (drawn from --seed) and from their perturbations; 0 to skip "
+        "(default: %(default)s)",
+    )
+
+
 def positive_float(name: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:

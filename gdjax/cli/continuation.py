@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gdjax.cli._common import Command, positive_float, positive_int, progress_bar
+from gdjax.cli._common import (
+    Command,
+    add_uncertainty_option,
+    positive_float,
+    positive_int,
+    progress_bar,
+)
 from gdjax.lessons import rate_continuation as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -78,15 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         default=None,
         help="box of starts (default: the surface's)",
     )
-    parser.add_argument(
-        "--uncertainty",
-        type=int,
-        default=d["uncertainty"],
-        metavar="N",
-        help="the uncertainty exponent at three rates: descents re-run from N random starts "
-        "per perturbation size (drawn from --seed) and from their perturbations; 0 to skip "
-        "(default: %(default)s)",
-    )
+    add_uncertainty_option(parser, d["uncertainty"], "at three rates", "descents")
     parser.add_argument(
         "--x64",
         action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gdjax.cli._common import Command, positive_int, progress_bar
+from gdjax.cli._common import Command, add_uncertainty_option, positive_int, progress_bar
 from gdjax.lessons import trainability_maps as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -79,15 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         default=d["zoom_grid"],
         help="pixels per side of each zoom (default: %(default)s)",
     )
-    parser.add_argument(
-        "--uncertainty",
-        type=int,
-        default=d["uncertainty"],
-        metavar="N",
-        help="the boundary's uncertainty exponent: trainings re-run from N random points of the "
-        "window per perturbation size (drawn from --seed) and from their perturbations; 0 to "
-        "skip (default: %(default)s)",
-    )
+    add_uncertainty_option(parser, d["uncertainty"], "of the main map's boundary", "trainings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -21,14 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 import gdjax
-from gdjax import basins
+from gdjax import _validate, basins
 from gdjax import continuation as C
 from gdjax.plot import continuation as P
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
 __all__ = [
-    "MIN_UNCERTAINTY_STARTS",
     "UNCERTAINTY_STARTS",
     "compute",
     "run",
@@ -41,8 +40,6 @@ __all__ = [
 
 UNCERTAINTY_STARTS = 1 << 14
 """Random starts per perturbation size of the uncertainty exponent, by default."""
-MIN_UNCERTAINTY_STARTS = 256
-"""Fewer starts leave most perturbation sizes with no uncertain start to fit."""
 
 
 def compute(
@@ -74,11 +71,7 @@ def compute(
         raise ValueError(f"--lrs must be at least 2, got {lrs}")
     if not 2 <= box <= grid:
         raise ValueError(f"--box must be in 2..--grid ({grid}), got {box}")
-    if uncertainty != 0 and not MIN_UNCERTAINTY_STARTS <= uncertainty:
-        raise ValueError(
-            f"--uncertainty must be 0 (not measured) or at least {MIN_UNCERTAINTY_STARTS} "
-            f"starts, got {uncertainty}"
-        )
+    uncertainty = _validate.check_uncertainty_starts(uncertainty)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     with jax.enable_x64(x64):  # every map is kept: refused before compute
         basins.check_memory(grid * grid * lrs, jnp.result_type(float))

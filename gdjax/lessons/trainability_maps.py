@@ -20,15 +20,12 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from gdjax import fractal, plot
+from gdjax import _validate, fractal, plot
 from gdjax import trainability as T
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
-__all__ = ["MIN_UNCERTAINTY_STARTS", "Study", "compute", "run", "summary", "to_json", "write"]
-
-MIN_UNCERTAINTY_STARTS = 256
-"""Fewer points leave most perturbation sizes with no uncertain one to fit."""
+__all__ = ["Study", "compute", "run", "summary", "to_json", "write"]
 
 
 class Study(NamedTuple):
@@ -73,11 +70,7 @@ def compute(
                 f"{flag} {given}: this map's axes are {names[0]} and {names[1]}"
                 + ("" if surface else " (give --surface for lr x momentum)")
             )
-    if uncertainty != 0 and uncertainty < MIN_UNCERTAINTY_STARTS:
-        raise ValueError(
-            f"--uncertainty must be 0 (not measured) or at least {MIN_UNCERTAINTY_STARTS} "
-            f"points, got {uncertainty}"
-        )
+    uncertainty = _validate.check_uncertainty_starts(uncertainty)
     if zoom is not None:
         cx, cy, w = zoom
         if not w > 0:
