@@ -223,6 +223,26 @@ class Uncertainty(NamedTuple):
         at most :data:`POWER_LAW_CHI2`; True with too few sizes to tell)."""
         return not self.chi2_dof > POWER_LAW_CHI2
 
+    def to_json(self) -> dict:
+        """The result as JSON: every number, non-finite ones as None
+        (``dimension_se`` is ``alpha_se``; ``starts_per_eps`` is ``n``)."""
+
+        def num(v):
+            return float(v) if math.isfinite(v) else None
+
+        return {
+            "alpha": num(self.alpha),
+            "dimension": num(self.dimension),
+            "dimension_se": num(self.alpha_se),
+            "chi2_dof": num(self.chi2_dof),
+            "intercept": num(self.intercept),
+            "starts_per_eps": int(self.n),
+            "eps": np.asarray(self.eps, np.float64).tolist(),
+            "fraction": np.asarray(self.fraction, np.float64).tolist(),
+            "ci_low": np.asarray(self.ci_low, np.float64).tolist(),
+            "ci_high": np.asarray(self.ci_high, np.float64).tolist(),
+        }
+
     def words(self) -> str:
         """The dimension in words: "1.09 ± 0.03", with a warning when one
         power law does not fit."""

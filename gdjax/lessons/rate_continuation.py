@@ -142,20 +142,7 @@ def to_json(cont: C.Continuation) -> dict:
             "basin_entropy": cont.fractal.basin_entropy.tolist(),
             "boundary_entropy": cont.fractal.boundary_entropy.tolist(),
             "uncertainty": [
-                {
-                    "lr": float(cont.lrs[i]),
-                    "rate_index": i,
-                    "alpha": _nan_none(u.alpha),
-                    "dimension": _nan_none(u.dimension),
-                    "intercept": _nan_none(u.intercept),
-                    "dimension_se": _nan_none(u.alpha_se),
-                    "chi2_dof": _nan_none(u.chi2_dof),
-                    "starts_per_eps": u.n,
-                    "eps": u.eps.tolist(),
-                    "fraction": u.fraction.tolist(),
-                    "ci_low": u.ci_low.tolist(),
-                    "ci_high": u.ci_high.tolist(),
-                }
+                {"lr": float(cont.lrs[i]), "rate_index": i, **u.to_json()}
                 for i, u in sorted(cont.uncertainty.items())
             ],
         },

@@ -139,20 +139,7 @@ def to_json(study: Study) -> dict:
             }
             for z in study.zooms
         ],
-        "uncertainty": None
-        if study.uncertainty is None
-        else {
-            "alpha": _finite(study.uncertainty.alpha),
-            "dimension": _finite(study.uncertainty.dimension),
-            "intercept": _finite(study.uncertainty.intercept),
-            "dimension_se": _finite(study.uncertainty.alpha_se),
-            "chi2_dof": _finite(study.uncertainty.chi2_dof),
-            "starts_per_eps": study.uncertainty.n,
-            "eps": study.uncertainty.eps.tolist(),
-            "fraction": study.uncertainty.fraction.tolist(),
-            "ci_low": study.uncertainty.ci_low.tolist(),
-            "ci_high": study.uncertainty.ci_high.tolist(),
-        },
+        "uncertainty": None if study.uncertainty is None else study.uncertainty.to_json(),
         "seconds": m.seconds,
         "pixels_per_second": m.converged.size / m.seconds,
         "settings": study.settings,
