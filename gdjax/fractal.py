@@ -243,19 +243,86 @@ class Uncertainty(NamedTuple):
             "ci_high": np.asarray(self.ci_high, np.float64).tolist(),
         }
 
+    @classmethod
+    def from_json(cls, d: dict) -> Uncertainty:
+        """The inverse of :meth:`to_json`."""
+
+        def num(v):
+            return math.nan if v is None else float(v)
+
+        return cls(
+            *(np.asarray(d[k], np.float64) for k in ("eps", "fraction", "ci_low", "ci_high")),
+            int(d["starts_per_eps"]),
+            *(num(d[k]) for k in ("alpha", "dimension", "intercept", "dimension_se", "chi2_dof")),
+        )
+
+    def scales(self) -> tuple[tuple[float, float, float, float], ...]:
+        """The fit split at the middle of the sizes it used: for the smaller
+        and the larger half, (smallest eps, largest eps, dimension, its
+        standard error). A slope that changes with eps shows here. Empty
+        with fewer than six sizes fitted (three a half)."""
+        counts = np.rint(np.asarray(self.fraction) * self.n)
+        used = np.flatnonzero(_fitted(counts, self.n))
+        if used.size < 6:
+            return ()
+        out = []
+        for half in (used[: used.size // 2], used[used.size // 2 :]):
+            mask = np.zeros(counts.shape, bool)
+            mask[half] = True
+            alpha, _, se, _ = _fit_power_law(np.asarray(self.eps), counts, self.n, mask)
+            out.append((float(self.eps[half[0]]), float(self.eps[half[-1]]), 2 - alpha, se))
+        return tuple(out)
+
     def words(self) -> str:
-        """The dimension in words: "1.09 ± 0.03", with a warning when one
-        power law does not fit."""
+        """The dimension in words: "1.09 ± 0.03"; where one power law does
+        not fit, said so, with the dimension of the smaller and the larger
+        sizes (:meth:`scales`)."""
         if not math.isfinite(self.dimension):
             return "too few uncertain starts to fit"
-        se = f" ± {self.alpha_se:.2f}" if math.isfinite(self.alpha_se) else ""
-        text = f"{self.dimension:.2f}{se}"
+        text = f"{self.dimension:.2f}{_pm(self.alpha_se)}"
         if not self.power_law:
+            parts = [
+                f"{d:.2f}{_pm(se)} for ε from {lo:.2g} to {hi:.2g}"
+                for lo, hi, d, se in self.scales()
+            ]
             text += (
-                f" (not one power law: χ²/dof = {self.chi2_dof:.1f}, the slope changes with ε; "
-                "an average over scales)"
+                f" (not one power law: χ²/dof = {self.chi2_dof:.1f}; an average over scales"
+                + "".join(f"; {p}" for p in parts)
+                + ")"
             )
         return text
+
+
+def _pm(se: float) -> str:
+    return f" ± {se:.2f}" if math.isfinite(se) else ""
+
+
+def _fitted(counts: np.ndarray, n: int) -> np.ndarray:
+    """The sizes the power law is fitted on: 0 < f <= FIT_MAX_FRACTION (the
+    power law holds for small eps; larger fractions saturate)."""
+    return (counts > 0) & (counts / n <= FIT_MAX_FRACTION)
+
+
+def _fit_power_law(eps, counts, n, mask) -> tuple[float, float, float, float]:
+    """(alpha, intercept, alpha_se, chi2_dof) of log f = intercept + alpha log
+    eps over the sizes in ``mask``, by least squares weighted by the
+    binomial variance of log f, (1 - f) / count, so that sizes with a
+    handful of uncertain starts weigh little. nan where there are too few
+    sizes (two for alpha, three for its error and the chi-square)."""
+    if mask.sum() < 2:
+        return math.nan, math.nan, math.nan, math.nan
+    frac = counts[mask] / n
+    weight = np.sqrt(counts[mask] / (1 - frac))
+    log_eps, log_f = np.log(eps[mask]), np.log(frac)
+    if mask.sum() > 2:
+        (alpha, intercept), cov = np.polyfit(log_eps, log_f, 1, w=weight, cov="unscaled")
+        alpha_se = float(np.sqrt(cov[0, 0]))
+        chi2 = float(np.sum(np.square((log_f - intercept - alpha * log_eps) * weight)))
+        chi2_dof = chi2 / (int(mask.sum()) - 2)
+    else:  # a line through two points: no error estimate
+        alpha, intercept = np.polyfit(log_eps, log_f, 1, w=weight)
+        alpha_se = chi2_dof = math.nan
+    return float(alpha), float(intercept), alpha_se, chi2_dof
 
 
 def uncertainty_exponent(
@@ -322,25 +389,8 @@ def uncertainty_exponent(
     from gdjax.basins import wilson_interval
 
     frac, low, high = wilson_interval(counts, n)
-    # the power law holds for small eps: fit where 0 < f <= FIT_MAX_FRACTION, by
-    # least squares weighted by the binomial variance of log f, (1 - f) / count,
-    # so that sizes with a handful of uncertain starts weigh little
-    fit = (counts > 0) & (frac <= FIT_MAX_FRACTION)
-    if fit.sum() >= 2:
-        weight = np.sqrt(counts[fit] / (1 - frac[fit]))
-        log_eps, log_f = np.log(eps[fit]), np.log(frac[fit])
-        if fit.sum() > 2:
-            (alpha, intercept), cov = np.polyfit(log_eps, log_f, 1, w=weight, cov="unscaled")
-            alpha_se = float(np.sqrt(cov[0, 0]))
-        else:  # a line through two points: no error estimate
-            alpha, intercept = np.polyfit(log_eps, log_f, 1, w=weight)
-            alpha_se = math.nan
-        dof = int(fit.sum()) - 2
-        chi2 = float(np.sum(np.square((log_f - intercept - alpha * log_eps) * weight)))
-        chi2_dof = chi2 / dof if dof > 0 else math.nan
-    else:
-        alpha = intercept = alpha_se = chi2_dof = math.nan
-    alpha, intercept = float(alpha), float(intercept)
+    fit = _fit_power_law(eps, counts, n, _fitted(counts, n))
+    alpha, intercept, alpha_se, chi2_dof = fit
     return Uncertainty(eps, frac, low, high, n, alpha, 2 - alpha, intercept, alpha_se, chi2_dof)
 
 

@@ -78,6 +78,12 @@ def test_a_slope_that_changes_with_eps_is_flagged():
         )
     assert u.chi2_dof > fractal.POWER_LAW_CHI2 and not u.power_law, u
     assert "not one power law" in u.words()
+    (lo_small, hi_small, d_small, _), (lo_large, _, d_large, _) = u.scales()
+    assert lo_small == u.eps[0] and hi_small < lo_large
+    assert abs(d_small - 2.0) < 0.15 and d_large < d_small - 0.2  # random flips fill the plane
+    assert f"{d_small:.2f}" in u.words()
+    again = fractal.Uncertainty.from_json(u.to_json())
+    assert again.to_json() == u.to_json() and again.words() == u.words()
 
 
 def test_no_boundary_gives_nan():

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gdjax
-from gdjax import _validate, basins
+from gdjax import _validate, basins, fractal
 from gdjax import continuation as C
 from gdjax.plot import continuation as P
 from gdjax.report import Report, versions, write_json
@@ -294,10 +294,6 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
     rep.write(out)
 
 
-def _se(u: dict) -> str:
-    return "" if u.get("dimension_se") is None else f" ± {u['dimension_se']:.3f}"
-
-
 def summary(res: dict) -> str:
     lrs = res["lrs"]
     lines = [f"continuation: {len(lrs)} rates from {lrs[0]:.3g} to {lrs[-1]:.3g}"]
@@ -320,6 +316,8 @@ def summary(res: dict) -> str:
     if unc:
         lines.append(
             "  uncertainty dimension (re-run descents): "
-            + ", ".join(f"{u['dimension']:.3f}{_se(u)} at lr {u['lr']:.3g}" for u in unc)
+            + ", ".join(
+                f"{fractal.Uncertainty.from_json(u).words()} at lr {u['lr']:.3g}" for u in unc
+            )
         )
     return "\n".join(lines)

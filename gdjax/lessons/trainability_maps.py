@@ -252,14 +252,7 @@ def summary(res: dict) -> str:
         + (
             ""
             if u is None or u["dimension"] is None
-            else f" (uncertainty dimension {u['dimension']:.3f}"
-            + ("" if u.get("dimension_se") is None else f" ± {u['dimension_se']:.3f}")
-            + (
-                ""
-                if u.get("chi2_dof") is None or u["chi2_dof"] <= fractal.POWER_LAW_CHI2
-                else f", not one power law: chi2/dof {u['chi2_dof']:.1f}"
-            )
-            + ")"
+            else f"\n  uncertainty dimension {fractal.Uncertainty.from_json(u).words()}"
         )
         + "".join(
             f"\n  zoom {k}: width {z['window']['wx']:.3g}, dimension "
