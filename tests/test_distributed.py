@@ -5,6 +5,7 @@ same number of devices, and only process 0 writes."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -62,6 +63,12 @@ def _launch(args: list[str], n: int, out, timeout: int = 420, status: int = 0) -
     return [stdout if status == 0 else stderr for (stdout, stderr), _ in results]
 
 
+_GLOO_PIECES = re.compile(
+    r"\[Gloo\] Rank | is connected to | peer ranks\. Expected number of connected peer ranks"
+    r" is : |\d+|\s+"
+)
+
+
 def _without(d: dict, *keys) -> dict:
     return {k: v for k, v in d.items() if k not in keys}
 
@@ -86,10 +93,10 @@ def test_a_basin_map_does_not_depend_on_the_number_of_processes(basin_runs, n):
     assert np.load(base / "1" / "labels.npy").shape == (60, 60)
     # process 0 printed the summary; the others printed nothing and wrote nothing
     assert "Basins of peaks" in printed[n][0]
-    # (gloo prints its connections itself)
-    others = [line for p in printed[n][1:] for line in p.splitlines()]
-    unexpected = [line for line in others if line.strip() and not line.startswith("[Gloo]")]
-    assert unexpected == [], printed[n]
+    # (gloo prints its connections itself, from several threads at once, so
+    # its messages can interleave mid-line: remove their pieces, not lines)
+    others = "".join(printed[n][1:])
+    assert _GLOO_PIECES.sub("", others) == "", printed[n]
     manifest = runs.read_manifest(base / str(n))
     assert manifest["complete"] and "basins.json" in manifest["files"]
 
