@@ -226,7 +226,7 @@ def uncertainty(
     rates: Sequence[int],
     *,
     key: Array,
-    n: int = 1 << 14,
+    n: int = 1 << 16,
     eps: ArrayLike | None = None,
 ) -> dict[int, fractal.Uncertainty]:
     """The uncertainty exponent of the map at each rate index in ``rates``

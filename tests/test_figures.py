@@ -521,3 +521,29 @@ def test_training_curves_share_a_scale_that_holds_every_model():
     loss_axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_ylabel() == "train loss"]
     assert len(loss_axes) == 4 and len({ax.get_ylim() for ax in loss_axes}) == 1
     assert loss_axes[0].get_ylim()[1] >= 2.9
+
+
+def test_uncertainty_fits_draw_each_scale_where_one_power_law_does_not_fit():
+    from gdjax import fractal
+    from gdjax.plot.fractal import uncertainty_fits
+
+    eps = np.geomspace(1e-5, 1e-2, 8)
+    n = 10**7  # flat (dimension 2) for the smaller four sizes, then f ~ eps (dimension 1)
+    counts = np.rint(n * np.where(eps < 3e-4, 6e-4, 2 * eps)).astype(np.int64)
+    frac, low, high = basins.wilson_interval(counts, n)
+    alpha, intercept, se, chi2 = fractal._fit_power_law(eps, counts, n, counts / n <= 0.1)
+    u = fractal.Uncertainty(eps, frac, low, high, n, alpha, 2 - alpha, intercept, se, chi2)
+    assert not u.power_law
+    small, large = u.scales()
+    assert abs(small.dimension - 2) < 0.01 and abs(large.dimension - 1) < 0.01
+    fig = uncertainty_fits([("band", u)])
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[0].startswith("band: α = ") and "not one power law" in texts[0]
+    assert texts[1].strip().startswith("dimension 2.00 ± ") and "from 1e-05 to" in texts[1]
+    assert texts[2].strip().startswith("dimension 1.00 ± ")
+    # a power law: one entry, no parts
+    one = u._replace(chi2_dof=1.0)
+    texts = [
+        t.get_text() for t in uncertainty_fits([("disc", one)]).axes[0].get_legend().get_texts()
+    ]
+    assert len(texts) == 1

@@ -38,7 +38,7 @@ __all__ = [
     "write",
 ]
 
-UNCERTAINTY_STARTS = 1 << 14
+UNCERTAINTY_STARTS = 1 << 16
 """Random starts per perturbation size of the uncertainty exponent, by default."""
 
 

@@ -14,16 +14,20 @@ __all__ = ["uncertainty_fits"]
 def uncertainty_fits(
     named: Sequence[tuple[str, object]],
     title: str = "Uncertainty exponent: f(ε) ~ ε^α, boundary dimension 2 - α (Grebogi et al. 1983)",
-    unit: str = "units of the domain",
+    unit: str = "in the domain's coordinates",
 ) -> Figure:
     """The fraction of eps-uncertain starts against eps (log-log), with 95%
     intervals and the fitted power law f ~ eps^alpha, for each (name,
     :class:`gdjax.fractal.Uncertainty`). Hollow: sizes left out of the fit
     (fraction above :data:`gdjax.fractal.FIT_MAX_FRACTION`); a size with no
-    uncertain start is drawn at its interval's upper end."""
+    uncertain start (fitted too, as a count of 0) is a triangle at its
+    interval's upper end. Where one power law does not fit, the smaller and
+    the larger half of the sizes get their own lines, dotted
+    (:meth:`gdjax.fractal.Uncertainty.scales`)."""
     from gdjax.fractal import FIT_MAX_FRACTION
 
     fig, ax = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
+    handles = []  # in the order drawn: each fit, then its parts
     for k, (name, u) in enumerate(named):
         color = f"C{k}"
         hit = u.fraction > 0
@@ -35,7 +39,7 @@ def uncertainty_fits(
             label += f"\n(χ²/dof {u.chi2_dof:.0f}: not one power law)"
         for sel, face, text in ((fitted, color, label), (hit & ~fitted, "none", None)):
             if sel.any():
-                ax.errorbar(
+                drawn = ax.errorbar(
                     u.eps[sel],
                     u.fraction[sel],
                     yerr=[u.fraction[sel] - u.ci_low[sel], u.ci_high[sel] - u.fraction[sel]],
@@ -46,10 +50,28 @@ def uncertainty_fits(
                     color=color,
                     label=text,
                 )
+                if text is not None:
+                    handles.append(drawn)
         if (~hit).any():
             ax.plot(u.eps[~hit], u.ci_high[~hit], "v", ms=5, color=color, alpha=0.6)
         if np.isfinite(u.alpha):
             ax.plot(u.eps, np.exp(u.intercept) * u.eps**u.alpha, "--", lw=1, color=color)
+        if not u.power_law:  # the smaller and the larger sizes' own power laws
+            for part in u.scales():
+                if not np.isfinite(part.dimension):
+                    continue
+                e = np.geomspace(part.eps_low, part.eps_high, 20)
+                (line,) = ax.plot(
+                    e,
+                    np.exp(part.intercept) * e ** (2 - part.dimension),
+                    ":",
+                    lw=2.2,
+                    color=color,
+                    label=f"  dimension {part.dimension:.2f}"
+                    + (f" ± {part.dimension_se:.2f}" if np.isfinite(part.dimension_se) else "")
+                    + f" for ε from {part.eps_low:.2g} to {part.eps_high:.2g}",
+                )
+                handles.append(line)
     ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
     ax.text(
         0.99,
@@ -66,6 +88,6 @@ def uncertainty_fits(
     ax.set_xlabel(f"perturbation ε ({unit})")
     ax.set_ylabel("fraction of ε-uncertain starts")
     ax.set_title(title, fontsize=10)
-    if named:
-        ax.legend(fontsize=8, loc="upper left")
+    if handles:
+        ax.legend(handles=handles, fontsize=8, loc="upper left")
     return fig
