@@ -198,8 +198,16 @@ def _remove_stale_temporaries(folder: Path) -> None:
 
 
 def command_line() -> str:
-    """The command that started this process, quoted for a shell (for reports)."""
-    return " ".join(shlex.quote(a) for a in sys.argv)
+    """The command that started this process, quoted for a shell (for
+    reports), as a reader would type it: ``gdjax ...`` for the installed
+    command, ``python -m gdjax ...`` for the module, wherever either lives."""
+    argv = list(sys.argv)
+    first = Path(argv[0]) if argv else Path()
+    if first.name == "__main__.py" and first.parent.name == "gdjax":
+        argv[:1] = ["python", "-m", "gdjax"]
+    elif first.name == "gdjax":
+        argv[0] = "gdjax"
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 def _check_writable(out: Path) -> None:

@@ -252,3 +252,17 @@ def test_files_in_model_folders_are_recorded_and_replaced(tmp_path):
         runs.write_text(tmp_path / "metrics.json", "{}")
         run.finish()
     assert (tmp_path / "inner" / "basins.json").exists()
+
+
+def test_the_command_line_is_written_as_a_reader_types_it(monkeypatch):
+    cases = [
+        (
+            ["/x/venv/lib/site-packages/gdjax/__main__.py", "basins", "--out", "a b"],
+            "python -m gdjax basins --out 'a b'",
+        ),
+        (["/x/venv/bin/gdjax", "lessons"], "gdjax lessons"),
+        (["experiments/run.py", "--grid", "8"], "experiments/run.py --grid 8"),
+    ]
+    for argv, expected in cases:
+        monkeypatch.setattr(sys, "argv", argv)
+        assert runs.command_line() == expected

@@ -24,6 +24,7 @@ import gdjax
 from gdjax import _validate, basins, fractal
 from gdjax import continuation as C
 from gdjax.plot import continuation as P
+from gdjax.plot.fractal import uncertainty_caption
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
@@ -280,14 +281,13 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
             "random direction); a start is uncertain when the three do not reach the same "
             "outcome. The fraction of uncertain starts scales as ε^α, and the boundary's "
             "dimension is 2 - α (Grebogi et al. 1983), 1 for smooth boundaries. It is fitted "
-            "where at most 10% of starts are uncertain, weighting each size by its count."
+            "where at most 10% of starts are uncertain, by the maximum likelihood of the "
+            "counts (sizes with no uncertain start included)."
         )
         rep.figure(
             P.uncertainty_fits(cont),
             "uncertainty",
-            "Fraction of ε-uncertain starts against ε (log-log) with 95% intervals, and the "
-            "power law fitted where the fraction is at most 0.1 (hollow: above it, not "
-            "fitted; triangles: no uncertain start, at the interval's upper end).",
+            uncertainty_caption("starts"),
         )
     rep.heading("Settings")
     rep.code(res["command"])

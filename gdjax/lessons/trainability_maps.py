@@ -226,10 +226,10 @@ def write(out: str | Path, study: Study) -> dict:
             plot.fractal.uncertainty_fits(
                 [("the map's window", study.uncertainty)],
                 unit=unit,
+                points="points",
             ),
             "uncertainty",
-            "Fraction of ε-uncertain points against ε (log-log), 95% intervals, and the power "
-            "law fitted where the fraction is at most 0.1 (hollow: above it, not fitted).",
+            plot.fractal.uncertainty_caption("points"),
         )
     rep.code(res["command"])
     rep.write(out)

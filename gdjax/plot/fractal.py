@@ -8,17 +8,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["uncertainty_fits"]
+__all__ = ["uncertainty_caption", "uncertainty_fits"]
 
 
 def uncertainty_fits(
     named: Sequence[tuple[str, object]],
     title: str = "Uncertainty exponent: f(ε) ~ ε^α, boundary dimension 2 - α (Grebogi et al. 1983)",
     unit: str = "in the domain's coordinates",
+    points: str = "starts",
 ) -> Figure:
     """The fraction of eps-uncertain starts against eps (log-log), with 95%
     intervals and the fitted power law f ~ eps^alpha, for each (name,
-    :class:`gdjax.fractal.Uncertainty`). Hollow: sizes left out of the fit
+    :class:`gdjax.fractal.Uncertainty`); ``unit`` is eps's, ``points`` what
+    is perturbed. Hollow: sizes left out of the fit
     (fraction above :data:`gdjax.fractal.FIT_MAX_FRACTION`); a size with no
     uncertain start (fitted too, as a count of 0) is a triangle at its
     interval's upper end. Where one power law does not fit, the smaller and
@@ -86,8 +88,21 @@ def uncertainty_fits(
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"perturbation ε ({unit})")
-    ax.set_ylabel("fraction of ε-uncertain starts")
+    ax.set_ylabel(f"fraction of ε-uncertain {points}")
     ax.set_title(title, fontsize=10)
     if handles:
         ax.legend(handles=handles, fontsize=8, loc="upper left")
     return fig
+
+
+def uncertainty_caption(points: str = "starts") -> str:
+    """The caption of :func:`uncertainty_fits` in a report (``points``: what
+    is perturbed, plural)."""
+    one = points[:-1] if points.endswith("s") else points
+    return (
+        f"Fraction of ε-uncertain {points} against ε (log-log) with 95% intervals, and the "
+        "power law fitted where the fraction is at most 0.1 (hollow: above it, not fitted; "
+        f"triangles: no uncertain {one}, at the interval's upper end). Where one power law "
+        "does not fit, the smaller and the larger half of the fitted sizes have their own, "
+        "dotted."
+    )
