@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from gdjax import _validate, basins, fractal
+from gdjax import _progress, _validate, basins, fractal
 from gdjax.surfaces import Surface
 
 __all__ = [
@@ -228,13 +228,15 @@ def uncertainty(
     key: Array,
     n: int = 1 << 16,
     eps: ArrayLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[int, fractal.Uncertainty]:
     """The uncertainty exponent of the map at each rate index in ``rates``
     (:func:`gdjax.fractal.uncertainty_exponent` of :func:`classifier`):
     descents re-run from ``n`` random starts per perturbation size ``eps``
     and from their perturbations, compiled once for every rate. Its
     dimension 2 - alpha checks the box-counting dimension, which reads the
-    map's pixels.
+    map's pixels. ``progress`` gets (descents done, descents) over all the
+    rates.
 
     Returns:
         rate index -> :class:`gdjax.fractal.Uncertainty`.
@@ -242,10 +244,15 @@ def uncertainty(
     picked = [int(i) for i in rates]
     classify = {i: classifier(cont, i) for i in picked}  # every index checked first
     dom = tuple(tuple(d) for d in cont.bmap.config.domain)
+    found = {}
     with jax.enable_x64(cont.bmap.config.dtype == "float64"):
-        return {
-            i: fractal.uncertainty_exponent(
-                classify[i], dom, key=jax.random.fold_in(key, i), n=n, eps=eps
+        for k, i in enumerate(picked):
+            found[i] = fractal.uncertainty_exponent(
+                classify[i],
+                dom,
+                key=jax.random.fold_in(key, i),
+                n=n,
+                eps=eps,
+                progress=_progress.part(progress, k, len(picked)),
             )
-            for i in picked
-        }
+    return found

@@ -164,3 +164,18 @@ def test_uncertainty_dimension_of_smooth_boundaries(small):
         assert 0.85 <= u.dimension <= 1.15, u
     with pytest.raises(ValueError, match="rate index -1 is outside"):
         C.uncertainty(small, [-1], key=jax.random.key(0))
+
+
+def test_progress_covers_the_maps_then_the_uncertainty_descents():
+    from gdjax.lessons import rate_continuation as L
+
+    calls = []
+    L.compute(grid=32, lrs=4, steps=200, uncertainty=256, progress=lambda *a: calls.append(a))
+    assert all(len(c) == 3 and c[2] >= 0 for c in calls)  # (done, total, seconds)
+    totals = [t for _, t, _ in calls]
+    maps, descents = totals[0], totals[-1]
+    assert maps == 32 * 32 * 4 and descents % (3 * 256 * 12) == 0 and descents > maps
+    # each phase counts up to its total
+    for total in (maps, descents):
+        done = [d for d, t, _ in calls if t == total]
+        assert done == sorted(done) and done[-1] == total

@@ -266,3 +266,39 @@ def test_the_command_line_is_written_as_a_reader_types_it(monkeypatch):
     for argv, expected in cases:
         monkeypatch.setattr(sys, "argv", argv)
         assert runs.command_line() == expected
+
+
+def test_the_progress_bar_starts_again_for_each_task(monkeypatch):
+    """One bar over several tasks: a new total, a count that goes back or a
+    0 restarts it, so its count and rate are the current task's."""
+    import tqdm.auto
+
+    from gdjax.cli._common import progress_bar
+
+    seen = []
+
+    class Bar:
+        def __init__(self, **_):
+            self.n, self.total = 0, None
+
+        def reset(self, total=None):
+            self.n, self.total = 0, total
+            seen.append(("reset", total))
+
+        def update(self, k):
+            self.n += k
+            seen.append(("at", self.n))
+
+        def close(self):
+            seen.append(("closed",))
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    with progress_bar("maps", "start") as update:
+        for done, total in [(0, 8), (4, 8), (8, 8), (3, 6), (6, 6), (3, 6), (6, 6)]:
+            update(done, total, 0.1)
+    assert seen == [
+        ("reset", 8), ("at", 0), ("at", 4), ("at", 8),
+        ("reset", 6), ("at", 3), ("at", 6),
+        ("reset", 6), ("at", 3), ("at", 6),
+        ("closed",),
+    ]  # fmt: skip

@@ -165,3 +165,17 @@ def test_uncertainty_of_the_network_boundary():
     assert u.n == 1024 and np.all(u.fraction > 0)
     assert u.fraction[-1] > u.fraction[0]
     assert 1.0 < u.dimension < 2.0, u
+
+
+def test_progress_covers_the_map_the_zooms_and_the_uncertainty():
+    from gdjax.lessons import trainability_maps as TM
+
+    calls = []
+    TM.compute(
+        grid=32, zoom_grid=16, zoom_levels=2, uncertainty=256, progress=lambda *a: calls.append(a)
+    )
+    totals = list(dict.fromkeys(t for _, t in calls))  # in order of first report
+    assert totals == [32 * 32, 2 * 16 * 16, 3 * 256 * 12]
+    for total in totals:  # each task counts up to its total
+        done = [d for d, t in calls if t == total]
+        assert done == sorted(done) and done[-1] == total

@@ -405,7 +405,8 @@ def positive_int(name: str) -> Callable[[str], int]:
 def progress_bar(desc: str, unit: str, enabled: bool = True):
     """A tqdm bar for a command's long work: yields ``update(done, total,
     *_)`` (a library function's progress callback); ``done == 0`` restarts
-    the bar (after compiling, so its rate is the work's). Closed on the way
+    the bar (after compiling, so its rate is the work's), and so does
+    another total or a count that goes back (the next task). Closed on the way
     out, before any message, Ctrl-C's included."""
     from tqdm.auto import tqdm
 
@@ -414,7 +415,7 @@ def progress_bar(desc: str, unit: str, enabled: bool = True):
     def update(done, total, *_):
         if bar is None:
             return
-        if done == 0 or bar.total != total:
+        if done == 0 or bar.total != total or done < bar.n:  # a new task
             bar.reset(total=total)
         bar.update(done - bar.n)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def compute(
     (:func:`gdjax.continuation.continuation`), and measures the
     uncertainty exponent at the three rates :func:`three_rates` picks, from
     ``uncertainty`` random starts per perturbation size (0: not measured;
-    the starts are drawn from ``seed``)."""
+    the starts are drawn from ``seed``). ``progress`` gets (starts done,
+    starts, seconds) of the maps, then (descents done, descents, seconds)
+    of the uncertainty exponent."""
     surf = gdjax.surfaces.get(surface)
     if not lr_min < lr_max:
         raise ValueError(f"--lr-min ({lr_min}) must be below --lr-max ({lr_max})")
@@ -89,7 +92,14 @@ def compute(
     )
     if uncertainty:
         at = three_rates(cont.fractal.box_dimension)
-        found = C.uncertainty(cont, at, key=jax.random.key(seed), n=uncertainty)
+        report = None
+        if progress is not None:  # the descents re-run, as (done, total, seconds)
+            began = time.perf_counter()
+
+            def report(done, total):
+                progress(done, total, time.perf_counter() - began)
+
+        found = C.uncertainty(cont, at, key=jax.random.key(seed), n=uncertainty, progress=report)
         cont = dataclasses.replace(cont, uncertainty=found)
     return cont
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from gdjax import _validate, fractal, plot
+from gdjax import _progress, _validate, fractal, plot
 from gdjax import trainability as T
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
@@ -61,8 +61,8 @@ def compute(
     ``zoom_grid`` pixels into a boundary point, then the main map's
     uncertainty exponent from ``uncertainty`` random points per
     perturbation size (0: not measured; drawn from ``seed``). ``progress``
-    gets (trainings done, trainings) of the main map, then of the
-    uncertainty exponent."""
+    gets (trainings done, trainings) of the main map, then of the zooms
+    together, then of the uncertainty exponent."""
     names = ("lr", "momentum") if surface else ("lr_0", "lr_1")
     for given, want, flag in ((x, names[0], "--x"), (y, names[1], "--y")):
         if given is not None and given != want:
@@ -98,7 +98,8 @@ def compute(
         centre, current = T.boundary_point(main), main
         for k in range(zoom_levels):
             window = T.zoom_windows(base, centre, k + 1, y_limits=limits)[-1]
-            current = one(window, zoom_grid)
+            # the zooms report as one task
+            current = one(window, zoom_grid, _progress.part(progress, k, zoom_levels))
             zooms.append(current)
             if current.box_dimension().boundary_pixels:
                 centre = T.boundary_point(current)
