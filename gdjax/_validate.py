@@ -58,13 +58,13 @@ MIN_UNCERTAINTY_STARTS = 256
 exponent with no uncertain start to fit."""
 
 
-def check_uncertainty_starts(n) -> int:
-    """``--uncertainty N``: 0 (not measured) or at least
+def check_uncertainty_starts(n, flag: str = "--uncertainty") -> int:
+    """``--uncertainty N`` (or ``flag``): 0 (not measured) or at least
     :data:`MIN_UNCERTAINTY_STARTS` starts per perturbation size."""
-    n = check_count("--uncertainty", n, minimum=0)
+    n = check_count(flag, n, minimum=0)
     if 0 < n < MIN_UNCERTAINTY_STARTS:
         raise ValueError(
-            f"--uncertainty must be 0 (not measured) or at least {MIN_UNCERTAINTY_STARTS} "
+            f"{flag} must be 0 (not measured) or at least {MIN_UNCERTAINTY_STARTS} "
             f"starts per perturbation size, got {n}"
         )
     return n

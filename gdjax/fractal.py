@@ -36,6 +36,7 @@ from gdjax.surfaces import Surface
 
 __all__ = [
     "FIT_MAX_FRACTION",
+    "MIN_EPS_SPACINGS",
     "POWER_LAW_CHI2",
     "BasinEntropy",
     "BoxDimension",
@@ -177,6 +178,12 @@ FIT_MAX_FRACTION = 0.1
 """The largest fraction of uncertain starts :func:`uncertainty_exponent`
 fits: at larger eps the fraction saturates and bends the power law."""
 
+MIN_EPS_SPACINGS = 8
+"""The smallest perturbation :func:`uncertainty_exponent` takes, in float
+spacings of the domain's largest coordinate (in the working precision):
+below it, rounding changes a perturbation's length by more than 1/16, and
+perturbed points round onto their starts."""
+
 POWER_LAW_CHI2 = 3.0
 """Above this chi-square per degree of freedom, the fraction of uncertain
 starts does not follow one power law (:attr:`Uncertainty.power_law`)."""
@@ -228,6 +235,15 @@ class Uncertainty(NamedTuple):
     intercept: float
     alpha_se: float = math.nan
     chi2_dof: float = math.nan
+
+    @property
+    def fills_domain(self) -> bool:
+        """Whether nothing could be fitted because more than
+        :data:`FIT_MAX_FRACTION` of the starts are uncertain at half the
+        sizes or more: no small-eps range, the boundary is everywhere at
+        these scales."""
+        above = np.asarray(self.fraction) > FIT_MAX_FRACTION
+        return not math.isfinite(self.dimension) and 2 * int(above.sum()) >= above.size
 
     @property
     def power_law(self) -> bool:
@@ -292,6 +308,13 @@ class Uncertainty(NamedTuple):
         not fit, said so, with the dimension of the smaller and the larger
         sizes (:meth:`scales`)."""
         if not math.isfinite(self.dimension):
+            above = int(np.sum(np.asarray(self.fraction) > FIT_MAX_FRACTION))
+            if self.fills_domain:
+                return (
+                    f"no power law to fit: more than {FIT_MAX_FRACTION:g} of the starts are "
+                    f"uncertain at {above} of {len(self.fraction)} sizes (the boundary fills "
+                    "the domain at these scales)"
+                )
             return "too few uncertain starts to fit"
         text = f"{self.dimension:.2f}{_pm(self.alpha_se)}"
         if not self.power_law:
@@ -402,8 +425,12 @@ def uncertainty_exponent(
         classify: starts -> outcomes, e.g. :func:`descent_classifier`.
         domain: ((x0, x1), (y0, y1)).
         key: a ``jax.random.key``.
-        eps: perturbation sizes (default: 12 sizes from 1e-6 to 1e-1 of the
-            domain's width).
+        eps: perturbation sizes (default: 12 sizes from 1e-6 of the
+            domain's width, or :data:`MIN_EPS_SPACINGS` float spacings of
+            its largest coordinate where that is more, to 1e-1 of its
+            width). Smaller sizes are refused: in the working precision
+            (float32 unless x64 is on) the perturbed points would round
+            onto their starts.
         n: starts per eps.
         chunk: starts per call of ``classify``.
         progress: called with (points classified, points) after each
@@ -413,9 +440,25 @@ def uncertainty_exponent(
     n = _validate.check_count("n", n)
     chunk = _validate.check_count("chunk", chunk)
     width = max(hi - lo for lo, hi in dom)
-    eps = np.geomspace(1e-6, 1e-1, 12) * width if eps is None else np.asarray(eps, np.float64)
+    dtype = jnp.result_type(float)
+    biggest = max(abs(v) for d in dom for v in d)
+    smallest = MIN_EPS_SPACINGS * float(np.spacing(np.asarray(biggest, dtype)))
+    if eps is None:
+        if not smallest < 1e-2 * width:
+            raise ValueError(
+                f"the domain, {width:.3g} wide at coordinates up to {biggest:.3g}, is too "
+                f"narrow for {np.dtype(dtype).name} perturbations; compute in float64"
+            )
+        eps = np.geomspace(max(1e-6 * width, smallest), 1e-1 * width, 12)
+    eps = np.asarray(eps, np.float64)
     if eps.ndim != 1 or eps.size < 2 or not np.all(eps > 0):
         raise ValueError("eps must be at least two positive perturbation sizes")
+    if eps.min() < smallest:
+        raise ValueError(
+            f"eps {eps.min():.3g} is below {MIN_EPS_SPACINGS} {np.dtype(dtype).name} spacings "
+            f"of the domain's coordinates (up to {biggest:.3g}): {smallest:.3g}; perturbed "
+            "points would round onto their starts. Give larger eps or compute in float64"
+        )
     lo = np.asarray([d[0] for d in dom])
     hi = np.asarray([d[1] for d in dom])
 
@@ -428,7 +471,7 @@ def uncertainty_exponent(
         u = np.stack([np.cos(angle), np.sin(angle)], axis=1)
         points.append(np.concatenate([x, x + e * u, x - e * u]))
     # every size's points in one stream of equal chunks (the last one padded)
-    pts = np.concatenate(points).astype(jnp.result_type(float))
+    pts = np.concatenate(points).astype(dtype)
     labels = np.empty(len(pts), np.int64)
     for begin in range(0, len(pts), chunk):
         part = pts[begin : begin + chunk]

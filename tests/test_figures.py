@@ -547,3 +547,28 @@ def test_uncertainty_fits_draw_each_scale_where_one_power_law_does_not_fit():
         t.get_text() for t in uncertainty_fits([("disc", one)]).axes[0].get_legend().get_texts()
     ]
     assert len(texts) == 1
+
+
+def test_uncertainty_fits_name_every_series_beside_the_axes_when_many():
+    from gdjax import fractal
+    from gdjax.plot.fractal import uncertainty_fits
+
+    eps = np.geomspace(1e-4, 1e-1, 6)
+    n = 1000
+
+    def unc(counts):
+        counts = np.asarray(counts)
+        frac, low, high = basins.wilson_interval(counts, n)
+        fit = fractal._fit_power_law(eps, counts, n, counts / n <= 0.1)
+        return fractal.Uncertainty(eps, frac, low, high, n, fit[0], 2 - fit[0], *fit[1:])
+
+    line = unc(np.rint(n * 0.5 * eps).astype(int) + 1)
+    full = unc([400, 420, 450, 480, 500, 520])  # above 0.1 everywhere: nothing fitted
+    none = unc([0, 0, 0, 0, 0, 1])
+    assert full.fills_domain and not none.fills_domain and not line.fills_domain
+    fig = uncertainty_fits([("a", line), ("b", full), ("c", none)])
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1  # beside the axes
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts[0].startswith("a: α = ")
+    assert texts[1] == "b: no fit, above 0.1\n(the boundary fills it)"
+    assert texts[2] == "c: too few uncertain starts to fit"

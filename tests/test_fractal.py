@@ -210,3 +210,49 @@ def test_the_power_law_fit_is_the_binomial_maximum_likelihood():
     without = _fit_power_law(few, counts, 10**4, counts > 0)[0]
     assert with_zeros > without
     assert all(math.isnan(v) for v in _fit_power_law(few, np.array([0, 0, 0, 0, 9]), 99, mask))
+
+
+def test_perturbations_below_the_float_resolution_are_refused():
+    """float32 cannot move a start at x = 1000 by 1e-6: such a size would
+    count no uncertain start whatever the boundary. The default sizes start
+    at MIN_EPS_SPACINGS spacings there; explicit smaller ones are refused,
+    and so is a domain too narrow to perturb at all."""
+
+    def classify(p):
+        return (p[:, 0] > 1000.0).astype(jnp.int32)
+
+    dom = ((999.9, 1000.1), (0.0, 0.2))
+    spacing = float(np.spacing(np.float32(1000.1)))
+    u = fractal.uncertainty_exponent(jax.jit(classify), dom, key=jax.random.key(0), n=1024)
+    assert u.eps[0] == pytest.approx(fractal.MIN_EPS_SPACINGS * spacing)  # not 2e-7
+    assert u.eps[-1] == pytest.approx(0.02) and np.all(u.fraction[1:] > 0)
+    with pytest.raises(ValueError, match="below 8 float32 spacings .* compute in float64"):
+        fractal.uncertainty_exponent(classify, dom, key=jax.random.key(0), eps=[1e-4, 1e-3])
+    with pytest.raises(ValueError, match="too narrow for float32 perturbations"):
+        fractal.uncertainty_exponent(
+            classify, ((1e4, 1e4 + 0.01), (0, 0.01)), key=jax.random.key(0)
+        )
+    with jax.enable_x64(True):  # float64 resolves them: f = (4 / pi) eps L / A
+        u = fractal.uncertainty_exponent(
+            jax.jit(classify), dom, key=jax.random.key(0), n=1 << 14, eps=[1e-4, 1e-3]
+        )
+    np.testing.assert_allclose(u.fraction, 4 / np.pi * u.eps * 0.2 / 0.04, rtol=0.5)
+
+
+def test_a_boundary_that_fills_the_domain_is_said_so():
+    """Above FIT_MAX_FRACTION at every size there is no small-eps range to
+    fit: the words say the boundary fills the domain, not that there are
+    too few uncertain starts."""
+
+    def classify(p):  # stripes far finer than every eps
+        return (jnp.floor(p[:, 0] * 1e5) % 2).astype(jnp.int32)
+
+    with jax.enable_x64(True):
+        u = fractal.uncertainty_exponent(
+            jax.jit(classify), ((0, 1), (0, 1)), key=jax.random.key(0), n=512,
+            eps=np.geomspace(1e-4, 1e-1, 6),
+        )  # fmt: skip
+    assert np.all(u.fraction > fractal.FIT_MAX_FRACTION) and math.isnan(u.dimension)
+    assert u.words().startswith("no power law to fit") and "6 of 6 sizes" in u.words()
+    empty = u._replace(fraction=np.zeros(6))
+    assert empty.words() == "too few uncertain starts to fit"

@@ -95,6 +95,7 @@ def test_cli_writes_json_and_figures(tmp_path):
             "zoom_grid": 16,
             "zoom_levels": 2,
             "uncertainty": 256,
+            "zoom_uncertainty": 256,
             "no_progress": True,
         },
     )
@@ -111,6 +112,18 @@ def test_cli_writes_json_and_figures(tmp_path):
     assert {"trainability.png", "zoom_sequence.png", "box_counting.png", "report.html"} <= {
         p.name for p in out.iterdir()
     }
+    # each zoom's uncertainty exponent, in its own window's units
+    assert data["settings"]["zoom_uncertainty"] == 256
+    for z in data["zooms"]:
+        zu = z["uncertainty"]
+        if z["box_dimension"] is None:
+            assert zu is None
+            continue
+        assert zu["starts_per_eps"] == 256 and max(zu["eps"]) == pytest.approx(
+            0.1 * z["window"]["wx"]
+        )
+    assert any(z["uncertainty"] is not None for z in data["zooms"])
+    assert "uncertainty dimension</th>" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(
@@ -121,6 +134,7 @@ def test_cli_writes_json_and_figures(tmp_path):
         ({"zoom": (0.0, 0.0, -1.0)}, "--zoom width must be > 0"),
         ({"steps": 5}, "steps must be at least 20"),
         ({"uncertainty": 64}, "--uncertainty must be 0 (not measured) or at least 256 starts"),
+        ({"zoom_uncertainty": 9}, "--zoom-uncertainty must be 0 (not measured) or at least"),
     ],
 )
 def test_cli_refuses_bad_options(tmp_path, capsys, options, message):

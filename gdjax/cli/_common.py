@@ -352,12 +352,17 @@ def setting_type(text: str) -> tuple[str, float]:
 
 
 def add_uncertainty_option(
-    parser: argparse.ArgumentParser, default: int, where: str, runs: str
+    parser: argparse.ArgumentParser,
+    default: int,
+    where: str,
+    runs: str,
+    flag: str = "--uncertainty",
 ) -> None:
-    """``--uncertainty N``: the uncertainty exponent ``where``, its ``runs``
-    re-run from N random starts per perturbation size (0 skips it)."""
+    """``--uncertainty N`` (or ``flag``): the uncertainty exponent ``where``,
+    its ``runs`` re-run from N random starts per perturbation size (0 skips
+    it)."""
     parser.add_argument(
-        "--uncertainty",
+        flag,
         type=int,
         default=default,
         metavar="N",

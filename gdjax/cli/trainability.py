@@ -80,6 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         help="pixels per side of each zoom (default: %(default)s)",
     )
     add_uncertainty_option(parser, d["uncertainty"], "of the main map's boundary", "trainings")
+    add_uncertainty_option(
+        parser,
+        d.get("zoom_uncertainty", 0),
+        "of each zoom's boundary (about 25 s a zoom at 4096 here)",
+        "trainings",
+        flag="--zoom-uncertainty",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

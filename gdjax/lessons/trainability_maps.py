@@ -30,14 +30,16 @@ __all__ = ["Study", "compute", "run", "summary", "to_json", "write"]
 
 class Study(NamedTuple):
     """The main map, the zoom sequence, the boundary's box dimension, the
-    settings, and the main map's uncertainty exponent (None when not
-    measured, or when the map has no boundary)."""
+    settings, the main map's uncertainty exponent (None when not measured,
+    or when the map has no boundary), and each zoom's (empty when not
+    measured; None for a zoom without boundary)."""
 
     main: T.TrainabilityMap
     zooms: list
     box: fractal.BoxDimension
     settings: dict
     uncertainty: fractal.Uncertainty | None = None
+    zoom_uncertainty: tuple = ()
 
 
 def compute(
@@ -54,15 +56,18 @@ def compute(
     zoom_levels: int = 4,
     zoom_grid: int = 256,
     uncertainty: int = 4096,
+    zoom_uncertainty: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Study:
     """Validates, computes the map (in ``zoom``'s window if given: (cx, cy,
     w) in axis units, log10 on a log axis), then ``zoom_levels`` zooms of
     ``zoom_grid`` pixels into a boundary point, then the main map's
     uncertainty exponent from ``uncertainty`` random points per
-    perturbation size (0: not measured; drawn from ``seed``). ``progress``
-    gets (trainings done, trainings) of the main map, then of the zooms
-    together, then of the uncertainty exponent."""
+    perturbation size (0: not measured; drawn from ``seed``), and each
+    zoom's from ``zoom_uncertainty`` (0: not measured). ``progress`` gets
+    (trainings done, trainings) of the main map, then of the zooms
+    together, then of the uncertainty exponent, then of the zooms' ones
+    together."""
     names = ("lr", "momentum") if surface else ("lr_0", "lr_1")
     for given, want, flag in ((x, names[0], "--x"), (y, names[1], "--y")):
         if given is not None and given != want:
@@ -71,6 +76,7 @@ def compute(
                 + ("" if surface else " (give --surface for lr x momentum)")
             )
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
+    zoom_uncertainty = _validate.check_uncertainty_starts(zoom_uncertainty, "--zoom-uncertainty")
     if zoom is not None:
         cx, cy, w = zoom
         if not w > 0:
@@ -111,12 +117,25 @@ def compute(
         "grid": grid,
         "zoom_levels": zoom_levels,
         "zoom_grid": zoom_grid,
+        "zoom_uncertainty": zoom_uncertainty,
         "seed": seed,
     }
     unc = None
     if uncertainty and box.boundary_pixels:
         unc = T.uncertainty(main, key=jax.random.key(seed), n=uncertainty, progress=progress)
-    return Study(main, zooms, box, settings, unc)
+    zoom_unc = []
+    for k, z in enumerate(zooms if zoom_uncertainty else ()):
+        zoom_unc.append(
+            T.uncertainty(
+                z,
+                key=jax.random.fold_in(jax.random.key(seed), k + 1),
+                n=zoom_uncertainty,
+                progress=_progress.part(progress, k, len(zooms)),
+            )
+            if z.box_dimension().boundary_pixels
+            else None
+        )
+    return Study(main, zooms, box, settings, unc, tuple(zoom_unc))
 
 
 def _axis(a: T.Axis) -> dict:
@@ -137,8 +156,9 @@ def to_json(study: Study) -> dict:
                 "window": z.window._asdict(),
                 "converged_fraction": z.converged_fraction,
                 "box_dimension": _finite(z.box_dimension().dimension),
+                "uncertainty": _json_or_none(study, k),
             }
-            for z in study.zooms
+            for k, z in enumerate(study.zooms)
         ],
         "uncertainty": None if study.uncertainty is None else study.uncertainty.to_json(),
         "seconds": m.seconds,
@@ -147,6 +167,23 @@ def to_json(study: Study) -> dict:
         "versions": versions(),
         "command": command_line(),
     }
+
+
+def _json_or_none(study: Study, k: int) -> dict | None:
+    """Zoom k's uncertainty exponent as JSON (None where not measured)."""
+    if k >= len(study.zoom_uncertainty) or study.zoom_uncertainty[k] is None:
+        return None
+    return study.zoom_uncertainty[k].to_json()
+
+
+def _short(u: dict | None) -> str:
+    """An uncertainty exponent (JSON) in a table cell."""
+    if u is None:
+        return "-"
+    unc = fractal.Uncertainty.from_json(u)
+    if u["dimension"] is not None:
+        return unc.words() if unc.power_law else f"{unc.words().split(' (')[0]} (not one power law)"
+    return "fills the window" if unc.fills_domain else "too few uncertain points"
 
 
 def _finite(v):
@@ -189,8 +226,10 @@ def write(out: str | Path, study: Study) -> dict:
             f"{len(study.zooms)} zooms into a point of the boundary, each 8x narrower, "
             f"{study.settings['zoom_grid']}^2 pixels each; the next window is outlined.",
         )
+        measured = any(z["uncertainty"] is not None for z in res["zooms"])
         rep.table(
-            ["zoom", "window width (x, y)", "trainable", "box dimension"],
+            ["zoom", "window width (x, y)", "trainable", "box dimension"]
+            + (["uncertainty dimension"] if measured else []),
             [
                 [
                     k,
@@ -198,14 +237,25 @@ def write(out: str | Path, study: Study) -> dict:
                     f"{100 * z['converged_fraction']:.1f}%",
                     "-" if z["box_dimension"] is None else f"{z['box_dimension']:.3f}",
                 ]
+                + ([_short(z["uncertainty"])] if measured else [])
                 for k, z in enumerate(res["zooms"])
             ],
         )
+        if measured:
+            rep.text(
+                "Each zoom's uncertainty exponent re-runs trainings from "
+                f"{study.settings['zoom_uncertainty']:,} random points of its window per "
+                "perturbation size (the sizes scale with the window, from 1e-6 of its width or "
+                '8 float spacings of its coordinates, whichever is more, to 1e-1). "Fills the '
+                'window": more than 10% of the points are uncertain at most sizes, so there is '
+                "no small-ε power law to fit: at these scales the boundary is everywhere.",
+                note=True,
+            )
     if dim is not None:
         rep.figure(plot.trainability.box_counting(study.box), "box_counting", "The fit.")
     u = res["uncertainty"]
+    unit = "log10 units" if m.x.log else "units of the axes"
     if u is not None:
-        unit = "log10 units" if m.x.log else "units of the axes"
         rep.text(
             "The uncertainty exponent does not read pixels: trainings are re-run from "
             f"{u['starts_per_eps']:,} random points of the window per perturbation size ε "
@@ -223,12 +273,11 @@ def write(out: str | Path, study: Study) -> dict:
             ),
             note=True,
         )
+    named = [("the map's window", study.uncertainty)] if u is not None else []
+    named += [(f"zoom {k}", z) for k, z in enumerate(study.zoom_uncertainty) if z is not None]
+    if named:
         rep.figure(
-            plot.fractal.uncertainty_fits(
-                [("the map's window", study.uncertainty)],
-                unit=unit,
-                points="points",
-            ),
+            plot.fractal.uncertainty_fits(named, unit=unit, points="points"),
             "uncertainty",
             plot.fractal.uncertainty_caption("points"),
         )
@@ -252,12 +301,13 @@ def summary(res: dict) -> str:
         + ("-" if dim is None else f"{dim:.3f}")
         + (
             ""
-            if u is None or u["dimension"] is None
+            if u is None
             else f"\n  uncertainty dimension {fractal.Uncertainty.from_json(u).words()}"
         )
         + "".join(
             f"\n  zoom {k}: width {z['window']['wx']:.3g}, dimension "
             + ("-" if z["box_dimension"] is None else f"{z['box_dimension']:.3f}")
+            + ("" if z.get("uncertainty") is None else f", uncertainty {_short(z['uncertainty'])}")
             for k, z in enumerate(res["zooms"])
         )
     )

@@ -28,18 +28,25 @@ def uncertainty_fits(
     (:meth:`gdjax.fractal.Uncertainty.scales`)."""
     from gdjax.fractal import FIT_MAX_FRACTION
 
-    fig, ax = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
+    outside = len(named) > 2  # the legend beside the axes, not over the points
+    fig, ax = plt.subplots(figsize=(10.5 if outside else 6.8, 4.8), layout="constrained")
     handles = []  # in the order drawn: each fit, then its parts
     for k, (name, u) in enumerate(named):
         color = f"C{k}"
         hit = u.fraction > 0
         fitted = hit & (u.fraction <= FIT_MAX_FRACTION)
-        label = f"{name}: α = {u.alpha:.2f}, dimension {u.dimension:.2f}"
-        if np.isfinite(u.alpha_se):
-            label += f" ± {u.alpha_se:.2f}"
-        if not u.power_law:
-            label += f"\n(χ²/dof {u.chi2_dof:.0f}: not one power law)"
-        for sel, face, text in ((fitted, color, label), (hit & ~fitted, "none", None)):
+        if np.isfinite(u.alpha):
+            label = f"{name}: α = {u.alpha:.2f}, dimension {u.dimension:.2f}"
+            if np.isfinite(u.alpha_se):
+                label += f" ± {u.alpha_se:.2f}"
+            if not u.power_law:
+                label += f"\n(χ²/dof {u.chi2_dof:.0f}: not one power law)"
+        elif u.fills_domain:
+            label = f"{name}: no fit, above {FIT_MAX_FRACTION:g}\n(the boundary fills it)"
+        else:
+            label = f"{name}: too few uncertain {points} to fit"
+        labelled = False  # the first series drawn carries the label
+        for sel, face in ((fitted, color), (hit & ~fitted, "none")):
             if sel.any():
                 drawn = ax.errorbar(
                     u.eps[sel],
@@ -50,12 +57,16 @@ def uncertainty_fits(
                     mfc=face,
                     capsize=2,
                     color=color,
-                    label=text,
                 )
-                if text is not None:
+                if not labelled:
+                    drawn.set_label(label)
                     handles.append(drawn)
+                    labelled = True
         if (~hit).any():
-            ax.plot(u.eps[~hit], u.ci_high[~hit], "v", ms=5, color=color, alpha=0.6)
+            (drawn,) = ax.plot(u.eps[~hit], u.ci_high[~hit], "v", ms=5, color=color, alpha=0.6)
+            if not labelled:
+                drawn.set_label(label)
+                handles.append(drawn)
         if np.isfinite(u.alpha):
             ax.plot(u.eps, np.exp(u.intercept) * u.eps**u.alpha, "--", lw=1, color=color)
         if not u.power_law:  # the smaller and the larger sizes' own power laws
@@ -90,7 +101,9 @@ def uncertainty_fits(
     ax.set_xlabel(f"perturbation ε ({unit})")
     ax.set_ylabel(f"fraction of ε-uncertain {points}")
     ax.set_title(title, fontsize=10)
-    if handles:
+    if handles and outside:
+        fig.legend(handles=handles, fontsize=8, loc="outside right upper")
+    elif handles:
         ax.legend(handles=handles, fontsize=8, loc="upper left")
     return fig
 
