@@ -182,7 +182,9 @@ def _short(u: dict | None) -> str:
         return "-"
     unc = fractal.Uncertainty.from_json(u)
     if u["dimension"] is not None:
-        return unc.words() if unc.power_law else f"{unc.words().split(' (')[0]} (not one power law)"
+        se = unc.alpha_se
+        text = f"{unc.dimension:.2f}" + (f" ± {se:.2f}" if np.isfinite(se) else "")
+        return text if unc.power_law else f"{text} (not one power law)"
     return "fills the window" if unc.fills_domain else "too few uncertain points"
 
 
@@ -246,9 +248,11 @@ def write(out: str | Path, study: Study) -> dict:
                 "Each zoom's uncertainty exponent re-runs trainings from "
                 f"{study.settings['zoom_uncertainty']:,} random points of its window per "
                 "perturbation size (the sizes scale with the window, from 1e-6 of its width or "
-                '8 float spacings of its coordinates, whichever is more, to 1e-1). "Fills the '
-                'window": more than 10% of the points are uncertain at most sizes, so there is '
-                "no small-ε power law to fit: at these scales the boundary is everywhere.",
+                f"{fractal.MIN_EPS_SPACINGS} float spacings of its coordinates, whichever is "
+                'more, to 1e-1). "Fills the window": more than '
+                f"{100 * fractal.FIT_MAX_FRACTION:g}% of the points are uncertain at most sizes, "
+                "so there is no small-ε power law to fit: at these scales the boundary is "
+                "everywhere.",
                 note=True,
             )
     if dim is not None:
