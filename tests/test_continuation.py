@@ -179,3 +179,24 @@ def test_progress_covers_the_maps_then_the_uncertainty_descents():
     for total in (maps, descents):
         done = [d for d, t, _ in calls if t == total]
         assert done == sorted(done) and done[-1] == total
+
+
+def test_the_summary_names_rates_where_nothing_could_be_fitted():
+    from gdjax import fractal
+    from gdjax.lessons import rate_continuation as L
+
+    eps = np.geomspace(1e-4, 1e-1, 6)
+    full = fractal.Uncertainty(eps, np.full(6, 0.4), np.full(6, 0.38), np.full(6, 0.42), 1000,
+                               math.nan, math.nan, math.nan)  # fmt: skip
+    res = {
+        "lrs": [0.01, 0.1],
+        "vanishing": {},
+        "stability_limits": {},
+        "fractal": {
+            "box_dimension": [1.1, None],
+            "uncertainty": [{"lr": 0.01, "rate_index": 0, **full.to_json()}],
+        },
+    }
+    text = L.summary(res)
+    assert "uncertainty dimension (re-run descents): no power law to fit" in text
+    assert text.endswith("domain at these scales) at lr 0.01")

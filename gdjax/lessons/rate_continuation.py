@@ -291,8 +291,8 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
             "random direction); a start is uncertain when the three do not reach the same "
             "outcome. The fraction of uncertain starts scales as ε^α, and the boundary's "
             "dimension is 2 - α (Grebogi et al. 1983), 1 for smooth boundaries. It is fitted "
-            "where at most 10% of starts are uncertain, by the maximum likelihood of the "
-            "counts (sizes with no uncertain start included)."
+            f"where at most {100 * fractal.FIT_MAX_FRACTION:g}% of starts are uncertain, by "
+            "the maximum likelihood of the counts (sizes with no uncertain start included)."
         )
         rep.figure(
             P.uncertainty_fits(cont),
@@ -322,8 +322,8 @@ def summary(res: dict) -> str:
             "  box dimension of the boundaries: "
             + ", ".join(f"{dims[i]:.3f} at lr {lrs[i]:.3g}" for i in idx)
         )
-    unc = [u for u in res["fractal"].get("uncertainty", []) if u["dimension"] is not None]
-    if unc:
+    unc = res["fractal"].get("uncertainty", [])
+    if unc:  # every measured rate, the ones with nothing to fit too
         lines.append(
             "  uncertainty dimension (re-run descents): "
             + ", ".join(

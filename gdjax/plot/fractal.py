@@ -86,13 +86,15 @@ def uncertainty_fits(
                 )
                 handles.append(line)
     ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
+    # said in the lower right corner, empty while f grows with eps (a label on
+    # the line itself met the points there)
     ax.text(
         0.99,
-        FIT_MAX_FRACTION,
-        "fitted below this line ",
-        transform=ax.get_yaxis_transform(),
+        0.02,
+        f"grey dotted line: fraction {FIT_MAX_FRACTION:g}, fitted below it",
+        transform=ax.transAxes,
         ha="right",
-        va="top",
+        va="bottom",
         fontsize=8,
         color="0.4",
     )
@@ -101,9 +103,9 @@ def uncertainty_fits(
     ax.set_xlabel(f"perturbation ε ({unit})")
     ax.set_ylabel(f"fraction of ε-uncertain {points}")
     ax.set_title(title, fontsize=10)
-    if handles and outside:
+    if outside:
         fig.legend(handles=handles, fontsize=8, loc="outside right upper")
-    elif handles:
+    else:
         ax.legend(handles=handles, fontsize=8, loc="upper left")
     return fig
 
@@ -111,10 +113,13 @@ def uncertainty_fits(
 def uncertainty_caption(points: str = "starts") -> str:
     """The caption of :func:`uncertainty_fits` in a report (``points``: what
     is perturbed, plural)."""
+    from gdjax.fractal import FIT_MAX_FRACTION
+
     one = points[:-1] if points.endswith("s") else points
     return (
         f"Fraction of ε-uncertain {points} against ε (log-log) with 95% intervals, and the "
-        "power law fitted where the fraction is at most 0.1 (hollow: above it, not fitted; "
+        f"power law fitted where the fraction is at most {FIT_MAX_FRACTION:g} (hollow: above "
+        "it, not fitted; "
         f"triangles: no uncertain {one}, at the interval's upper end). Where one power law "
         "does not fit, the smaller and the larger half of the fitted sizes have their own, "
         "dotted."
