@@ -167,7 +167,7 @@ def continuation(
     if box < 2 or box > grid:
         raise ValueError(f"box must be in 2..grid ({grid}), got {box}")
     with jax.enable_x64(x64):
-        bmap = basins.map_basins(
+        config = basins.MapConfig(
             surface,
             grid=grid,
             steps=steps,
@@ -177,8 +177,8 @@ def continuation(
             bound=bound,
             global_tol=global_tol,
             chunk_size=chunk_size,
-            progress=progress,
         )
+        bmap = basins.run_map(config, progress=progress)
     limits = np.asarray([stability_limit(m.eigenvalues) for m in bmap.minima], np.float64)
     n = bmap.labels.shape[-1]
     vanish = []

@@ -31,7 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from gdjax import _engine, _validate
+from gdjax import _chunks, _engine, _validate
+from gdjax import surfaces as _surfaces
+from gdjax.descent import DEFAULT_BOUND
+from gdjax.maps.critical import critical_points
+from gdjax.maps.summary import wilson_interval
 from gdjax.surfaces import Surface
 
 __all__ = [
@@ -473,18 +477,17 @@ def uncertainty_exponent(
     # every size's points in one stream of equal chunks (the last one padded)
     pts = np.concatenate(points).astype(dtype)
     labels = np.empty(len(pts), np.int64)
-    for begin in range(0, len(pts), chunk):
-        part = pts[begin : begin + chunk]
-        pad = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
-        labels[begin : begin + len(part)] = np.asarray(classify(jnp.asarray(pad)))[: len(part)]
+
+    def collect(idx, m, out):
+        labels[idx] = np.asarray(out)[:m]
         if progress is not None:
-            progress(begin + len(part), len(pts))
+            progress(idx.stop, len(pts))
+
+    _chunks.run_chunks(lambda part: classify(jnp.asarray(part)), pts, chunk, collect)
     counts = []
     for a, b, c in labels.reshape(len(eps), 3, n):
         counts.append(int(((a != b) | (a != c)).sum()))
     counts = np.asarray(counts)
-    from gdjax.basins import wilson_interval
-
     frac, low, high = wilson_interval(counts, n)
     fit = _fit_power_law(eps, counts, n, _fitted(counts, n))
     alpha, intercept, alpha_se, chi2_dof = fit
@@ -523,23 +526,20 @@ def descent_classifier(
     function is compiled once per surface, steps and input shape. ``radius``
     (default 1% of the widest side of ``domain``, the surface's by default,
     as a map's) is how near a converged end must be to a minimum."""
-    from gdjax import basins
-    from gdjax import surfaces as _surfaces
-
     surf = _surfaces.get(surface) if isinstance(surface, str) else surface
     if surf.dim != 2:
         raise ValueError(f"descent_classifier needs a 2D surface; {surf.name!r} is {surf.dim}D")
     steps = _validate.check_count("steps", steps)
     check_every = _validate.check_count("check_every", check_every)
     if minima is None:
-        minima = [m for m in basins.critical_points(surf) if m.kind == "min"]
+        minima = [m for m in critical_points(surf) if m.kind == "min"]
     if not len(minima):
         raise ValueError("no minima to label with")
     dom = surf.domain if domain is None else _validate.check_domain(domain, 2)
     radius = 1e-2 * max(hi - lo for lo, hi in dom) if radius is None else radius
     _validate.check_positive("radius", radius)
     dtype = jnp.result_type(float)
-    bound = basins.DEFAULT_BOUND if bound is None else bound
+    bound = DEFAULT_BOUND if bound is None else bound
     method, h = _engine.resolve("fixed", lr, steps=steps, dtype=dtype, tol=tol, bound=bound)
     locs = jnp.asarray([m.location for m in minima], dtype)
     r2 = jnp.asarray(radius * radius, dtype)

@@ -47,7 +47,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike
 
-from gdjax import _validate, basins
+from gdjax import _registry, _validate, basins
 from gdjax.descent import optimizer
 
 __all__ = [
@@ -167,29 +167,28 @@ class Preset(NamedTuple):
     words: str
 
 
+def _words(name: str, s: Mapping[str, float]) -> str:
+    words = _registry.OPTIMIZERS[name].words
+    if name in ("momentum", "nesterov"):
+        return f"{words} {s['momentum']:g}"
+    if name == "adam":
+        return f"{words} (b1 {s['momentum']:g}, b2 {s['b2']:g})"
+    if name == "rmsprop":
+        return f"{words} (decay {s['b2']:g})"
+    return words
+
+
 PRESETS: dict[str, Preset] = {
-    "gd": Preset("gd", 0.01, {}, "gradient descent"),
-    "momentum": Preset("momentum", 0.01, {"momentum": 0.9}, "heavy-ball momentum 0.9"),
-    "nesterov": Preset(
-        "nesterov", 0.01, {"momentum": 0.9, "nesterov": 1.0}, "Nesterov momentum 0.9"
-    ),
-    "adam": Preset(
-        "adam",
+    name: Preset(
+        name,
         0.01,
-        {
-            "momentum": 0.9,
-            "dampening": 0.9,
-            "adaptive": 1.0,
-            "b2": 0.999,
-            "bias_correction": 1.0,
-        },
-        "Adam (b1 0.9, b2 0.999)",
-    ),
-    "rmsprop": Preset(
-        "rmsprop", 0.01, {"adaptive": 1.0, "b2": 0.9, "eps_in_sqrt": 1.0}, "RMSprop (decay 0.9)"
-    ),
+        dict(_registry.OPTIMIZERS[name].family),
+        _words(name, {**_DEFAULTS, **dict(_registry.OPTIMIZERS[name].family)}),
+    )
+    for name in _registry.FAMILY
 }
-"""The optimizers :func:`compare` runs by default, with their default rates
+"""The optimizers :func:`compare` runs by default (every optimizer of
+:mod:`gdjax._registry` with a :func:`family` form), with their default rates
 (on peaks every one converges from most starts within 2000 steps)."""
 
 
@@ -205,48 +204,19 @@ def preset(
 ) -> Preset:
     """A preset with its rate and settings changed. ``momentum`` is momentum's
     and Nesterov's, ``b1``/``b2`` Adam's, ``decay`` RMSprop's; a setting the
-    optimizer does not have is refused."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(PRESETS)}")
-    base = PRESETS[name]
+    optimizer does not have is refused, and so is a value outside its range
+    (the same check as every command's, :mod:`gdjax._registry`)."""
+    record = _registry.get(name, tuple(PRESETS))
     given = {"momentum": momentum, "b1": b1, "b2": b2, "decay": decay, "eps": eps}
-    owners = {
-        "momentum": ("momentum", "nesterov"),
-        "b1": ("adam",),
-        "b2": ("adam",),
-        "decay": ("rmsprop",),
-        "eps": ("adam", "rmsprop"),
-    }
-    settings = dict(base.settings)
+    given = record.check({k: v for k, v in given.items() if v is not None}, family=True)
+    settings = dict(PRESETS[name].settings)
+    targets = dict(record.family_of)
     for key, value in given.items():
-        if value is None:
-            continue
-        if name not in owners[key]:
-            raise ValueError(f"optimizer {name!r} has no setting {key}")
-        _validate.check_nonnegative(key, value)
-        if key in ("momentum", "b1", "b2", "decay") and not value < 1:
-            raise ValueError(f"{key} must be < 1, got {value}")
-        if key == "momentum":
-            settings["momentum"] = float(value)
-        elif key == "b1":
-            settings["momentum"] = settings["dampening"] = float(value)
-        elif key in ("b2", "decay"):
-            settings["b2"] = float(value)
-        else:
-            settings["eps"] = float(value)
-    rate = base.lr if lr is None else lr
+        for target in targets[key]:
+            settings[target] = float(value)
+    rate = PRESETS[name].lr if lr is None else lr
     _validate.check_positive(f"the rate of {name}", rate)
-    return Preset(name, float(rate), settings, _words(name, settings))
-
-
-def _words(name: str, s: Mapping[str, float]) -> str:
-    if name in ("momentum", "nesterov"):
-        return f"{PRESETS[name].words.rsplit(' ', 1)[0]} {s['momentum']:g}"
-    if name == "adam":
-        return f"Adam (b1 {s['momentum']:g}, b2 {s['b2']:g})"
-    if name == "rmsprop":
-        return f"RMSprop (decay {s['b2']:g})"
-    return PRESETS[name].words
+    return Preset(name, float(rate), settings, _words(name, {**_DEFAULTS, **settings}))
 
 
 def twin(p: Preset) -> optax.GradientTransformation:
@@ -382,11 +352,10 @@ def compare(
     if radius is not None:
         _validate.check_positive("radius", radius)
     lr, settings = _batch(presets)
-    bmap = basins.map_basins(
+    config = basins.MapConfig(
         surface,
         grid=grid,
         starts=starts,
-        key=key,
         steps=steps,
         lr=lr,
         rule=optimizer(family, **settings),
@@ -396,8 +365,8 @@ def compare(
         global_tol=global_tol,
         chunk_size=chunk_size,
         label_on="host",  # the end points are read below (runs hovering near a minimum)
-        progress=progress,
     )
+    bmap = basins.run_map(config, key=key, progress=progress)
     if radius is None:
         radius = 1e-2 * max(hi - lo for lo, hi in bmap.domain)
     hover = bmap.labels == basins.NOT_CONVERGED

@@ -38,6 +38,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
+from gdjax import _registry
+
 __all__ = [
     "ADAPTIVE",
     "EDGE",
@@ -52,7 +54,7 @@ __all__ = [
     "top_eigenvalue",
 ]
 
-ADAPTIVE = frozenset({"adam", "rmsprop"})
+ADAPTIVE = frozenset(name for name, r in _registry.OPTIMIZERS.items() if r.adaptive)
 """Optimizers whose step is preconditioned: the 2/lr limit does not apply to
 the plain Hessian's top eigenvalue."""
 
@@ -157,21 +159,18 @@ def stability_limit(
     Hessian.
 
     Args:
-        optimizer: ``"sgd"``, ``"nesterov"``, ``"adam"`` or ``"rmsprop"`` (as
-            :data:`gdjax.train.OPTIMIZERS`).
+        optimizer: a name of :data:`gdjax._registry.OPTIMIZERS` (``"sgd"``,
+            ``"nesterov"``, ``"adam"``, ...); optimizers with no known limit
+            (Lion) give None, as adaptive ones do.
         lr: the rate (any array shape).
         settings: the optimizer's float settings (``momentum``).
     """
-    if optimizer in ADAPTIVE:
-        return None
-    if optimizer not in ("sgd", "nesterov"):
-        raise ValueError(f"no stability limit known for optimizer {optimizer!r}")
-    beta = float(dict(settings or {}).get("momentum", 0.0))
-    with np.errstate(divide="ignore"):  # a rate of 0 (a warmup's first epoch): no limit
-        limit = (2.0 + 2.0 * beta) / np.asarray(lr, np.float64)
-    if optimizer == "nesterov":
-        limit = limit / (1.0 + 2.0 * beta)
-    return limit
+    if optimizer not in _registry.OPTIMIZERS:
+        raise ValueError(
+            f"no stability limit known for optimizer {optimizer!r}; gdjax knows "
+            f"{', '.join(_registry.OPTIMIZERS)}"
+        )
+    return _registry.OPTIMIZERS[optimizer].limit(lr, settings)
 
 
 def edge_ratio(sharpness: Any, optimizer: str, lr: Any, settings=None) -> np.ndarray | None:

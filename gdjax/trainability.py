@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gdjax import _validate, distributed, fractal
+from gdjax import _chunks, _validate, distributed, fractal
 from gdjax.descent import descend_final, optimizer
 from gdjax.surfaces import get as _get_surface
 
@@ -178,25 +178,23 @@ def _network_chunk(problem, lr0, lr1, steps: int):
 
 
 def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk: int, progress):
-    """Runs ``fn(x_chunk, y_chunk)`` over flat pixel arrays in equal chunks
-    (the last padded), sharded over all devices."""
-    n_dev = jax.device_count()
+    """Runs ``fn(x_chunk, y_chunk)`` over flat pixel arrays through the one
+    chunk loop (:func:`gdjax._chunks.run_chunks`), sharded over all devices."""
     mesh = Mesh(np.asarray(jax.devices()), ("pixels",))
     shard = NamedSharding(mesh, PartitionSpec("pixels"))
     total = xs.size
-    chunk = min(chunk, total)
-    chunk = -(-chunk // n_dev) * n_dev
+    chunk = _chunks.sharded_size(chunk, total, jax.device_count())
     outs = []
-    for begin in range(0, total, chunk):
-        a, b = xs[begin : begin + chunk], ys[begin : begin + chunk]
-        m = a.size
-        if m < chunk:
-            a = np.concatenate([a, np.repeat(a[-1:], chunk - m)])
-            b = np.concatenate([b, np.repeat(b[-1:], chunk - m)])
-        out = fn(distributed.put(a, shard), distributed.put(b, shard))
+
+    def call(parts):
+        return fn(*(distributed.put(a, shard) for a in parts))
+
+    def collect(idx, m, out):
         outs.append([o[:m] for o in distributed.fetch(out)])
         if progress is not None:
-            progress(begin + m, total)
+            progress(idx.stop, total)
+
+    _chunks.run_chunks(call, (xs, ys), chunk, collect)
     return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
 
 

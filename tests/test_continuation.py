@@ -16,6 +16,7 @@ from gdjax import continuation as C
 from gdjax.cli import continuation as cli_continuation
 from gdjax.cli._common import run_and_print
 from gdjax.lessons.rate_continuation import three_rates
+from gdjax.maps import runner
 
 
 def test_stability_limit_and_vanishing_exactly():
@@ -35,9 +36,9 @@ def small():
 
 
 def test_one_program_for_every_rate(small):
-    programs = len(basins._COMPILED)
+    programs = runner.compiled_programs()
     again = C.continuation("peaks", lrs=small.lrs * 0.9, grid=48, steps=800)
-    assert len(basins._COMPILED) == programs  # new rates are data: no new descent program
+    assert runner.compiled_programs() == programs  # new rates are data: no new descent program
     assert again.bmap.batch == (8,)
 
 
@@ -139,7 +140,7 @@ def test_cli_refuses_bad_options_before_compute(tmp_path, capsys, options, messa
 def test_the_classifier_labels_starts_as_the_map_does(small):
     """classifier(cont, i) re-runs descents at the map's rate i with its
     settings: at the map's own starts it gives the map's labels."""
-    starts = basins.make_starts(small.bmap.domain, grid=48)
+    starts = basins.grid_starts(small.bmap.domain, 48)
     for i in (0, 4, 7):
         got = np.asarray(C.classifier(small, i)(starts))
         np.testing.assert_array_equal(got, small.bmap.labels[i])

@@ -10,6 +10,7 @@ import pytest
 
 import gdjax
 from gdjax import basins
+from gdjax.maps import runner
 
 
 def _both(surface, **kw):
@@ -69,14 +70,14 @@ def test_a_minimum_missed_by_the_first_chunk_is_found_later(monkeypatch):
     # back, and the missing minima are found among them
     host = basins.map_basins("peaks", grid=24, steps=300, lr=0.01, chunk_size=8, label_on="host")
     calls = []
-    real = basins.discover_minima
+    real = runner.discover_minima
 
     def spy(surface, final, *args, **kw):
         found, labels = real(surface, final, *args, **kw)
         calls.append((len(final), len(found)))
         return found, labels
 
-    monkeypatch.setattr(basins, "discover_minima", spy)
+    monkeypatch.setattr(runner, "discover_minima", spy)
     device = basins.map_basins(
         "peaks", grid=24, steps=300, lr=0.01, chunk_size=8, label_on="device"
     )
@@ -88,7 +89,7 @@ def test_label_on_is_checked_and_a_new_minima_table_does_not_recompile():
     with pytest.raises(ValueError, match="label_on must be 'auto', 'host' or 'device'"):
         basins.map_basins("peaks", grid=8, label_on="gpu")
     basins.map_basins("peaks", grid=32, steps=100, chunk_size=128, label_on="device")
-    before = len(basins._COMPILED)
+    before = runner.compiled_programs()
     # other minima and other rates: the same compiled program
     basins.map_basins("peaks", grid=32, steps=100, lr=0.02, chunk_size=128, label_on="device")
-    assert len(basins._COMPILED) == before
+    assert runner.compiled_programs() == before

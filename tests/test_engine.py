@@ -11,6 +11,7 @@ import pytest
 
 import gdjax
 from gdjax import basins, schedules, surfaces
+from gdjax.maps import runner
 
 PEAKS = surfaces.get("peaks")
 QUAD = surfaces.get("quadratic")
@@ -93,7 +94,7 @@ def test_no_recompile_for_new_values(case):
 
 def test_batches_of_hyperparameters_are_one_program_equal_to_single_runs():
     def descent_programs():  # the compiled chunk programs (not the re-runs of pairs)
-        return sum(1 for key in basins._COMPILED if not key[0][-1])  # program[-1]: paired
+        return sum(1 for key in runner._COMPILED if not key[0][-1])  # program[-1]: paired
 
     lrs = jnp.array([0.005, 0.05, 0.3])
     before = descent_programs()

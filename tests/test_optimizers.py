@@ -15,6 +15,7 @@ import gdjax
 from gdjax import optimizers as O
 from gdjax.cli import optimizers as cli_optimizers
 from gdjax.cli._common import run_and_print
+from gdjax.maps import runner
 
 
 def _f(x):
@@ -126,13 +127,13 @@ def test_compare_is_one_program_and_equals_single_maps():
     assert first.bmap.batch == (3,)
     # new rates and settings are data: the same descent program (the
     # labelling's Newton steps compile per number of candidates: not counted)
-    programs = len(gdjax.basins._COMPILED)
+    programs = runner.compiled_programs()
     O.compare(
         "peaks",
         [O.preset("gd", 0.02), O.preset("momentum", 0.005, momentum=0.8), "adam"],
         **kw,
     )
-    assert len(gdjax.basins._COMPILED) == programs
+    assert runner.compiled_programs() == programs
     # each optimizer's map equals mapping it alone through its optax twin
     for i, name in enumerate(first.names):
         p = first.presets[i]

@@ -11,13 +11,16 @@ import pytest
 from gdjax import basins, fractal, runs, tiled
 from gdjax.cli import basins as cli_basins
 from gdjax.cli._common import run_and_print
+from gdjax.maps import critical, tiles
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiled")
     # 7 rows per tile: tiles that do not line up with the box sizes or entropy boxes
-    dmap = tiled.map_to_disk("peaks", 96, out, steps=300, lr=0.02, tile_rows=7)
+    dmap = tiled.map_to_disk(
+        basins.MapConfig("peaks", grid=96, steps=300, lr=0.02), out, tile_rows=7
+    )
     bmap = basins.map_basins("peaks", grid=96, steps=300, lr=0.02)
     return dmap, bmap
 
@@ -65,7 +68,7 @@ def test_discover_minima_appends_and_keeps_indices():
     bmap = basins.map_basins("peaks", grid=48, steps=400, lr=0.02)
     final, conv, div = bmap.final, bmap.labels >= 0, bmap.labels == basins.DIVERGED
     first = bmap.minima[2:]  # pretend only the shallowest was known
-    minima, labels = basins.discover_minima(bmap.surface, final, conv, div, bmap.domain, first)
+    minima, labels = critical.discover_minima(bmap.surface, final, conv, div, bmap.domain, first)
     assert minima[0] == bmap.minima[2]  # kept first
     assert {m.location for m in minima} == {m.location for m in bmap.minima}
     relabel = {i: [m.location for m in bmap.minima].index(m.location) for i, m in enumerate(minima)}
@@ -101,7 +104,7 @@ def test_plan_estimates_disk_and_tiles():
     p = tiled.plan(20000, 200)
     assert p.starts == 4 * 10**8
     assert p.disk_bytes == 4 * 10**8 * 3  # int8 labels + int16 steps
-    assert p.tiles == -(-20000 // p.tile_rows) and p.tile_rows * 20000 <= tiled.TILE_STARTS
+    assert p.tiles == -(-20000 // p.tile_rows) and p.tile_rows * 20000 <= tiles.TILE_STARTS
     assert p.memory_bytes < 4 * 2**30
     assert tiled.plan(100, 40000).disk_bytes == 100 * 100 * 5  # int32 steps
 

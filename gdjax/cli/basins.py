@@ -12,27 +12,25 @@ report.html.
 from __future__ import annotations
 
 import argparse
-import inspect
+import contextlib
 import shutil
 import sys
 from pathlib import Path
 
-import optax
-from tqdm.auto import tqdm
-
 import gdjax
-from gdjax import basins, distributed
+from gdjax import _registry, distributed
 from gdjax import schedules as S
 from gdjax import tiled as tiled_maps
-from gdjax._validate import check_nonnegative
 from gdjax.cli._common import (
     Command,
     add_descent_options,
     positive_float,
     positive_int,
+    progress_bar,
     setting_type,
 )
 from gdjax.lessons import disk_map, local_minima
+from gdjax.maps.config import available_memory
 
 __all__ = [
     "COMMAND",
@@ -47,25 +45,9 @@ __all__ = [
 TILED_ABOVE = 4096
 """Grids larger than this are mapped tile by tile (:mod:`gdjax.tiled`)."""
 
-OPTIMIZERS = (
-    "sgd",
-    "adam",
-    "adamw",
-    "nadam",
-    "adamax",
-    "amsgrad",
-    "radam",
-    "adabelief",
-    "adagrad",
-    "adadelta",
-    "rmsprop",
-    "lion",
-    "lamb",
-    "novograd",
-    "yogi",
-)
-"""The optax optimizers ``--optimizer`` accepts: factories whose only required
-argument is the learning rate (tested on a parabola)."""
+OPTIMIZERS = _registry.OPTAX
+"""The optimizers ``--optimizer`` accepts (:mod:`gdjax._registry`): optax factories
+whose only required argument is the learning rate (tested on a parabola)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) -> None:
@@ -179,20 +161,11 @@ def parse_rule(
     if setting and optimizer is None:
         raise ValueError("--setting goes with --optimizer")
     if optimizer is not None:
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
-            )
-        factory = getattr(optax, optimizer)
+        record = _registry.get(optimizer, OPTIMIZERS)
         kwargs = dict(setting or ())
         if momentum is not None:
             kwargs["momentum"] = momentum
-        accepted = set(inspect.signature(factory).parameters) - {"learning_rate"}
-        for name, value in kwargs.items():
-            if name not in accepted:
-                raise ValueError(f"optimizer {optimizer!r} has no setting {name}")
-            check_nonnegative(name, value)
-        return gdjax.optimizer(factory, **kwargs), lr
+        return gdjax.optimizer(record.factory, **dict(record.flags), **record.check(kwargs)), lr
     if schedule is not None:
         if not schedule.strip():
             raise ValueError("--schedule is empty; give NAME[:key=value,...], e.g. cosine")
@@ -226,76 +199,47 @@ def run(
     dry_run: bool = False,
     default_grid: int = 1024,
 ) -> dict:
-    """Parses the options, maps the basins with a progress bar, writes the
-    study into ``out`` (:func:`gdjax.lessons.local_minima.write`); returns
-    basins.json's content."""
-    surf = gdjax.surfaces.get(surface)  # clear error before any compute
+    """Parses the options into one :class:`gdjax.basins.MapConfig` (every
+    refusal here, before any compute), maps the basins with a progress bar,
+    writes the study into ``out`` (:func:`gdjax.lessons.local_minima.write`);
+    returns basins.json's content."""
     rule, rate = parse_rule(lr, optimizer, momentum, schedule, setting)
     if grid is None and starts is None:
         grid = default_grid
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
-    if tiled or dry_run or tile_rows is not None or (grid is not None and grid > TILED_ABOVE):
-        if starts is not None or grid is None:
+    on_disk = tiled or dry_run or tile_rows is not None or (grid is not None and grid > TILED_ABOVE)
+    if on_disk:
+        if starts is not None:
             raise ValueError("--tiled, --tile-rows and --dry-run map a --grid, not --starts")
         if x64:
             raise ValueError("a tiled map runs in float32; leave out --x64")
+        if label_on != "auto":
+            raise ValueError("--label-on is for maps in memory; a tiled map labels on the host")
         if distributed.process_count() > 1:
             raise ValueError(
                 "a tiled map (--grid above 4096, --tiled, --tile-rows) runs in one process; "
                 "run it without --num-processes, or map --grid 4096 or less"
             )
-        return _run_tiled(
-            out,
-            surf,
-            grid,
-            seed=seed,
-            rule=rule,
-            lr=rate,
-            steps=steps,
-            tol=tol,
-            domain=dom,
-            bound=bound,
-            global_tol=global_tol,
-            chunk_size=chunk_size,
-            tile_rows=tile_rows,
-            dry_run=dry_run,
-            no_progress=no_progress,
-        )
-    # refused before any compute (and before the progress bar draws)
-    local_minima.check_size(grid, starts, x64)
-    total = grid * grid if grid else starts
-    bar = None if no_progress else tqdm(total=total, unit="start", unit_scale=True, desc="basins")
-
-    def progress(done, total, seconds):
-        if bar is None:
-            return
-        if done == 0:  # compiled: restart the clock, so the rate is the descent's
-            bar.reset(total=total)
-        bar.update(done - bar.n)
-        if done == total:  # closed before labelling, which takes a few seconds
-            bar.close()
-
-    try:
-        study = local_minima.compute(
-            surf,
-            seed=seed,
-            grid=grid,
-            starts=starts,
-            lr=rate,
-            rule=rule,
-            steps=steps,
-            tol=tol,
-            domain=dom,
-            bound=bound,
-            global_tol=global_tol,
-            x64=x64,
-            chunk_size=chunk_size,
-            progress=progress,
-            label_on=label_on,
-        )
-    finally:
-        if bar is not None:
-            bar.close()  # before any message, Ctrl-C's included
+    config = local_minima.config(
+        surface,
+        x64=x64,
+        grid=grid,
+        starts=starts,
+        steps=steps,
+        lr=rate,
+        rule=rule,
+        tol=tol,
+        domain=dom,
+        bound=bound,
+        global_tol=global_tol,
+        chunk_size=chunk_size,
+        label_on=label_on,
+    )
+    if on_disk:
+        return _run_tiled(out, config, seed, tile_rows, dry_run, no_progress)
+    local_minima.check_size(config)  # refused before the progress bar draws
+    with progress_bar("basins", "start", enabled=not no_progress) as update:
+        study = local_minima.compute(config, seed=seed, progress=update)
     return local_minima.write(out, study)
 
 
@@ -313,9 +257,9 @@ def describe_plan(p: tiled_maps.Plan) -> str:
     )
 
 
-def _run_tiled(out, surf, grid, *, seed, no_progress, dry_run, **options) -> dict:
-    p = tiled_maps.plan(grid, options["steps"], tile_rows=options["tile_rows"])
-    available = basins.available_memory()
+def _run_tiled(out, config, seed, tile_rows, dry_run, no_progress) -> dict:
+    p = tiled_maps.plan(config.grid, config.steps, tile_rows=tile_rows)
+    available = available_memory()
     if available is not None and p.memory_bytes > available:
         raise ValueError(
             f"a tile needs about {_gb(p.memory_bytes)} and {_gb(available)} is available; "
@@ -327,25 +271,21 @@ def _run_tiled(out, surf, grid, *, seed, no_progress, dry_run, **options) -> dic
             f"the labels need {p.disk_bytes / 1e9:.2f} GB on disk and {out} has "
             f"{free / 1e9:.2f} GB free"
         )
-    bar = None
+    with contextlib.ExitStack() as stack:
+        bars = []
 
-    def on_plan(p):
-        nonlocal bar
-        print(f"gdjax basins: {describe_plan(p)}", file=sys.stderr, flush=True)
-        if not no_progress and not dry_run:
-            bar = tqdm(total=p.starts, unit="start", unit_scale=True, desc="tiles")
+        def on_plan(p):
+            print(f"gdjax basins: {describe_plan(p)}", file=sys.stderr, flush=True)
+            if not no_progress and not dry_run:  # the bar starts with the first tile
+                bars.append(stack.enter_context(progress_bar("tiles", "start")))
 
-    def progress(done, total, seconds):
-        if bar is not None:
-            bar.update(done - bar.n)
+        def progress(done, total, seconds):
+            for update in bars:
+                update(done, total, seconds)
 
-    try:
         result = tiled_maps.map_to_disk(
-            surf, grid, out, progress=progress, on_plan=on_plan, dry_run=dry_run, **options
+            config, out, tile_rows=tile_rows, progress=progress, on_plan=on_plan, dry_run=dry_run
         )
-    finally:
-        if bar is not None:
-            bar.close()
     if dry_run:
         raise SystemExit(0)  # nothing was written; the folder is left as it was
     return disk_map.write(out, result, seed)

@@ -14,7 +14,7 @@ import dataclasses
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,7 @@ from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
 KS = (1, 2, 3, 5, 10, 20, 50, 100)
-FIGURE_BYTES_PER_START = 96  # a grid's maps as images (measured: see basins.memory_needed)
+FIGURE_BYTES_PER_START = 96  # a grid's maps as images (measured: docs/basins.md)
 DEFAULT_GRID = 256
 SHOWN_PATHS = 12  # full trajectories drawn on the map
 
@@ -45,63 +45,36 @@ class BasinStudy(NamedTuple):
     seed: int
 
 
-def check_size(grid: int | None, starts: int | None, x64: bool = False) -> None:
+def check_size(config: basins.MapConfig) -> None:
     """Refuses, before any compute, a map (with its figures) that cannot fit in memory."""
+    config.check_memory(FIGURE_BYTES_PER_START if config.grid is not None else 0)
+
+
+def config(surface: str | gdjax.Surface = "peaks", *, x64: bool = False, **options):
+    """The study's :class:`gdjax.basins.MapConfig` (a :data:`DEFAULT_GRID`
+    grid unless ``grid`` or ``starts`` is given; float64 with ``x64``)."""
+    if options.get("grid") is None and options.get("starts") is None:
+        options["grid"] = DEFAULT_GRID
     with jax.enable_x64(x64):
-        basins.check_memory(
-            grid * grid if grid else starts,
-            jnp.result_type(float),
-            extra_per_start=FIGURE_BYTES_PER_START if grid else 0,
-        )
+        return basins.MapConfig(surface, **options)
 
 
 def compute(
-    surface: str | gdjax.Surface = "peaks",
+    config: basins.MapConfig,
     *,
     seed: int = 0,
-    grid: int | None = None,
-    starts: int | None = None,
-    lr: float | None = 0.01,
-    rule: Any = "fixed",
-    steps: int = 1000,
-    tol: float = 1e-3,
-    domain=None,
-    bound: float | None = None,
-    global_tol: float = 1e-6,
-    x64: bool = False,
-    chunk_size: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
-    label_on: str = "auto",
 ) -> BasinStudy:
-    """Maps the basins (a ``grid`` x ``grid`` of starts, or ``starts`` random
-    ones; :data:`DEFAULT_GRID` when neither), finds the critical points,
-    descends a few starts in full and measures the best-of-k curve.
-    ``rule`` and ``lr`` are :func:`gdjax.basins.map_basins`'; ``progress``
-    is its callback."""
-    surf = gdjax.surfaces.get(surface) if isinstance(surface, str) else surface
-    if grid is None and starts is None:
-        grid = DEFAULT_GRID
-    check_size(grid, starts, x64)
-    with jax.enable_x64(x64):
-        bmap = basins.map_basins(
-            surf,
-            grid=grid,
-            starts=starts,
-            key=jax.random.key(seed),
-            steps=steps,
-            lr=lr,
-            rule=rule,
-            tol=tol,
-            domain=domain,
-            bound=bound,
-            global_tol=global_tol,
-            chunk_size=chunk_size,
-            progress=progress,
-            label_on=label_on,
-        )
-        crit = basins.critical_points(surf, domain=bmap.domain)
+    """Maps the basins of ``config`` (random starts drawn from ``seed``),
+    finds the critical points, descends a few starts in full and measures
+    the best-of-k curve. ``progress`` is :func:`gdjax.basins.run_map`'s."""
+    check_size(config)
+    with jax.enable_x64(config.dtype == "float64"):
+        bmap = basins.run_map(config, key=jax.random.key(seed), progress=progress)
+        crit = basins.critical_points(config.surface, domain=bmap.domain)
         # a few full trajectories for the map (not for every start)
         shown = bmap.starts[np.linspace(0, len(bmap.starts) - 1, SHOWN_PATHS).astype(int)]
+        surf, steps, lr, rule = config.surface, config.steps, config.lr, config.rule
         trajs = jax.vmap(lambda x: gdjax.descend(surf, x, steps=steps, lr=lr, rule=rule))(
             jnp.asarray(shown)
         )
@@ -164,9 +137,9 @@ def _write_npy(path: Path, array: np.ndarray) -> Path:
     return runs.write_bytes(path, buf.getvalue())
 
 
-def run(out: Path, *, seed: int = 0, **options) -> dict:
-    """:func:`compute` with ``options``, then :func:`write` into ``out``."""
-    return write(out, compute(seed=seed, **options))
+def run(out: Path, *, seed: int = 0, progress=None, **options) -> dict:
+    """:func:`compute` of :func:`config` ``(**options)``, then :func:`write` into ``out``."""
+    return write(out, compute(config(**options), seed=seed, progress=progress))
 
 
 def _report(out, bmap, crit, trajs, res) -> None:

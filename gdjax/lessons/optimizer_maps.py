@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import gdjax
-from gdjax import basins
+from gdjax import _registry, basins
 from gdjax import optimizers as O
 from gdjax.plot import optimizers as P
 from gdjax.plot.continuation import minimum_name
@@ -36,8 +36,10 @@ def build_presets(
     for name in rates:
         if name not in optimizers:
             raise ValueError(f"--rate {name}=... but {name} is not in --optimizers")
-    owners = {"momentum": ("momentum", "nesterov"), "b1": ("adam",), "b2": ("adam",)}
-    owners["decay"] = ("rmsprop",)
+    owners = {
+        key: tuple(n for n in O.PRESETS if key in _registry.OPTIMIZERS[n].family_settings)
+        for key in ("momentum", "b1", "b2", "decay")
+    }
     given = {"momentum": momentum, "b1": b1, "b2": b2, "decay": decay}
     for key, value in given.items():
         if value is not None and not set(owners[key]) & set(optimizers):
@@ -71,7 +73,7 @@ def compute(
     surf = gdjax.surfaces.get(surface)
     presets = build_presets(list(optimizers or O.PRESETS), lr, rate, momentum, b1, b2, decay)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
-    basins.check_memory(grid * grid * len(presets))
+    basins.check_memory(grid * grid, sets=len(presets))
     return O.compare(
         surf, presets, grid=grid, steps=steps, tol=tol, radius=radius, domain=dom, progress=progress
     )

@@ -78,7 +78,7 @@ def compute(
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     with jax.enable_x64(x64):  # every map is kept: refused before compute
-        basins.check_memory(grid * grid * lrs, jnp.result_type(float))
+        basins.check_memory(grid * grid, jnp.result_type(float), sets=lrs)
     cont = C.continuation(
         surf,
         lrs=np.geomspace(lr_min, lr_max, lrs),
