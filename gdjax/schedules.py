@@ -70,6 +70,8 @@ from gdjax._validate import check_count, check_nonnegative, check_number, check_
 
 __all__ = [
     "FAMILIES",
+    "REGISTRY",
+    "Family",
     "Schedule",
     "ScheduleParams",
     "constant",
@@ -87,9 +89,6 @@ __all__ = [
     "stack",
     "warmup",
 ]
-
-FAMILIES: tuple[str, ...] = ("constant", "square_root", "factor", "multi_factor", "cosine", "poly")
-"""The formula families, in the order of their integer codes in ScheduleParams."""
 
 WARMUP_MODES: tuple[str, ...] = ("linear", "constant")
 
@@ -173,11 +172,9 @@ def _f_poly(p, t):
     return p.final_lr + (p.base_lr - p.final_lr) * frac**p.power
 
 
-_FORMULAS = (_f_constant, _f_square_root, _f_factor, _f_multi_factor, _f_cosine, _f_poly)
-
-
 def _value(p: ScheduleParams, count, formula) -> Array:
-    c = jnp.asarray(count).astype(p.base_lr.dtype) + p.offset
+    # a count below 0 reads as 0 (before the first update), never a negative rate
+    c = jnp.maximum(jnp.asarray(count).astype(p.base_lr.dtype), 0.0) + p.offset
     t = jnp.maximum(c - p.warmup_steps, 0.0)
     peak = formula(p, jnp.zeros_like(c))
     ramp = p.warmup_begin_lr + (peak - p.warmup_begin_lr) * c / jnp.maximum(p.warmup_steps, 1.0)
@@ -192,7 +189,7 @@ def evaluate(params: ScheduleParams, count: ArrayLike) -> Array:
     ``jax.vmap(evaluate, in_axes=(0, None))(stack(schedules), count)`` gives
     every schedule of a population at once.
     """
-    branches = [lambda p, c, f=f: _value(p, c, f) for f in _FORMULAS]
+    branches = [lambda p, c, f=f.formula: _value(p, c, f) for f in REGISTRY.values()]
     return jax.lax.switch(params.family, branches, params, count)
 
 
@@ -227,7 +224,7 @@ class Schedule:
         fields = dict(self.fields)
         dtype = _lr_dtype(fields["base_lr"])
         p = _to_params(fields, len(fields["milestones"]), dtype)
-        return _value(p, count, _FORMULAS[FAMILIES.index(self.family)])
+        return _value(p, count, REGISTRY[self.family].formula)
 
     def optax(self) -> optax.Schedule | None:
         """The matching schedule built with optax's functions from the same
@@ -643,14 +640,46 @@ def warmup(
 # --------------------------------------------------------------------------
 # Registry and specs.
 
+class Family(NamedTuple):
+    """One schedule family: everything gdjax knows of it, in one record.
+
+    Attributes:
+        name: its name (in specs, JSON and :data:`FAMILIES`).
+        formula: ``(params, t) -> rate`` after the warmup, in ``jnp`` only
+            (``t`` counts from the end of the warmup).
+        keys: its parameters, in the order of its factory (what its spec
+            writes).
+        factory: the factory that builds it (checking its arguments, and
+            with its optax twin).
+    """
+
+    name: str
+    formula: Callable[[ScheduleParams, Array], Array]
+    keys: tuple[str, ...]
+    factory: Callable[..., Schedule]
+
+
+REGISTRY: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("constant", _f_constant, ("base_lr",), constant),
+        Family("square_root", _f_square_root, ("base_lr",), square_root),
+        Family("factor", _f_factor, ("base_lr", "factor", "final_lr", "every"), factor),
+        Family("multi_factor", _f_multi_factor, ("base_lr", "milestones", "factor"), multi_factor),
+        Family("cosine", _f_cosine, ("base_lr", "max_steps", "final_lr"), cosine),
+        Family("poly", _f_poly, ("base_lr", "max_steps", "power", "final_lr"), poly),
+    )
+}
+"""The formula families, in the order of their integer codes in
+:class:`ScheduleParams` (a new family is one record here, its factory and
+its test)."""
+
+FAMILIES: tuple[str, ...] = tuple(REGISTRY)
+"""The families' names, in the order of their integer codes."""
+
 _FACTORIES: dict[str, Callable[..., Schedule]] = {
-    "constant": constant,
-    "square_root": square_root,
-    "factor": factor,
-    "multi_factor": multi_factor,
-    "cosine": cosine,
-    "poly": poly,
-    "linear_decay": linear_decay,
+    **{name: f.factory for name, f in REGISTRY.items()},
+    "linear_decay": linear_decay,  # poly of power 1: a factory, not a family
 }
 
 _WARMUP_KEYS = ("warmup_steps", "warmup_begin_lr", "warmup_mode")
@@ -731,11 +760,16 @@ def parse_spec(spec: str, **defaults) -> Schedule:
         raise ValueError(f"a schedule spec is text NAME[:key=value,...], got {spec!r}")
     name, _, rest = spec.strip().partition(":")
     params = dict(defaults)
+    given = set()
     for item in filter(None, (i.strip() for i in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq:
             raise ValueError(f"schedule parameters are key=value, got {item!r} in {spec!r}")
-        params[key.strip()] = _spec_value(key.strip(), value)
+        key = key.strip()
+        if key in given:
+            raise ValueError(f"schedule parameter {key} is given twice in {spec!r}")
+        given.add(key)
+        params[key] = _spec_value(key, value)
     return make(name.strip(), **params)
 
 
@@ -768,17 +802,6 @@ def _join(name: str, pairs) -> str:
     return name + ":" + ",".join(f"{k}={_spec_text(v)}" for k, v in pairs)
 
 
-# each family's parameters, in the order of its factory
-_FAMILY_KEYS = {
-    "constant": ("base_lr",),
-    "square_root": ("base_lr",),
-    "factor": ("base_lr", "factor", "final_lr", "every"),
-    "multi_factor": ("base_lr", "milestones", "factor"),
-    "cosine": ("base_lr", "max_steps", "final_lr"),
-    "poly": ("base_lr", "max_steps", "power", "final_lr"),
-}
-
-
 def _spec(s: Schedule) -> str:
     if s.name in _FACTORIES:  # a factory's result: its own name and arguments
         return _join(s.name, s.args)
@@ -798,7 +821,7 @@ def _spec(s: Schedule) -> str:
     f = dict(s.fields)
     k = int(f["warmup_steps"])
     pairs = []
-    for key in _FAMILY_KEYS[s.family]:
+    for key in REGISTRY[s.family].keys:
         value = f[key]
         if key == "max_steps":
             value = int(value) + k  # the factories count the warmup in max_steps

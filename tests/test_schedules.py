@@ -544,3 +544,44 @@ def test_time_rule_is_the_linear_decay_schedule():
     a = gdjax.descend(quad, 2.0, steps=25, lr=0.2, rule="time")
     b = gdjax.descend(quad, 2.0, steps=25, rule=S.linear_decay(0.2, 25))
     np.testing.assert_array_equal(a.params, b.params)
+
+
+_FAMILY_EXAMPLES = {
+    "constant": dict(base_lr=0.3),
+    "square_root": dict(base_lr=0.3),
+    "factor": dict(base_lr=0.3, factor=0.9, final_lr=0.01, every=2),
+    "multi_factor": dict(base_lr=0.3, milestones=(3, 6), factor=0.5),
+    "cosine": dict(base_lr=0.3, max_steps=10, final_lr=0.01),
+    "poly": dict(base_lr=0.3, max_steps=10, power=2.0, final_lr=0.01),
+}
+
+
+def test_the_family_registry_is_one_record_per_family():
+    """FAMILIES, the formulas, the spec keys and the factories come from one
+    record each: every family's factory builds a schedule of that family whose
+    spec names exactly its keys (and reads back equal)."""
+    assert S.FAMILIES == tuple(S.REGISTRY)
+    examples = _FAMILY_EXAMPLES
+    assert set(examples) == set(S.REGISTRY)
+    for name, family in S.REGISTRY.items():
+        s = family.factory(**examples[name])
+        assert s.family == name
+        assert [k for k, _ in s.args] == list(family.keys)
+        again = S.parse_spec(s.spec)
+        for count in (0, 1, 4, 11):
+            assert float(again(count)) == float(s(count))
+            assert float(S.evaluate(s.params(), count)) == pytest.approx(float(s(count)), rel=1e-6)
+
+
+def test_a_spec_that_repeats_a_parameter_is_refused():
+    with pytest.raises(ValueError, match="base_lr is given twice"):
+        S.parse_spec("cosine:base_lr=0.1,base_lr=5,max_steps=10")
+
+
+@pytest.mark.parametrize("name", sorted(S.REGISTRY))
+def test_a_negative_count_reads_as_zero(name):
+    """Before the first update the rate is the first one, never negative."""
+    s = S.make(name, **_FAMILY_EXAMPLES[name])
+    assert float(s(-5)) == float(s(0)) > 0
+    w = S.warmup(S.constant(0.3), 4)
+    assert float(w(-3)) == float(w(0)) == 0.0
