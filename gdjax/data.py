@@ -52,6 +52,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gdjax import _tfds
+
 __all__ = [
     "BASE_URL",
     "CLASS_NAMES",
@@ -528,8 +530,6 @@ def fashion_mnist(
             directory = download(cache_dir(), base_url=base_url)
         ds = _load_dir(directory)
     if source == "tfds":
-        from gdjax import _tfds
-
         tfds_dir = Path(tfds_dir) if tfds_dir is not None else cache_dir().parent / "tfds"
         try:
             arrays = _tfds.load(directory, tfds_dir)

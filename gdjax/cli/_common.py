@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gdjax import runs as _runs
+from gdjax import distributed, runs, train
+from gdjax.basins import use_all_cores
+from gdjax.data import DatasetError
+from gdjax.distributed import parse_coordinator
 from gdjax.runs import command_line
 
 SEED_LIMIT = 2**32
@@ -138,8 +141,6 @@ def add_distributed_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _coordinator(text: str) -> str:
-    from gdjax.distributed import parse_coordinator
-
     try:
         return parse_coordinator(text)
     except ValueError as err:
@@ -171,8 +172,6 @@ def join_processes(args: dict) -> bool:
             "--process-id, not both",
             USAGE,
         )
-    from gdjax import distributed
-
     try:
         distributed.initialize(
             options["coordinator"], options["num_processes"], options["process_id"]
@@ -186,8 +185,6 @@ def prepare(*commands: Command) -> None:
     """Before JAX starts: commands that shard over devices get one CPU device
     per core (see :func:`gdjax.basins.use_all_cores`)."""
     if any(c.shards for c in commands):
-        from gdjax.basins import use_all_cores
-
         use_all_cores()
 
 
@@ -206,8 +203,6 @@ def open_out(command: Command, args: dict):
     """Opens the run folder ``args["out"]`` for ``command`` before any compute
     (see :func:`gdjax.runs.open_run`); pops ``overwrite`` from ``args``.
     Errors end the program in one line."""
-    from gdjax import runs
-
     try:
         return runs.open_run(
             Path(args["out"]),
@@ -237,8 +232,6 @@ def run_and_print(command: Command, args: dict, *, run=None) -> Any:
     args.pop("overwrite", None)
     out = Path(args.pop("out"))
     start = time.perf_counter()
-    from gdjax.data import DatasetError
-
     try:
         with run:
             try:
@@ -254,7 +247,7 @@ def run_and_print(command: Command, args: dict, *, run=None) -> Any:
         fail(str(err), USAGE)
     except (DatasetError, OSError, MemoryError) as err:
         fail(_describe_runtime(err), RUNTIME)
-    if isinstance(run, _runs.Bystander):
+    if isinstance(run, runs.Bystander):
         return results  # process 0 prints and writes
     print(command.summary(results))
     print(f"[{time.perf_counter() - start:.1f} s] wrote {out}/ (report.html, JSON, *.png)")
@@ -265,8 +258,6 @@ def _open_out_together(command: Command, args: dict):
     """Process 0 opens the run folder (refusing one that holds another run,
     as alone); the others learn whether it could and write nothing. Every
     process ends with the same status when the folder is refused."""
-    from gdjax import distributed
-
     if distributed.is_main():
         try:
             run = open_out(command, args)
@@ -280,8 +271,8 @@ def _open_out_together(command: Command, args: dict):
         args["no_progress"] = True  # one progress bar: process 0's
     if not distributed.agree(False):
         raise SystemExit(USAGE)
-    _runs.discard_writes()
-    return _runs.Bystander(Path(args["out"]), command.name)
+    runs.discard_writes()
+    return runs.Bystander(Path(args["out"]), command.name)
 
 
 def _describe_runtime(err: BaseException) -> str:
@@ -296,8 +287,6 @@ def _describe_runtime(err: BaseException) -> str:
 def _kept(command: Command, out: Path, run) -> str:
     """What an interrupted run left in ``out``, and how to go on."""
     if command.trains:
-        from gdjax import train
-
         epochs = []  # a single model or population in out/, sequential models in out/NAME/
         for folder in [out, *sorted(p.parent for p in out.glob(f"*/{train.CHECKPOINT}"))]:
             try:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gdjax import plot, train
 from gdjax.cli._common import Command, positive_int, seed_type, setting_type
+from gdjax.data import fashion_mnist
 from gdjax.lessons.chapter import chapter_schedule
 from gdjax.report import write_training_report
 
@@ -178,8 +179,6 @@ def run(
     sharpness_iters: int = 20,
     scan_epochs: str = "auto",
 ) -> dict:
-    from gdjax.data import fashion_mnist
-
     configs = configs_from_args(
         schedule,
         seeds,

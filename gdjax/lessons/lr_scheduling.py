@@ -23,6 +23,7 @@ import numpy as np
 
 from gdjax import sharpness as sharp_mod
 from gdjax import train
+from gdjax.data import fashion_mnist
 from gdjax.lessons.chapter import CHAPTER_POLICIES, chapter_schedule
 from gdjax.report import write_json, write_training_report
 
@@ -57,8 +58,6 @@ def run(
     sharpness_iters: int = 20,
     scan_epochs: str = "auto",
 ) -> dict:
-    from gdjax.data import fashion_mnist
-
     policies = policies or [p for p in CHAPTER_POLICIES if p != "factor" or with_factor]
     seeds = seeds or [seed]
     runs = [(policy, s) for policy in policies for s in seeds]
