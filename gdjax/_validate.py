@@ -58,6 +58,22 @@ MIN_UNCERTAINTY_STARTS = 256
 exponent with no uncertain start to fit."""
 
 
+EPS_SIZES = 12
+"""Perturbation sizes of an uncertainty exponent, by default."""
+
+
+def matched_uncertainty_starts(runs: int, exponents: int = 1, full: int = 1 << 16) -> int:
+    """Starts per perturbation size for ``--uncertainty auto``: the
+    exponents' runs (3 per start and size: the start and its two
+    perturbations, at :data:`EPS_SIZES` sizes) cost about ``runs``, what the
+    map they accompany costs. A power of two from
+    :data:`MIN_UNCERTAINTY_STARTS` to ``full`` (the full size)."""
+    per_start = 3 * EPS_SIZES * max(1, exponents)
+    n = max(1, int(runs) // per_start)
+    n = 1 << (n.bit_length() - 1)  # the power of two at or below
+    return int(min(full, max(MIN_UNCERTAINTY_STARTS, n)))
+
+
 def check_uncertainty_starts(n, flag: str = "--uncertainty") -> int:
     """``--uncertainty N`` (or ``flag``): 0 (not measured) or at least
     :data:`MIN_UNCERTAINTY_STARTS` starts per perturbation size."""

@@ -453,7 +453,7 @@ def uncertainty_exponent(
                 f"the domain, {width:.3g} wide at coordinates up to {biggest:.3g}, is too "
                 f"narrow for {np.dtype(dtype).name} perturbations; compute in float64"
             )
-        eps = np.geomspace(max(1e-6 * width, smallest), 1e-1 * width, 12)
+        eps = np.geomspace(max(1e-6 * width, smallest), 1e-1 * width, _validate.EPS_SIZES)
     eps = np.asarray(eps, np.float64)
     if eps.ndim != 1 or eps.size < 2 or not np.all(eps > 0):
         raise ValueError("eps must be at least two positive perturbation sizes")

@@ -256,3 +256,19 @@ def test_a_boundary_that_fills_the_domain_is_said_so():
     assert u.words().startswith("no power law to fit") and "6 of 6 sizes" in u.words()
     empty = u._replace(fraction=np.zeros(6))
     assert empty.words() == "too few uncertain starts to fit"
+
+
+def test_auto_uncertainty_costs_about_what_the_map_costs():
+    """--uncertainty auto: 3 runs x 12 sizes x exponents per start cost at
+    most the map's runs (a power of two), between 256 and the full size."""
+    from gdjax._validate import EPS_SIZES, matched_uncertainty_starts
+
+    assert EPS_SIZES == 12
+    assert matched_uncertainty_starts(128 * 128 * 8, 3, 1 << 16) == 1024  # 131072 // 108 = 1213
+    assert matched_uncertainty_starts(512 * 512 * 64, 3, 1 << 16) == 1 << 16  # full size
+    assert matched_uncertainty_starts(32 * 32, 1, 4096) == 256  # never below 256
+    assert matched_uncertainty_starts(384 * 384, 1, 4096) == 4096
+    assert matched_uncertainty_starts(383 * 383, 1, 4096) == 2048
+    for runs in (10**5, 3 * 10**6, 10**7):
+        n = matched_uncertainty_starts(runs, 3, 1 << 20)
+        assert n & (n - 1) == 0 and 3 * 12 * 3 * n <= runs < 2 * 3 * 12 * 3 * n

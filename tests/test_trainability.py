@@ -92,9 +92,9 @@ def test_cli_writes_json_and_figures(tmp_path):
             "overwrite": False,
             "grid": 32,
             "steps": 40,
-            "zoom_grid": 16,
+            "zoom_grid": "auto",  # half the map's side
             "zoom_levels": 2,
-            "uncertainty": 256,
+            "uncertainty": "auto",  # a small map: the fewest starts, 256
             "zoom_uncertainty": 256,
             "no_progress": True,
         },
@@ -113,7 +113,7 @@ def test_cli_writes_json_and_figures(tmp_path):
         p.name for p in out.iterdir()
     }
     # each zoom's uncertainty exponent, in its own window's units
-    assert data["settings"]["zoom_uncertainty"] == 256
+    assert data["settings"]["zoom_uncertainty"] == 256 and data["settings"]["zoom_grid"] == 16
     for z in data["zooms"]:
         zu = z["uncertainty"]
         if z["box_dimension"] is None:

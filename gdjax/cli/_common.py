@@ -352,13 +352,28 @@ def add_uncertainty_option(
     it)."""
     parser.add_argument(
         flag,
-        type=int,
+        type=_uncertainty_type(flag),
         default=default,
         metavar="N",
         help=f"the uncertainty exponent {where}: {runs} re-run from N random starts per "
-        "perturbation size (drawn from --seed) and from their perturbations; 0 to skip "
+        "perturbation size (drawn from --seed) and from their perturbations; 0 to skip; "
+        "auto: as many as cost about what the map costs, up to the full size "
         "(default: %(default)s)",
     )
+
+
+def _uncertainty_type(flag: str) -> Callable[[str], int | str]:
+    def parse(text: str) -> int | str:
+        if text == "auto":
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes a whole number or auto, got {text!r}"
+            ) from None
+
+    return parse
 
 
 def positive_float(name: str) -> Callable[[str], float]:

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         "grid": 512,
         "lrs": 64,
         "steps": 2000,
-        "uncertainty": lesson.UNCERTAINTY_STARTS,
+        "uncertainty": "auto",
         **(defaults or {}),
     }
     parser.add_argument("--surface", default="peaks", help="surface name (default: peaks)")

@@ -26,8 +26,23 @@ def _floats(n: int, flag: str):
     return parse
 
 
+def _count_or_auto(flag: str):
+    count = positive_int(flag)
+
+    def parse(text: str):
+        return text if text == "auto" else count(text)
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = None) -> None:
-    d = {"grid": 1024, "zoom_grid": 256, "zoom_levels": 4, "uncertainty": 4096, **(defaults or {})}
+    d = {
+        "grid": 1024,
+        "zoom_grid": "auto",
+        "zoom_levels": 4,
+        "uncertainty": "auto",
+        **(defaults or {}),
+    }
     parser.add_argument(
         "--grid",
         type=positive_int("--grid"),
@@ -75,9 +90,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
     )
     parser.add_argument(
         "--zoom-grid",
-        type=positive_int("--zoom-grid"),
+        type=_count_or_auto("--zoom-grid"),
         default=d["zoom_grid"],
-        help="pixels per side of each zoom (default: %(default)s)",
+        help="pixels per side of each zoom; auto: half the map's side, at most 256, so the "
+        "zooms cost about what the map costs (default: %(default)s)",
     )
     add_uncertainty_option(parser, d["uncertainty"], "of the main map's boundary", "trainings")
     add_uncertainty_option(

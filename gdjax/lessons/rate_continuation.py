@@ -56,7 +56,7 @@ def compute(
     box: int = 5,
     domain=None,
     x64: bool = False,
-    uncertainty: int = UNCERTAINTY_STARTS,
+    uncertainty: int | str = "auto",
     seed: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> C.Continuation:
@@ -65,7 +65,8 @@ def compute(
     (:func:`gdjax.continuation.continuation`), and measures the
     uncertainty exponent at the three rates :func:`three_rates` picks, from
     ``uncertainty`` random starts per perturbation size (0: not measured;
-    the starts are drawn from ``seed``). ``progress`` gets (starts done,
+    ``"auto"``: as many as cost about what the maps cost, up to
+    :data:`UNCERTAINTY_STARTS`; the starts are drawn from ``seed``). ``progress`` gets (starts done,
     starts, seconds) of the maps, then (descents done, descents, seconds)
     of the uncertainty exponent."""
     surf = gdjax.surfaces.get(surface)
@@ -75,6 +76,8 @@ def compute(
         raise ValueError(f"--lrs must be at least 2, got {lrs}")
     if not 2 <= box <= grid:
         raise ValueError(f"--box must be in 2..--grid ({grid}), got {box}")
+    if uncertainty == "auto":
+        uncertainty = _validate.matched_uncertainty_starts(grid * grid * lrs, 3, UNCERTAINTY_STARTS)
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     with jax.enable_x64(x64):  # every map is kept: refused before compute

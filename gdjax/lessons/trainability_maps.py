@@ -25,7 +25,24 @@ from gdjax import trainability as T
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
-__all__ = ["Study", "compute", "run", "summary", "to_json", "write"]
+__all__ = [
+    "UNCERTAINTY_STARTS",
+    "ZOOM_GRID",
+    "Study",
+    "compute",
+    "run",
+    "summary",
+    "to_json",
+    "write",
+]
+
+ZOOM_GRID = 256
+"""Pixels per side of each zoom at full size (``"auto"``: half the map's
+side, at most this)."""
+
+UNCERTAINTY_STARTS = 4096
+"""Random points per perturbation size of the main map's uncertainty
+exponent at full size (``"auto"`` uses fewer for a smaller map)."""
 
 
 class Study(NamedTuple):
@@ -54,16 +71,19 @@ def compute(
     start=(0.0, 0.0),
     zoom=None,
     zoom_levels: int = 4,
-    zoom_grid: int = 256,
-    uncertainty: int = 4096,
+    zoom_grid: int | str = "auto",
+    uncertainty: int | str = "auto",
     zoom_uncertainty: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Study:
     """Validates, computes the map (in ``zoom``'s window if given: (cx, cy,
     w) in axis units, log10 on a log axis), then ``zoom_levels`` zooms of
-    ``zoom_grid`` pixels into a boundary point, then the main map's
+    ``zoom_grid`` pixels (``"auto"``: half the map's side, at most
+    :data:`ZOOM_GRID`) into a boundary point, then the main map's
     uncertainty exponent from ``uncertainty`` random points per
-    perturbation size (0: not measured; drawn from ``seed``), and each
+    perturbation size (0: not measured; ``"auto"``: as many as cost about
+    what the map costs, up to :data:`UNCERTAINTY_STARTS`; drawn from
+    ``seed``), and each
     zoom's from ``zoom_uncertainty`` (0: not measured). ``progress`` gets
     (trainings done, trainings) of the main map, then of the zooms
     together, then of the uncertainty exponent, then of the zooms' ones
@@ -75,6 +95,11 @@ def compute(
                 f"{flag} {given}: this map's axes are {names[0]} and {names[1]}"
                 + ("" if surface else " (give --surface for lr x momentum)")
             )
+    if zoom_grid == "auto":  # the zooms together cost about what the map costs
+        zoom_grid = min(ZOOM_GRID, max(16, grid // 2))
+    zoom_grid = _validate.check_count("zoom_grid", zoom_grid)
+    if uncertainty == "auto":
+        uncertainty = _validate.matched_uncertainty_starts(grid * grid, 1, UNCERTAINTY_STARTS)
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
     zoom_uncertainty = _validate.check_uncertainty_starts(zoom_uncertainty, "--zoom-uncertainty")
     if zoom is not None:
