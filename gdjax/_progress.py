@@ -1,4 +1,6 @@
-"""Progress callbacks of tasks made of parts."""
+"""Progress callbacks (private core): one signature for every long
+computation of gdjax, ``progress(done, total)`` (:data:`Progress`), and the
+callbacks of tasks made of parts."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import functools
 from collections.abc import Callable
 
 Progress = Callable[[int, int], None]
+"""``progress(done, total)``: called as work is done (``done == 0`` once the
+program is compiled and the work starts)."""
 
 
 def part(progress: Progress | None, k: int, parts: int) -> Progress | None:

@@ -23,11 +23,11 @@ saddles, maxima) by Newton's method on the gradient from a grid of starts.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import jax
 from jaxtyping import Array
 
+from gdjax._progress import Progress
 from gdjax.maps.config import BasinConfig as BasinConfig
 from gdjax.maps.config import MapConfig as MapConfig
 from gdjax.maps.config import check_memory as check_memory
@@ -87,7 +87,7 @@ def map_basins(
     devices: int | None = None,
     unroll: int = 10,
     check_every: int = 10,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Progress | None = None,
     label_on: str = "auto",
 ) -> BasinMap:
     """Maps the basins of attraction of a 2D surface.
@@ -125,7 +125,7 @@ def map_basins(
             at the last step), so ``converged_step`` is a multiple of it (or
             ``steps``); 1 is exact but slower (docs/basins.md). Optax rules
             always check every step.
-        progress: called with (runs done, runs, seconds): once with 0 when
+        progress: called with (runs done, runs): once with 0 when
             the descent starts (after compiling), then after each chunk.
         label_on: where the runs are labelled. ``"host"``: every end point
             comes back (``BasinMap.final``), then minima are found and runs

@@ -27,6 +27,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from gdjax import _progress, _validate, basins, fractal
+from gdjax._progress import Progress
 from gdjax.surfaces import Surface
 
 __all__ = [
@@ -141,7 +142,7 @@ def continuation(
     box: int = 5,
     x64: bool = False,
     chunk_size: int | None = None,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> Continuation:
     """Maps the basins of gradient descent at every rate of ``lrs`` (one
     program over rate x start), then measures where each basin vanishes and

@@ -423,7 +423,7 @@ def test_progress_reports_start_and_every_chunk():
         grid=40,
         steps=20,
         chunk_size=512,
-        progress=lambda done, total, s: calls.append((done, total)),
+        progress=lambda done, total: calls.append((done, total)),
     )
     # 1600 starts in 4 equal chunks of at most 512: the start, then every 400
     assert calls == [(0, 1600), (400, 1600), (800, 1600), (1200, 1600), (1600, 1600)]

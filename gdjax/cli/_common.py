@@ -421,7 +421,7 @@ def progress_bar(desc: str, unit: str, enabled: bool = True):
 
     bar = tqdm(unit=unit, unit_scale=True, desc=desc) if enabled else None
 
-    def update(done, total, *_):
+    def update(done, total):
         if bar is None:
             return
         if done == 0 or bar.total != total or done < bar.n:  # a new task

@@ -279,9 +279,9 @@ def _run_tiled(out, config, seed, tile_rows, dry_run, no_progress) -> dict:
             if not no_progress and not dry_run:  # the bar starts with the first tile
                 bars.append(stack.enter_context(progress_bar("tiles", "start")))
 
-        def progress(done, total, seconds):
+        def progress(done, total):
             for update in bars:
-                update(done, total, seconds)
+                update(done, total)
 
         result = tiled_maps.map_to_disk(
             config, out, tile_rows=tile_rows, progress=progress, on_plan=on_plan, dry_run=dry_run

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ import numpy as np
 
 import gdjax
 from gdjax import basins, plot, runs
+from gdjax._progress import Progress
 from gdjax.descent import Trajectory
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
@@ -63,7 +63,7 @@ def compute(
     config: basins.MapConfig,
     *,
     seed: int = 0,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> BasinStudy:
     """Maps the basins of ``config`` (random starts drawn from ``seed``),
     finds the critical points, descends a few starts in full and measures

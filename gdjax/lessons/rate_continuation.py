@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -24,6 +22,7 @@ import numpy as np
 import gdjax
 from gdjax import _validate, basins, fractal
 from gdjax import continuation as C
+from gdjax._progress import Progress
 from gdjax.plot import continuation as P
 from gdjax.plot.fractal import uncertainty_caption
 from gdjax.report import Report, versions, write_json
@@ -58,7 +57,7 @@ def compute(
     x64: bool = False,
     uncertainty: int | str = "auto",
     seed: int = 0,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> C.Continuation:
     """Validates (before any compute), then maps the basins at ``lrs``
     log-spaced rates from ``lr_min`` to ``lr_max``
@@ -66,9 +65,9 @@ def compute(
     uncertainty exponent at the three rates :func:`three_rates` picks, from
     ``uncertainty`` random starts per perturbation size (0: not measured;
     ``"auto"``: as many as cost about what the maps cost, up to
-    :data:`UNCERTAINTY_STARTS`; the starts are drawn from ``seed``). ``progress`` gets (starts done,
-    starts, seconds) of the maps, then (descents done, descents, seconds)
-    of the uncertainty exponent."""
+    :data:`UNCERTAINTY_STARTS`; the starts are drawn from ``seed``).
+    ``progress`` gets (runs done, runs) of the maps, then of the uncertainty
+    exponent's descents."""
     surf = gdjax.surfaces.get(surface)
     if not lr_min < lr_max:
         raise ValueError(f"--lr-min ({lr_min}) must be below --lr-max ({lr_max})")
@@ -95,14 +94,7 @@ def compute(
     )
     if uncertainty:
         at = three_rates(cont.fractal.box_dimension)
-        report = None
-        if progress is not None:  # the descents re-run, as (done, total, seconds)
-            began = time.perf_counter()
-
-            def report(done, total):
-                progress(done, total, time.perf_counter() - began)
-
-        found = C.uncertainty(cont, at, key=jax.random.key(seed), n=uncertainty, progress=report)
+        found = C.uncertainty(cont, at, key=jax.random.key(seed), n=uncertainty, progress=progress)
         cont = dataclasses.replace(cont, uncertainty=found)
     return cont
 

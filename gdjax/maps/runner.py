@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array
 
 from gdjax import _chunks, _engine, distributed
+from gdjax._progress import Progress
 from gdjax.maps.config import MapConfig, grid_starts
 from gdjax.maps.critical import claim_radius, discover_minima, find_and_label, pow2
 from gdjax.maps.summary import (
@@ -424,14 +425,14 @@ def run_map(
     config: MapConfig,
     *,
     key: Array | None = None,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> BasinMap:
     """A basin map in memory: config -> :class:`Runner` -> :func:`summarise`.
 
     Args:
         config: the map.
         key: a ``jax.random.key`` for random starts (``config.starts``).
-        progress: called with (runs done, runs, seconds): once with 0 when
+        progress: called with (runs done, runs): once with 0 when
             the descent starts (after compiling), then after each chunk.
     """
     config.check_memory()
@@ -442,7 +443,7 @@ def run_map(
 
     def report(done):
         if progress is not None:
-            progress(done * config.sets, total, time.perf_counter() - t_start)
+            progress(done * config.sets, total)
 
     labeller = (config.surface, config.domain) if config.label_on == "device" else None
     ends, refrozen = runner(pts, report, labeller)

@@ -30,6 +30,7 @@ import jax
 import numpy as np
 
 from gdjax import _chunks, _validate, fractal, runs
+from gdjax._progress import Progress
 from gdjax.maps.config import BasinConfig, MapConfig
 from gdjax.maps.critical import discover_minima, label_ends
 from gdjax.maps.runner import Runner
@@ -240,7 +241,7 @@ def map_to_disk(
     *,
     tile_rows: int | None = None,
     box: int = 5,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Progress | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     dry_run: bool = False,
 ) -> DiskMap | Plan:
@@ -252,7 +253,7 @@ def map_to_disk(
         out: the folder the two files are written into.
         tile_rows: grid rows per tile (default: about 4 million starts).
         box: the box size (pixels) of the streamed fractal measures.
-        progress: called with (done, total, seconds) after each tile.
+        progress: called with (starts done, starts) after each tile.
         on_plan: called with the :class:`Plan` and its estimated
             ``seconds`` before the first tile. The minima are first looked
             for on a coarse subgrid (at most 256^2 starts), which also times
@@ -300,7 +301,7 @@ def map_to_disk(
         runs.stream_npy(out / "converged_step.npy", (grid, grid), step_dtype) as steps_file,
     ):
         if progress is not None:
-            progress(0, p.starts, 0.0)
+            progress(0, p.starts)
         for r0 in range(0, grid, p.tile_rows):
             r1 = min(grid, r0 + p.tile_rows)
             pts = _rows(dom, grid, r0, r1, dtype)
@@ -321,7 +322,7 @@ def map_to_disk(
             sel = (keep_rows >= r0) & (keep_rows < r1)
             preview[sel] = block[keep_rows[sel] - r0, ::stride]
             if progress is not None:
-                progress(r1 * grid, p.starts, seconds)
+                progress(r1 * grid, p.starts)
 
         # ends that no minimum claimed when their tile ran: against every minimum now
         if unclaimed_idx:
