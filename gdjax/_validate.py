@@ -101,7 +101,11 @@ def check_domain(domain, dim: int) -> tuple[tuple[float, float], ...]:
 
 
 def check_finite_start(x0) -> None:
-    """A concrete start must be finite (under jit or vmap it cannot be checked:
-    a non-finite start is then flagged diverged at step 0)."""
+    """A start must have parameters (no empty array or PyTree), and a concrete
+    one must be finite (under jit or vmap it cannot be checked: a non-finite
+    start is then flagged diverged at step 0)."""
+    leaves = jax.tree.leaves(x0)
+    if not leaves or all(np.size(x) == 0 for x in leaves):
+        raise ValueError(f"x0 has no parameters to descend (got {x0!r}); give a start")
     if is_concrete(x0) and not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(x0)):
         raise ValueError("x0 has a NaN or inf: gradient descent needs a finite start")

@@ -450,3 +450,30 @@ def test_the_descent_time_leaves_compiling_out(monkeypatch):
     assert t.compile_seconds >= 0.5
     assert t.seconds <= wall - t.compile_seconds
     assert t.restart_steps_per_second == pytest.approx(16 * 16 * 20 / t.seconds)
+
+
+@pytest.mark.parametrize(
+    "domain, grid, message",
+    [
+        ([0.0, 1e300, 0.0, 1.0], 16, "does not fit in float32"),
+        ([1e6, 1.0001e6, 0.0, 1.0], 1000, "starts are not distinct"),
+    ],
+)
+def test_a_domain_the_dtype_cannot_hold_is_refused(domain, grid, message):
+    """Every start of --domain 0 1e300 0 1 was inf in float32 ("100% diverged",
+    exit 0); a grid finer than float32 there had repeated starts."""
+    with pytest.raises(ValueError, match=message):
+        basins.MapConfig("peaks", grid=grid, domain=(domain[:2], domain[2:]))
+
+
+def test_best_of_k_refuses_what_is_not_a_probability_or_a_count():
+    with pytest.raises(ValueError, match="probability in"):
+        basins.best_of_k(1.5, [1, 2])
+    with pytest.raises(ValueError, match="whole numbers >= 1"):
+        basins.best_of_k(0.5, [0.5])
+    np.testing.assert_allclose(basins.best_of_k(0.5, [1, 2]), [0.5, 0.75])
+
+
+def test_an_empty_batch_of_rates_is_refused():
+    with pytest.raises(ValueError, match="batch of hyperparameters is empty"):
+        basins.map_basins("peaks", grid=8, lr=np.array([]))

@@ -283,3 +283,8 @@ def test_non_finite_start_under_vmap_is_flagged_at_step_0():
     )
     np.testing.assert_array_equal(np.asarray(trajs.diverged), [False, True])
     np.testing.assert_array_equal(np.asarray(trajs.diverged_step), [-1, 0])
+
+
+def test_an_empty_start_is_refused():
+    with pytest.raises(ValueError, match="x0 has no parameters"):
+        gdjax.descend(lambda x: (x**2).sum(), jnp.zeros((0,)), steps=3, lr=0.1)

@@ -302,3 +302,25 @@ def test_the_progress_bar_starts_again_for_each_task(monkeypatch):
         ("reset", 6), ("at", 3), ("at", 6),
         ("closed",),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # values with a minus sign are values, not options
+        (["basins", "--domain", "-inf", "1", "0", "1"], "finite low < high"),
+        (["basins", "--lr", "-1e300"], "--lr must be finite and > 0"),
+        # one line, naming the command's --help
+        (["basins", "--grid"], "argument --grid: expected one argument (see gdjax basins --help)"),
+        (["basins", "--bogus"], "unrecognized arguments: --bogus (see gdjax --help)"),
+    ],
+)
+def test_cli_errors_are_one_line_and_read_negative_values(tmp_path, capsys, argv, message):
+    from gdjax.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()

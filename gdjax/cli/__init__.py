@@ -38,14 +38,14 @@ from gdjax.cli import (
     surfaces,
     trainability,
 )
-from gdjax.cli._common import add_parser, run_and_print
+from gdjax.cli._common import Parser, add_parser, run_and_print
 
 __all__ = ["main"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
     names = ", ".join({**lessons.LESSONS, **lessons.STUDIES})
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gdjax",
         description="JAX-accelerated, vectorized experiments on gradient descent.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

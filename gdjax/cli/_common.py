@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import dataclasses
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -84,6 +85,22 @@ class Command:
     shards: bool = False
     trains: bool = False
     multiprocess: bool = False
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with two changes: a value that starts with a minus
+    sign is a value, not an option (``--domain -inf 1 0 1``, ``--zoom
+    -1,0.99,0.5``, ``--lr -1e300``: no gdjax option starts with a digit or
+    reads inf/nan), and an error is one line that names the command and its
+    ``--help`` (not argparse's usage block). Subcommands' parsers are of this
+    class too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_parser(sub, name: str, command: Command, default_out: str, **kwargs):

@@ -151,6 +151,30 @@ class BasinConfig:
     batch: list
 
 
+def _check_resolved(domain, grid: int | None, dtype) -> tuple:
+    """A domain whose starts the dtype holds: finite bounds, and for a grid,
+    cells wider than the dtype's spacing there (distinct starts)."""
+    name = np.dtype(dtype).name
+    how = "compute in float64 (--x64)" if name == "float32" else "give a smaller domain"
+    for lo, hi in domain:
+        with np.errstate(over="ignore"):
+            cast = np.asarray([lo, hi, hi - lo], np.float64).astype(dtype)
+        if not np.all(np.isfinite(cast)):
+            raise ValueError(
+                f"the domain [{lo:g}, {hi:g}] does not fit in {name} (largest finite "
+                f"{float(np.finfo(dtype).max):.3g}); {how}"
+            )
+        if grid is not None:
+            spacing = float(np.spacing(np.asarray(max(abs(lo), abs(hi)), dtype)))
+            if (hi - lo) / grid < 2 * spacing:
+                raise ValueError(
+                    f"a grid of {grid} cells over [{lo:g}, {hi:g}] has cells narrower than "
+                    f"{name}'s resolution there ({spacing:.3g}): its starts are not distinct; "
+                    f"use a coarser grid, a wider domain or {how.split(' (')[0]}"
+                )
+    return domain
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class MapConfig:
     """Everything that decides a basin map, checked once when built.
@@ -261,7 +285,7 @@ class MapConfig:
                 "one rate and one value of each setting"
             )
         dom = surface.domain if self.domain is None else self.domain
-        set_(self, "domain", _validate.check_domain(dom, 2))
+        set_(self, "domain", _check_resolved(_validate.check_domain(dom, 2), self.grid, dtype))
         n_dev = jax.device_count() if self.devices is None else self.devices
         if not (isinstance(n_dev, int | np.integer) and 1 <= n_dev <= jax.device_count()):
             raise ValueError(f"devices must be in 1..{jax.device_count()}, got {self.devices!r}")

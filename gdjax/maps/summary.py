@@ -232,7 +232,13 @@ def best_of_k(p_global: float, ks: ArrayLike) -> np.ndarray:
     global minimum, ``1 - (1 - p)^k`` (lesson C's argument for restarts);
     ``p_global`` is the fraction of starts that reach any global minimum
     (:attr:`BasinMap.p_global`)."""
-    return 1.0 - (1.0 - float(p_global)) ** np.asarray(ks, dtype=np.float64)
+    p = float(p_global)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p_global is a probability in [0, 1], got {p_global!r}")
+    ks = np.asarray(ks, dtype=np.float64)
+    if not np.all(np.isfinite(ks) & (ks >= 1) & (ks == np.round(ks))):
+        raise ValueError(f"ks are counts of restarts (whole numbers >= 1), got {ks.tolist()}")
+    return 1.0 - (1.0 - p) ** ks
 
 
 def global_minima(minima: tuple[CriticalPoint, ...], tol: float = 1e-6) -> tuple[int, ...]:
