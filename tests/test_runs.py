@@ -324,3 +324,28 @@ def test_cli_errors_are_one_line_and_read_negative_values(tmp_path, capsys, argv
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["lenet", "--seeds", "1", "1"], "--seeds lists 1 twice"),
+        (
+            ["lenet", "--schedule", "constant", "--schedule", "constant"],
+            "--schedule lists constant",
+        ),
+        (["lesson", "lr-scheduling", "--policies", "constant", "constant"], "--policies lists"),
+        (["basins", "--out", ""], "--out is empty"),
+    ],
+)
+def test_cli_refuses_repeated_values_and_an_empty_folder(tmp_path, capsys, argv, message):
+    """--seeds 1 1 trained one seed twice and reported runs = 2; --out ''
+    wrote into the current folder."""
+    from gdjax.cli import main
+
+    out = [] if "--out" in argv else ["--out", str(tmp_path / "x")]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, *out])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -39,9 +39,20 @@ def seed_type(name: str) -> Callable[[str], int]:
     return lambda text: seed_value(text, name)
 
 
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "--out is empty; name a folder (it would have written into the current one)"
+        )
+    return text
+
+
 def add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument(
-        "--out", default=default_out, help="output directory (default: %(default)s)"
+        "--out",
+        type=_folder,
+        default=default_out,
+        help="output directory (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",
@@ -98,6 +109,21 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+    UNIQUE = ("seeds", "policies", "schedule")
+    """List options whose repeated values would train or count one thing twice."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        for dest in self.UNIQUE:
+            values = getattr(namespace, dest, None)
+            if isinstance(values, list):
+                seen = set()
+                for v in values:
+                    if v in seen:
+                        self.error(f"--{dest} lists {v} twice; give each once")
+                    seen.add(v)
+        return namespace, extras
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
