@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import io
 import json
 import math
 import platform
@@ -22,9 +21,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+import jaxlib
+import matplotlib
 import numpy as np
+import optax
 
-from gdjax import runs
+import gdjax
+from gdjax import plot, runs, sharpness
+from gdjax.plot._style import plt, png_bytes  # pyplot after gdjax.plot chose the backend
+from gdjax.plot.sharpness import sharpness_curves
 
 __all__ = [
     "Report",
@@ -39,13 +45,6 @@ __all__ = [
 
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape the numbers."""
-    import jax
-    import jaxlib
-    import matplotlib
-    import optax
-
-    import gdjax
-
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -93,14 +92,6 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, bool | int | str) or obj is None:
         return obj
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
-
-
-def png_bytes(fig) -> bytes:
-    """A matplotlib figure as PNG bytes, rendered in memory (to embed, or to
-    write atomically with :func:`gdjax.runs.write_bytes`)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -159,8 +150,6 @@ class Report:
 
     def figure(self, fig, name: str, caption: str = "") -> None:
         """Embeds a matplotlib figure; it is also saved as ``name``.png."""
-        import matplotlib.pyplot as plt
-
         try:
             png = png_bytes(fig)
         finally:
@@ -265,8 +254,6 @@ def write_training_report(
     Returns:
         The page's path.
     """
-    from gdjax import plot
-
     report = Report(title)
     report.text(
         f"{len(names)} model(s), {result.meta['train_examples']} training and "
@@ -322,9 +309,6 @@ def write_training_report(
 
 def _add_sharpness(report: Report, result, names: Sequence[str], groups) -> None:
     """The sharpness section: the figure, and every model against its limit."""
-    from gdjax import sharpness
-    from gdjax.plot.sharpness import sharpness_curves
-
     cfg = result.configs[0]
     report.heading("Sharpness and the edge of stability")
     report.text(

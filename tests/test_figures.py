@@ -17,6 +17,7 @@ import gdjax
 from gdjax import basins, plot, train
 from gdjax import schedules as S
 from gdjax.lessons import dynamic_lr, gd_1d, gd_2d_peaks, schedule_plots
+from gdjax.plot._style import _luminance
 
 X0 = 1.79  # a start of the 1D lesson's quadratic (minimum at 0.5)
 
@@ -52,7 +53,7 @@ def _tick_boxes(fig, axis):
 
 
 def _contrast(c1, c2) -> float:
-    l1, l2 = plot._luminance(mcolors.to_rgba(c1)), plot._luminance(mcolors.to_rgba(c2))
+    l1, l2 = _luminance(mcolors.to_rgba(c1)), _luminance(mcolors.to_rgba(c2))
     hi, lo = max(l1, l2), min(l1, l2)
     return (hi + 0.05) / (lo + 0.05)
 

@@ -277,7 +277,7 @@ def write(out: str | Path, res: HighDim) -> dict:
     )
     rep.text(_claim(res), note=True)
     rep.figure(
-        plot.high_dim.minimum_fractions(res),
+        plot.high_dim.minimum_fractions(res, exact=EXACT, theta=THETA),
         "minimum_fraction",
         "The fraction of critical points that are minima against the dimension (log scale): "
         "GOE Hessians (95% Wilson intervals; a triangle is an upper bound when no sample was "

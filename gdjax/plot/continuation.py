@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdjax.plot import _basin_colors, _mark_critical, _title
+from gdjax.plot._style import _basin_colors, _mark_critical, _title
+from gdjax.plot.fractal import uncertainty_fits as _uncertainty_fits
 
 __all__ = [
     "animation",
@@ -189,9 +190,9 @@ def fractal_measures(cont) -> Figure:
 def uncertainty_fits(cont) -> Figure:
     """The uncertainty exponent's fits at each rate where it was measured
     (:attr:`Continuation.uncertainty`; :func:`gdjax.plot.fractal.uncertainty_fits`)."""
-    from gdjax.plot.fractal import uncertainty_fits as fits
-
-    return fits([(f"lr {cont.lrs[i]:.3g}", u) for i, u in sorted(cont.uncertainty.items())])
+    return _uncertainty_fits(
+        [(f"lr {cont.lrs[i]:.3g}", u) for i, u in sorted(cont.uncertainty.items())]
+    )
 
 
 def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -> bytes:

@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from gdjax.fractal import FIT_MAX_FRACTION
+
 __all__ = ["uncertainty_caption", "uncertainty_fits"]
 
 
@@ -26,8 +28,6 @@ def uncertainty_fits(
     interval's upper end. Where one power law does not fit, the smaller and
     the larger half of the sizes get their own lines, dotted
     (:meth:`gdjax.fractal.Uncertainty.scales`)."""
-    from gdjax.fractal import FIT_MAX_FRACTION
-
     outside = len(named) > 2  # the legend beside the axes, not over the points
     fig, ax = plt.subplots(figsize=(10.5 if outside else 6.8, 4.8), layout="constrained")
     handles = []  # in the order drawn: each fit, then its parts
@@ -113,8 +113,6 @@ def uncertainty_fits(
 def uncertainty_caption(points: str = "starts") -> str:
     """The caption of :func:`uncertainty_fits` in a report (``points``: what
     is perturbed, plural)."""
-    from gdjax.fractal import FIT_MAX_FRACTION
-
     one = points[:-1] if points.endswith("s") else points
     return (
         f"Fraction of ε-uncertain {points} against ε (log-log) with 95% intervals, and the "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -9,13 +11,19 @@ from matplotlib.figure import Figure
 __all__ = ["minimum_fractions"]
 
 
-def minimum_fractions(res) -> Figure:
+def minimum_fractions(res, *, exact: Mapping[int, float], theta: float) -> Figure:
     """The fraction of critical points that are minima against d, log y:
     GOE Hessians with 95% intervals (an upper bound where no sample was
     positive definite), the exact small-d values, the exp(-theta d^2)
-    asymptote, and the random landscapes."""
-    from gdjax.lessons.high_dim import EXACT, THETA
+    asymptote, and the random landscapes.
 
+    Args:
+        res: the lesson's result (:class:`gdjax.lessons.high_dim.HighDim`).
+        exact: the exact GOE fraction at small d, d -> fraction
+            (:data:`gdjax.lessons.high_dim.EXACT`).
+        theta: the rate of the asymptote exp(-theta d^2)
+            (:data:`gdjax.lessons.high_dim.THETA`).
+    """
     g, ls = res.goe, res.landscapes
     fig, ax = plt.subplots(figsize=(8.5, 5.2), layout="constrained")
     hit = g.hits > 0
@@ -38,15 +46,15 @@ def minimum_fractions(res) -> Figure:
             mfc="none",
             label="GOE: upper bound (no positive-definite sample)",
         )
-    ex = sorted(EXACT)
-    ax.plot(ex, [EXACT[d] for d in ex], "x", color="k", ms=9, mew=2, label="exact (d = 1, 2)")
+    ex = sorted(exact)
+    ax.plot(ex, [exact[d] for d in ex], "x", color="k", ms=9, mew=2, label="exact (d = 1, 2)")
     good = np.flatnonzero(g.hits >= 20)
     if good.size:
         d0 = g.d[good[-1]]
         dd = np.linspace(d0, max(g.d.max(), d0), 50)
         ax.plot(
             dd,
-            g.fraction[good[-1]] * np.exp(-THETA * (dd**2 - d0**2)),
+            g.fraction[good[-1]] * np.exp(-theta * (dd**2 - d0**2)),
             "--",
             color="C0",
             alpha=0.7,

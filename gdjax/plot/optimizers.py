@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdjax.plot import _basin_colors, _mark_critical, _text_color
+from gdjax.plot._style import _basin_colors, _mark_critical, _text_color
 from gdjax.plot.continuation import minimum_name
 
 __all__ = ["agreement_matrix", "global_fractions", "maps_side_by_side"]

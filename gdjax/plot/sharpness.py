@@ -12,7 +12,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from gdjax import sharpness as S
 from gdjax._format import short_number
-from gdjax.plot import _title, run_colors
+from gdjax.plot._style import _title, run_colors
 
 __all__ = ["sharpness_curves"]
 

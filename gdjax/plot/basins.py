@@ -1,0 +1,238 @@
+"""Figures of basins of attraction (:class:`gdjax.basins.BasinMap`, lesson C):
+the map of which minimum each start reaches, the time it takes, and the
+chance that the best of k restarts reaches a global minimum."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from gdjax.descent import Trajectory
+from gdjax.plot._style import (
+    _CRITICAL_MARKERS,
+    _DIVERGED_COLOR,
+    _basin_colors,
+    _mark_critical,
+    _title,
+    surface_grid,
+)
+
+__all__ = ["basin_map", "basin_scatter", "best_of_k_curve", "convergence_time_map"]
+
+
+def _basin_title(bmap, what: str) -> str:
+    c = bmap.config
+    rule = c.rule  # in words (gdjax.describe_rule)
+    starts = (
+        f"{bmap.grid[1]} x {bmap.grid[0]} grid of starts"
+        if bmap.grid is not None
+        else f"{len(bmap.labels):,} random starts"
+    )
+    steps = c.steps
+    return f"{what}: {bmap.surface.name}, {rule}, {steps} step{'' if steps == 1 else 's'}, {starts}"
+
+
+def _basin_legend(bmap, colors, critical) -> tuple[list, list[str]]:
+    def pct(key):
+        return f"{100 * bmap.fractions[key][0]:.1f}%" if key in bmap.fractions else "?"
+
+    handles, names = [], []
+    glob = set(getattr(bmap, "global_minima", ()))
+    for i, m in enumerate(bmap.minima):
+        handles.append(plt.Rectangle((0, 0), 1, 1, fc=colors[i + 2]))
+        loc = ", ".join(f"{v:.2f}" for v in m.location)
+        tag = " (global)" if i in glob else ""
+        names.append(f"min {i}{tag}: ({loc}), f = {m.value:.3g}, {pct(str(i))}")
+    if not bmap.minima:
+        handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", ec="none"))
+        names.append("no minimum reached")
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
+        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
+    ]
+    names += [f"not converged, {pct('not_converged')}", f"diverged, {pct('diverged')}"]
+    kinds = [c.kind for c in critical]
+    for kind, (m, col, size) in _CRITICAL_MARKERS.items():
+        if kind in kinds:
+            handles.append(plt.Line2D([], [], ls="", marker=m, color=col, mec="k", ms=size))
+            names.append({"min": "minimum", "max": "maximum"}.get(kind, kind))
+    return handles, names
+
+
+def _basin_axes(fig, ax, bmap, critical, title: str) -> None:
+    (x0, x1), (y0, y1) = bmap.domain
+    X, Y, Z = surface_grid(bmap.surface, 200, bmap.domain)
+    if np.all(np.isfinite(Z)) and np.ptp(Z) > 0:
+        ax.contour(X, Y, Z, levels=15, colors="k", linewidths=0.4, alpha=0.4)
+    _mark_critical(ax, critical)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    handles, names = _basin_legend(bmap, _basin_colors(len(bmap.minima)), critical)
+    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    _title(ax, title, fontsize=11, share=0.6)
+
+
+def basin_map(
+    bmap, critical=(), trajs: Trajectory | None = None, *, title: str | None = None
+) -> Figure:
+    """A grid BasinMap's labels coloured, minima, saddles and maxima marked,
+    and a few trajectories overlaid. The title says the rule in words (or is
+    ``title``)."""
+    labels = bmap.label_grid()
+    n_min = len(bmap.minima)
+    (x0, x1), (y0, y1) = bmap.domain
+    colors = _basin_colors(n_min)
+    fig, ax = plt.subplots(figsize=(9.5, 6.2), layout="constrained")
+    ax.imshow(
+        labels + 2,
+        origin="lower",
+        extent=(x0, x1, y0, y1),
+        cmap=mcolors.ListedColormap(colors),
+        vmin=-0.5,
+        vmax=n_min + 1.5,
+        interpolation="nearest",
+    )
+    if trajs is not None:
+        for path in np.asarray(trajs.params):
+            ax.plot(path[:, 0], path[:, 1], "-", color="k", lw=1)
+            ax.plot(path[0, 0], path[0, 1], "o", color="k", ms=3)
+    _basin_axes(fig, ax, bmap, critical, title or _basin_title(bmap, "Basins of attraction"))
+    return fig
+
+
+def basin_scatter(bmap, critical=(), max_points: int = 20000) -> Figure:
+    """Random starts (a BasinMap with ``grid is None``, or any map) as points
+    coloured by the basin they reach, with basin_map's colours and legend:
+    white (grey edge) not converged, grey diverged; minima and critical
+    points marked. Draws an even random subsample of ``max_points`` starts
+    (fixed seed, so the figure is reproducible)."""
+    starts = np.asarray(bmap.starts)
+    labels = np.asarray(bmap.labels)
+    n = len(labels)
+    if n > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
+        starts, labels = starts[keep], labels[keep]
+    colors = _basin_colors(len(bmap.minima))
+    fig, ax = plt.subplots(figsize=(9.5, 6.2), layout="constrained")
+    size = float(np.clip(16000 / max(len(labels), 1), 1.5, 30.0))
+    edge = np.where(labels == -1, 1.0, 0.0)  # white points need an edge to be seen
+    ax.scatter(
+        starts[:, 0],
+        starts[:, 1],
+        c=[colors[lab + 2] for lab in labels],
+        s=size,
+        edgecolors="0.45",
+        linewidths=0.3 * edge * min(1.0, math.sqrt(size / 4)),
+        rasterized=len(labels) > 2000,
+    )
+    shown = f" ({len(labels):,} shown)" if len(labels) < n else ""
+    title = _basin_title(bmap, "Basins of attraction") + shown
+    _basin_axes(fig, ax, bmap, critical, title)
+    return fig
+
+
+def convergence_time_map(bmap) -> Figure:
+    """Steps to convergence per start (grid maps). Starts that reached no
+    minimum (not converged: label -1, e.g. a flat plateau where |grad| < tol
+    from the start; diverged: -2) are masked: light grey and dark grey."""
+    labels = bmap.label_grid()
+    steps = bmap.converged_step.reshape(bmap.grid).astype(np.float64)
+    reached = (labels >= 0) & (steps >= 0)
+    data = np.ma.masked_array(np.maximum(steps, 1.0), mask=~reached)
+    (x0, x1), (y0, y1) = bmap.domain
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.88")
+    if data.count():  # the colours span the steps actually seen
+        vmin, vmax = float(data.min()), float(data.max())
+    else:
+        vmin, vmax = 1.0, float(bmap.config.steps)
+    norm = mcolors.LogNorm(vmin, max(vmax, 10.0 * vmin))
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
+    extent = (x0, x1, y0, y1)
+    im = ax.imshow(
+        data, origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest"
+    )
+    div = labels == -2
+    if div.any():
+        ax.imshow(
+            np.ma.masked_array(np.ones(labels.shape), mask=~div),
+            origin="lower",
+            extent=extent,
+            cmap=mcolors.ListedColormap([_DIVERGED_COLOR]),
+            interpolation="nearest",
+        )
+    every = bmap.config.check_every
+    label = "step from which |grad| < tol held"
+    if every and 1 < every < bmap.config.steps:
+        label += f" (checked every {every} steps)"
+    if np.any(reached & (steps == 0)):
+        label += "; 0 drawn as 1"
+    cbar = fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    lo, hi = norm.vmin, norm.vmax
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    ticks = [m * 10.0**k for k in decades for m in (1, 2, 5) if lo <= m * 10.0**k <= hi]
+    cbar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+    cbar.ax.yaxis.set_minor_formatter(NullFormatter())
+    n = labels.size
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, fc="0.88", ec="k", lw=0.5),
+        plt.Rectangle((0, 0), 1, 1, fc=_DIVERGED_COLOR),
+    ]
+    names = [
+        f"reached no minimum ({100 * np.mean(labels == -1):.1f}%)",
+        f"diverged ({100 * np.mean(div):.1f}%)",
+    ]
+    ax.legend(
+        handles,
+        names,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
+    if not data.count():
+        ax.text(
+            0.5,
+            0.5,
+            f"no start reached a minimum ({n:,} starts)",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            bbox={"fc": "w", "ec": "0.5"},
+        )
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    _title(ax, _basin_title(bmap, "Convergence time"), fontsize=11, share=0.85)
+    return fig
+
+
+def best_of_k_curve(ks, exact, simulated) -> Figure:
+    """Lesson C: probability that the best of k restarts reaches a global minimum."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+    ax.plot(ks, exact, "-", label="1 - (1 - p)^k from the basin fraction")
+    ax.plot(ks, simulated, "o", label="simulated from the labels")
+    ax.set_xscale("log")
+    ax.set_xlabel("k random restarts")
+    ax.set_ylabel("P(best of k reaches\na global minimum)")
+    ax.set_ylim(-0.02, 1.02)
+    if not np.any(np.asarray(exact, dtype=np.float64) > 0):
+        ax.text(
+            0.5,
+            0.5,
+            "no start reached a global minimum (p = 0):\nrestarts cannot help",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            bbox={"fc": "w", "ec": "0.5"},
+        )
+    ax.legend(loc="lower right", fontsize=9)
+    return fig
