@@ -23,14 +23,19 @@ old one, so a kill or a full disk leaves the previous file intact.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import errno
 import json
+import math
 import os
 import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "LOCK",
@@ -44,7 +49,9 @@ __all__ = [
     "open_run",
     "read_manifest",
     "stream_npy",
+    "to_jsonable",
     "write_bytes",
+    "write_json",
     "write_text",
 ]
 
@@ -441,3 +448,45 @@ def open_run(
     except BaseException:
         os.close(fd)
         raise
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Converts a result to JSON types: numpy/jax arrays and scalars to
+    (nested) lists and numbers, tuples to lists, and typed records to
+    objects: a dataclass instance or a NamedTuple becomes a dict of its
+    fields, in order, converted in turn. Raises ValueError on NaN or inf.
+
+    Example:
+        >>> import numpy as np
+        >>> from typing import NamedTuple
+        >>> class Estimate(NamedTuple):
+        ...     fraction: float
+        ...     ci: tuple
+        >>> to_jsonable({"p": Estimate(np.float32(0.25), (0.2, 0.3)), "n": np.arange(2)})
+        {'p': {'fraction': 0.25, 'ci': [0.2, 0.3]}, 'n': [0, 1]}
+    """
+    if hasattr(obj, "__array__") and not isinstance(obj, str | bytes):
+        arr = np.asarray(obj)
+        return to_jsonable(arr.tolist() if arr.ndim else arr.item())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a NamedTuple
+        return {name: to_jsonable(v) for name, v in zip(obj._fields, obj, strict=True)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise ValueError(f"refusing to write a non-finite number ({obj}) to JSON")
+        return obj
+    if isinstance(obj, bool | int | str) or obj is None:
+        return obj
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Writes ``data`` as indented JSON (no NaN, no inf), atomically: a failed
+    write leaves the previous file intact."""
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
+    return write_text(path, text)

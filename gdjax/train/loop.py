@@ -15,7 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gdjax import distributed, lenet
 from gdjax.data import FashionMNIST, fashion_mnist, provenance
-from gdjax.report import write_json
+from gdjax.runs import write_json
 from gdjax.train.checkpoint import CHECKPOINT, check_resume, restore, save_checkpoint
 from gdjax.train.config import TrainConfig, as_list, auto_mode, check_population
 from gdjax.train.core import (
