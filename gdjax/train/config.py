@@ -6,15 +6,13 @@ when the models train as one."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
-import optax
 
-from gdjax import _validate, distributed, lenet
+from gdjax import _registry, _validate, distributed, lenet
 from gdjax import schedules as S
 
 __all__ = [
@@ -27,13 +25,13 @@ __all__ = [
 ]
 
 OPTIMIZERS: dict[str, lenet.Optimizer] = {
-    "sgd": lenet.SGD,
-    "nesterov": lenet.Optimizer(optax.sgd, (("nesterov", True),)),
-    "adam": lenet.Optimizer(optax.adam),
-    "rmsprop": lenet.Optimizer(optax.rmsprop),
+    name: lenet.Optimizer(_registry.OPTIMIZERS[name].factory, _registry.OPTIMIZERS[name].flags)
+    for name in ("sgd", "nesterov", "adam", "rmsprop")
 }
-"""The LeNet's optimizers by name: optax factories; their float settings
-(momentum, b1, decay, ...) are given in TrainConfig.settings."""
+"""The LeNet's optimizers by name (records of :mod:`gdjax._registry`): optax
+factories; their float settings (momentum, b1, decay, ...) are given in
+TrainConfig.settings and checked by the registry, as every command checks
+them."""
 
 SEED_LIMIT = 2**32
 """Seeds are integers in [0, SEED_LIMIT): JAX's PRNG keys hold 32 bits, and the
@@ -111,15 +109,7 @@ class TrainConfig:
             raise ValueError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
-        settings = dict(self.settings)
-        accepted = set(inspect.signature(OPTIMIZERS[self.optimizer].factory).parameters)
-        unknown = set(settings) - (accepted - {"learning_rate", "nesterov"})
-        if unknown:
-            raise ValueError(
-                f"optimizer {self.optimizer!r} has no setting {', '.join(sorted(unknown))}"
-            )
-        for name, value in settings.items():
-            _validate.check_nonnegative(name, value)
+        settings = _registry.OPTIMIZERS[self.optimizer].check(dict(self.settings))
         object.__setattr__(
             self, "settings", tuple(sorted((k, float(v)) for k, v in settings.items()))
         )
