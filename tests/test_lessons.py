@@ -90,13 +90,34 @@ def test_cli_lessons_main_job(tmp_path, capsys):
         assert json.loads((tmp_path / folder / ".gdjax-run.json").read_text())["complete"]
     assert index.count("<li>") == len(LESSONS)
     assert "all lessons done" in capsys.readouterr().out
-    # run again: refused before any lesson runs, unless --overwrite
-    before = (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns
+
+
+def test_cli_lessons_runs_again_over_its_own_lessons(tmp_path, capsys, monkeypatch):
+    """The README's first command runs twice: a lesson folder that holds that
+    lesson's earlier run (finished, or cut short) is replaced; a folder that
+    holds another command's run is still refused, and nothing runs."""
+    from gdjax.cli import lessons as cli_lessons
+
+    two = {k: cli_lessons.LESSONS[k] for k in ("schedules", "1d")}
+    monkeypatch.setattr(cli_lessons, "LESSONS", two)
+    assert main(["lessons", "--out", str(tmp_path)]) == 0
+    first = (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns
+    # a run cut short leaves an unfinished manifest: replaced as well
+    manifest = tmp_path / "lesson_schedules" / ".gdjax-run.json"
+    manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": false'))
+    assert main(["lessons", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns > first
+    assert json.loads(manifest.read_text())["complete"]
+    # another command's run in a lesson folder: refused before any lesson runs
+    other = json.loads((tmp_path / "lesson_1d" / ".gdjax-run.json").read_text())
+    other["command"] = "basins"
+    (tmp_path / "lesson_1d" / ".gdjax-run.json").write_text(json.dumps(other))
+    before = (tmp_path / "lesson_schedules" / "report.html").stat().st_mtime_ns
     with pytest.raises(SystemExit) as err:
         main(["lessons", "--out", str(tmp_path)])
     assert err.value.code == 2
-    assert "holds an earlier gdjax gd_1d run" in capsys.readouterr().err
-    assert (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns == before
+    assert "holds an earlier gdjax basins run" in capsys.readouterr().err
+    assert (tmp_path / "lesson_schedules" / "report.html").stat().st_mtime_ns == before
 
 
 def test_cli_surfaces(capsys):

@@ -202,7 +202,10 @@ def add_parsers(sub) -> None:
         help="random seed, 0 <= N < 2**32 (default: %(default)s)",
     )
     p_all.add_argument(
-        "--overwrite", action="store_true", help="replace the lessons' earlier runs in --out"
+        "--overwrite",
+        action="store_true",
+        help="replace whatever the lesson folders in --out hold (without it, a folder that "
+        "holds an earlier run of its own lesson is replaced, anything else is refused)",
     )
     p_lesson = sub.add_parser("lesson", help="run one lesson")
     lessons = p_lesson.add_subparsers(dest="lesson", required=True, metavar="LESSON")
@@ -216,11 +219,19 @@ def run_one(name: str, args: dict):
 
 
 def run_all(out: Path, seed: int, overwrite: bool) -> None:
-    """Every lesson into out/lesson_*/, then out/index.html linking the reports."""
+    """Every lesson into out/lesson_*/, then out/index.html linking the reports.
+
+    A lesson's folder that holds an earlier run of that same lesson (a
+    finished one, or one cut short by Ctrl-C) is replaced, so the main job
+    runs again as it ran the first time; a folder that holds anything else
+    is refused unless ``overwrite``."""
     prepare(*LESSONS.values())  # before the first lesson starts JAX
     jobs = []
     for name, command in LESSONS.items():  # every folder checked and locked before any compute
-        args = {"out": out / folder(name), "seed": seed, "overwrite": overwrite}
+        where = out / folder(name)
+        earlier = runs.read_manifest(where)
+        again = earlier is not None and earlier.get("command") == command.name
+        args = {"out": where, "seed": seed, "overwrite": overwrite or again}
         jobs.append((name, command, args, open_out(command, args)))
     start = time.perf_counter()
     for _, command, args, run in jobs:
