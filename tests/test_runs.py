@@ -295,7 +295,7 @@ def test_the_progress_bar_starts_again_for_each_task(monkeypatch):
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     with progress_bar("maps", "start") as update:
         for done, total in [(0, 8), (4, 8), (8, 8), (3, 6), (6, 6), (3, 6), (6, 6)]:
-            update(done, total, 0.1)
+            update(done, total)
     assert seen == [
         ("reset", 8), ("at", 0), ("at", 4), ("at", 8),
         ("reset", 6), ("at", 3), ("at", 6),
