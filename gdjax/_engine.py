@@ -565,7 +565,7 @@ def run_blocked(fn, method: Method, h: Hyper, x0, steps: int, every: int, unroll
 
     The first step of a block also checks its own gradient, so the gradient
     norm is known at every multiple of ``every`` at no extra gradient
-    evaluation (a check at every step measured 1.7x slower on the CPU); one
+    evaluation (a check at every step is slower: docs/basins.md); one
     more gradient at the end checks the final point. The convergence step
     therefore has a resolution of ``every``. Divergence is judged at the end,
     with the same policy as :class:`Stepper`; a run that met a non-finite value

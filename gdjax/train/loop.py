@@ -163,9 +163,8 @@ def train(
             minibatches) rather than a Python loop over the step. None
             (default): on an accelerator, where one dispatch an epoch
             saves a launch a step; the loop on a CPU, whose progress bar
-            moves every ``log_every`` minibatches (on the 2-core CPU both
-            measured 3.3-4.6 s an epoch). The numbers are the same either
-            way (tested).
+            moves every ``log_every`` minibatches (docs/lenet.md times
+            both). The numbers are the same either way (tested).
 
     Returns:
         A :class:`RunResult`.
