@@ -32,3 +32,17 @@ def short_number(v) -> str:
     if math.isfinite(x) and x == int(x) and abs(x) < 1e6:
         return str(int(x))
     return f"{x:.3g}"
+
+
+def duration(seconds: float) -> str:
+    """A time a person reads: "42 s", "7.5 min", "3.2 h", "12 days", "4.2 years"."""
+    s = float(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    if s < 3 * 86400:
+        return f"{s / 3600:.1f} h"
+    if s < 2 * 365.25 * 86400:
+        return f"{s / 86400:.0f} days"
+    return f"{s / (365.25 * 86400):.3g} years"

@@ -4,6 +4,7 @@ equal to the in-memory map."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -136,3 +137,34 @@ def test_cli_tiled_run_and_dry_run(tmp_path, capsys):
         )
     assert e.value.code == 2
     assert "--tiled, --tile-rows and --dry-run map a --grid" in capsys.readouterr().err
+
+
+def test_a_dry_run_of_a_huge_grid_is_arithmetic(tmp_path, capsys):
+    """--grid 10000000 --dry-run grew past 12.5 GB in 60 s: the probe kept
+    every probed row whole. Now it times 256^2 starts and prints at once,
+    the time in words."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    args = {"out": tmp_path / "dry", "seed": 0, "overwrite": False, "steps": 200}
+    with pytest.raises(SystemExit) as e:
+        run_and_print(cli_basins.COMMAND, {**args, "grid": 10_000_000, "dry_run": True})
+    assert e.value.code == 0
+    err = capsys.readouterr().err
+    assert "100,000,000,000,000 starts in 10000000 tiles" in err
+    assert re.search(r"about [\d.]+ (days|years) of descent", err), err
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+    assert grown < 1 << 30  # bytes of peak memory added: the probe, not the rows
+    assert not (tmp_path / "dry").exists()
+
+
+def test_durations_read_as_a_person_would():
+    from gdjax._format import duration
+
+    assert [duration(s) for s in (42, 450, 11520, 10 * 86400, 1.3e8)] == [
+        "42 s",
+        "7.5 min",
+        "3.2 h",
+        "10 days",
+        "4.12 years",
+    ]

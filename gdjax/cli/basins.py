@@ -21,6 +21,7 @@ import gdjax
 from gdjax import _registry, distributed
 from gdjax import schedules as S
 from gdjax import tiled as tiled_maps
+from gdjax._format import duration
 from gdjax.cli._common import (
     Command,
     add_descent_options,
@@ -249,7 +250,7 @@ def _gb(n: float) -> str:
 
 def describe_plan(p: tiled_maps.Plan) -> str:
     """A tiled map's estimate in one line."""
-    secs = "" if p.seconds is None else f"about {p.seconds:.0f} s of descent, "
+    secs = "" if p.seconds is None else f"about {duration(p.seconds)} of descent, "
     return (
         f"{p.starts:,} starts in {p.tiles} tiles of {p.tile_rows} rows: {secs}"
         f"{p.disk_bytes / 1e9:.2f} GB on disk (labels.npy, converged_step.npy), "

@@ -146,11 +146,13 @@ class DiskMap(NamedTuple):
     config: BasinConfig
 
 
-def _rows(dom, grid: int, r0: int, r1: int, dtype) -> np.ndarray:
+def _rows(dom, grid: int, r0: int, r1: int, dtype, cols=None) -> np.ndarray:
     """The starts of grid rows r0..r1 (cell centres, row-major, y slowest),
-    exactly those of :func:`gdjax.basins.grid_starts`."""
+    exactly those of :func:`gdjax.basins.grid_starts`; only the columns
+    ``cols`` (an index array) when given."""
     (x0, x1), (y0, y1) = dom
-    xs = x0 + (np.arange(grid) + 0.5) * (x1 - x0) / grid
+    cols = np.arange(grid) if cols is None else cols
+    xs = x0 + (cols + 0.5) * (x1 - x0) / grid
     ys = y0 + (np.arange(r0, r1) + 0.5) * (y1 - y0) / grid
     X, Y = np.meshgrid(xs, ys)
     return np.stack([X.ravel(), Y.ravel()], axis=1).astype(dtype)
@@ -235,6 +237,18 @@ class StreamFractal:
         return dim, fractal.BasinEntropy(sb, sbb)
 
 
+class _Tiles(NamedTuple):
+    """What the tiles left besides the two files: the minima in the order
+    found, the preview, the converged ends no minimum claimed when their
+    tile ran (their flat indices and end points), and the descent time."""
+
+    minima: tuple[CriticalPoint, ...]
+    preview: np.ndarray
+    stride: int
+    unclaimed: tuple[np.ndarray, np.ndarray]
+    seconds: float
+
+
 def map_to_disk(
     config: MapConfig,
     out: str | Path,
@@ -264,125 +278,141 @@ def map_to_disk(
         raise ValueError("a map to disk maps a grid (grid=n), not random starts")
     if config.batch:
         raise ValueError("a map to disk takes one hyperparameter set (a single lr)")
-    surface, dom, grid, steps = config.surface, config.domain, config.grid, config.steps
-    dtype = config.np_dtype
-    p = plan(grid, steps, tile_rows=tile_rows)
-    chunk = _chunks.sharded_size(config.chunk_size, p.tile_rows * grid, config.devices)
-    run = Runner(config, chunk)
     t_total = time.perf_counter()
-
-    # a coarse subgrid: finds the minima up front and times the program
-    sub = max(1, grid // 256)
-    probe_rows = np.arange(sub // 2, grid, sub)
-    probe = np.concatenate([_rows(dom, grid, r, r + 1, dtype)[sub // 2 :: sub] for r in probe_rows])
-    t0 = time.perf_counter()
-    ends, _ = run(probe, None)
+    p = plan(config.grid, config.steps, tile_rows=tile_rows)
+    chunk = _chunks.sharded_size(config.chunk_size, p.tile_rows * config.grid, config.devices)
+    run = Runner(config, chunk)
+    p, minima = _probe(config, run, p)
     compile_seconds = run.compile_seconds
-    probe_seconds = time.perf_counter() - t0 - compile_seconds
-    # the probe ran whole chunks (the last one padded): time per computed start
-    per_start = probe_seconds / (-(-len(probe) // chunk) * chunk)
-    p = p._replace(seconds=per_start * p.starts)
     if on_plan is not None:
         on_plan(p)
     if dry_run:
         return p
-    minima, _ = discover_minima(surface, ends.final[0], ends.converged[0], ends.diverged[0], dom)
-
     out = Path(out)
-    stride = max(1, math.ceil(grid / PREVIEW))
-    keep_rows = np.arange(0, grid, stride)
-    preview = np.empty((len(keep_rows), len(range(0, grid, stride))), np.int8)
-    counts: dict[int, int] = {}
-    unclaimed_idx, unclaimed_final = [], []  # converged ends no minimum claimed yet
-    seconds = 0.0
-    step_dtype = _step_dtype(steps)
+    shape, step_dtype = (config.grid, config.grid), _step_dtype(config.steps)
     with (
-        runs.stream_npy(out / "labels.npy", (grid, grid), np.int8) as labels_file,
-        runs.stream_npy(out / "converged_step.npy", (grid, grid), step_dtype) as steps_file,
+        runs.stream_npy(out / "labels.npy", shape, np.int8) as labels_file,
+        runs.stream_npy(out / "converged_step.npy", shape, step_dtype) as steps_file,
     ):
-        if progress is not None:
-            progress(0, p.starts)
-        for r0 in range(0, grid, p.tile_rows):
-            r1 = min(grid, r0 + p.tile_rows)
-            pts = _rows(dom, grid, r0, r1, dtype)
-            t0 = time.perf_counter()
-            ends, _ = run(pts, None)
-            seconds += time.perf_counter() - t0
-            final, conv, div = ends.final[0], ends.converged[0], ends.diverged[0]
-            minima, lab = discover_minima(surface, final, conv, div, dom, known=minima)
-            if len(minima) > 125:
-                raise ValueError("more than 125 minima: labels do not fit in int8")
-            orphan = np.flatnonzero(conv & ~div & (lab == NOT_CONVERGED))
-            if orphan.size:
-                unclaimed_idx.append(orphan + r0 * grid)
-                unclaimed_final.append(final[orphan])
-            block = lab.reshape(r1 - r0, grid)
-            labels_file[r0:r1] = block
-            steps_file[r0:r1] = ends.converged_step[0].reshape(r1 - r0, grid)
-            sel = (keep_rows >= r0) & (keep_rows < r1)
-            preview[sel] = block[keep_rows[sel] - r0, ::stride]
-            if progress is not None:
-                progress(r1 * grid, p.starts)
-
-        # ends that no minimum claimed when their tile ran: against every minimum now
-        if unclaimed_idx:
-            idx = np.concatenate(unclaimed_idx)
-            fin = np.concatenate(unclaimed_final)
-            true = np.ones(len(idx), bool)
-            late = label_ends(fin, true, ~true, minima, dom)
-            rows, cols = np.divmod(idx, grid)
-            labels_file[rows, cols] = late
-        # minima sorted by value, as map_basins gives them; counts and the
-        # fractal measures in one pass over the finished file
-        order = sorted(range(len(minima)), key=lambda i: minima[i].value)
-        lut = np.zeros(len(minima) + 2, np.int8)  # old label + 2 -> new label
-        lut[0], lut[1] = DIVERGED, NOT_CONVERGED
-        for new, old in enumerate(order):
-            lut[old + 2] = new
-        minima = tuple(minima[i] for i in order)
-        stream = StreamFractal(grid, grid, box)
-        band = max(box, (p.tile_rows // box) * box)
-        for r0 in range(0, grid, band):
-            r1 = min(grid, r0 + band)
-            block = lut[labels_file[r0:r1].astype(np.int64) + 2]
-            labels_file[r0:r1] = block
-            for v, c in zip(*np.unique(block, return_counts=True), strict=True):
-                counts[int(v)] = counts.get(int(v), 0) + int(c)
-            # the row above was remapped with its band; the row below is not yet
-            above = np.asarray(labels_file[r0 - 1]) if r0 > 0 else None
-            below = lut[labels_file[r1].astype(np.int64) + 2] if r1 < grid else None
-            stream.feed(above, block, below, r0)
-        preview = lut[preview.astype(np.int64) + 2]
-    dim, entropy = stream.result()
-
+        tiles = _write_tiles(config, run, p, minima, labels_file, steps_file, progress)
+        minima, tally, dim, entropy, preview = _finish(config, p, tiles, labels_file, box)
     n = p.starts
-    tally = np.asarray([counts.get(v, 0) for v in range(-2, len(minima))], np.int64)
     keys = ("diverged", "not_converged") + tuple(str(i) for i in range(len(minima)))
-    fractions = Fractions(keys, *wilson_interval(tally, n))
     glob = global_minima(minima, config.global_tol)
     reached = int(tally[[g + 2 for g in glob]].sum())
-    p_glob = Estimate(*(float(v) for v in wilson_interval(reached, n)))
-    record = config.record(mode="grid, tiles on disk", chunk_size=chunk)
     return DiskMap(
         labels_path=out / "labels.npy",
         steps_path=out / "converged_step.npy",
-        grid=grid,
-        domain=dom,
+        grid=config.grid,
+        domain=config.domain,
         minima=minima,
         global_minima=glob,
-        fractions=fractions,
-        p_global=p_glob,
+        fractions=Fractions(keys, *wilson_interval(tally, n)),
+        p_global=Estimate(*(float(v) for v in wilson_interval(reached, n))),
         preview=preview,
-        stride=stride,
+        stride=tiles.stride,
         box_dimension=dim,
         entropy=entropy,
         plan=p,
-        seconds=seconds,
-        rate=n * steps / seconds,
+        seconds=tiles.seconds,
+        rate=n * config.steps / tiles.seconds,
         compile_seconds=compile_seconds,
         total_seconds=time.perf_counter() - t_total,
-        config=record,
+        config=config.record(mode="grid, tiles on disk", chunk_size=chunk),
     )
+
+
+def _probe(config: MapConfig, run: Runner, p: Plan) -> tuple[Plan, tuple[CriticalPoint, ...]]:
+    """A coarse subgrid (at most 256^2 starts): the minima up front, and the
+    plan's estimated seconds from its time."""
+    grid, dom = config.grid, config.domain
+    sub = max(1, grid // 256)
+    picked = np.arange(sub // 2, grid, sub)  # the same rows and columns: at most 256^2
+    probe = np.concatenate(
+        [_rows(dom, grid, r, r + 1, config.np_dtype, cols=picked) for r in picked]
+    )
+    t0 = time.perf_counter()
+    ends, _ = run(probe, None)
+    seconds = time.perf_counter() - t0 - run.compile_seconds
+    # the probe ran whole chunks (the last one padded): time per computed start
+    per_start = seconds / (-(-len(probe) // run.chunk) * run.chunk)
+    minima, _ = discover_minima(
+        config.surface, ends.final[0], ends.converged[0], ends.diverged[0], dom
+    )
+    return p._replace(seconds=per_start * p.starts), minima
+
+
+def _write_tiles(config, run, p: Plan, minima, labels_file, steps_file, progress) -> _Tiles:
+    """Every tile descended, labelled against the minima known so far (new
+    ones appended, so earlier labels stay valid) and written to the files."""
+    grid, dom = config.grid, config.domain
+    stride = max(1, math.ceil(grid / PREVIEW))
+    keep_rows = np.arange(0, grid, stride)
+    preview = np.empty((len(keep_rows), len(range(0, grid, stride))), np.int8)
+    unclaimed_idx, unclaimed_final = [], []
+    seconds = 0.0
+    if progress is not None:
+        progress(0, p.starts)
+    for r0 in range(0, grid, p.tile_rows):
+        r1 = min(grid, r0 + p.tile_rows)
+        t0 = time.perf_counter()
+        ends, _ = run(_rows(dom, grid, r0, r1, config.np_dtype), None)
+        seconds += time.perf_counter() - t0
+        final, conv, div = ends.final[0], ends.converged[0], ends.diverged[0]
+        minima, lab = discover_minima(config.surface, final, conv, div, dom, known=minima)
+        if len(minima) > 125:
+            raise ValueError("more than 125 minima: labels do not fit in int8")
+        orphan = np.flatnonzero(conv & ~div & (lab == NOT_CONVERGED))
+        if orphan.size:
+            unclaimed_idx.append(orphan + r0 * grid)
+            unclaimed_final.append(final[orphan])
+        block = lab.reshape(r1 - r0, grid)
+        labels_file[r0:r1] = block
+        steps_file[r0:r1] = ends.converged_step[0].reshape(r1 - r0, grid)
+        sel = (keep_rows >= r0) & (keep_rows < r1)
+        preview[sel] = block[keep_rows[sel] - r0, ::stride]
+        if progress is not None:
+            progress(r1 * grid, p.starts)
+    unclaimed = (
+        np.concatenate(unclaimed_idx) if unclaimed_idx else np.zeros(0, np.int64),
+        np.concatenate(unclaimed_final) if unclaimed_final else np.zeros((0, 2)),
+    )
+    return _Tiles(tuple(minima), preview, stride, unclaimed, seconds)
+
+
+def _finish(config, p: Plan, tiles: _Tiles, labels_file, box: int):
+    """The unclaimed ends labelled against every minimum; the minima sorted
+    by value (as ``map_basins`` gives them) and the file relabelled; the
+    counts and the fractal measures in the same pass over the file. Returns
+    (minima, counts from -2, box dimension, entropies, preview)."""
+    grid, minima = config.grid, tiles.minima
+    idx, fin = tiles.unclaimed
+    if len(idx):
+        true = np.ones(len(idx), bool)
+        rows, cols = np.divmod(idx, grid)
+        labels_file[rows, cols] = label_ends(fin, true, ~true, minima, config.domain)
+    order = sorted(range(len(minima)), key=lambda i: minima[i].value)
+    lut = np.zeros(len(minima) + 2, np.int8)  # old label + 2 -> new label
+    lut[0], lut[1] = DIVERGED, NOT_CONVERGED
+    for new, old in enumerate(order):
+        lut[old + 2] = new
+    counts: dict[int, int] = {}
+    stream = StreamFractal(grid, grid, box)
+    band = max(box, (p.tile_rows // box) * box)
+    for r0 in range(0, grid, band):
+        r1 = min(grid, r0 + band)
+        block = lut[labels_file[r0:r1].astype(np.int64) + 2]
+        labels_file[r0:r1] = block
+        for v, c in zip(*np.unique(block, return_counts=True), strict=True):
+            counts[int(v)] = counts.get(int(v), 0) + int(c)
+        # the row above was remapped with its band; the row below is not yet
+        above = np.asarray(labels_file[r0 - 1]) if r0 > 0 else None
+        below = lut[labels_file[r1].astype(np.int64) + 2] if r1 < grid else None
+        stream.feed(above, block, below, r0)
+    dim, entropy = stream.result()
+    tally = np.asarray([counts.get(v, 0) for v in range(-2, len(minima))], np.int64)
+    preview = lut[tiles.preview.astype(np.int64) + 2]
+    return tuple(minima[i] for i in order), tally, dim, entropy, preview
 
 
 def simulate_best_of_k(labels: np.ndarray, ks, *, key, targets, trials: int = 2000) -> np.ndarray:
