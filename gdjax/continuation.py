@@ -34,6 +34,7 @@ __all__ = [
     "Continuation",
     "FractalMeasures",
     "Vanishing",
+    "check_rates",
     "continuation",
     "classifier",
     "stability_limit",
@@ -130,10 +131,10 @@ def vanishing(lrs: ArrayLike, fractions: ArrayLike) -> tuple[float | None, float
 
 
 def continuation(
-    surface: str | Surface,
+    surface: str | Surface | basins.MapConfig,
     *,
-    lrs: ArrayLike,
-    grid: int,
+    lrs: ArrayLike | None = None,
+    grid: int | None = None,
     steps: int = 2000,
     tol: float = 1e-3,
     domain=None,
@@ -149,7 +150,9 @@ def continuation(
     the fractal measures of every map.
 
     Args:
-        surface: a 2D surface or its name.
+        surface: a 2D surface or its name, with the map's settings below; or
+            a :class:`gdjax.basins.MapConfig` of a grid whose ``lr`` is the
+            rates (then only ``box`` and ``progress`` go with it).
         lrs: increasing positive rates (e.g. ``np.geomspace(1e-3, 0.2, 64)``).
         grid: n for an n x n grid of starts.
         steps, tol, domain, bound, global_tol, chunk_size, progress: as in
@@ -157,28 +160,33 @@ def continuation(
         box: the box size (pixels) of the basin entropies.
         x64: compute in float64 (about twice the time on a CPU).
     """
-    lrs = np.asarray(lrs, np.float64)
-    if lrs.ndim != 1 or lrs.size < 1:
-        raise ValueError(f"lrs must be a 1-D list of rates, got shape {lrs.shape}")
-    _validate.check_positive("lrs", lrs)
-    if lrs.size > 1 and not np.all(np.diff(lrs) > 0):
-        raise ValueError("lrs must increase")
-    grid = _validate.check_count("grid", grid)
+    if isinstance(surface, basins.MapConfig):
+        config = surface
+        if lrs is not None or grid is not None:
+            raise ValueError("give a MapConfig, or a surface with lrs= and grid=, not both")
+    else:
+        if lrs is None or grid is None:
+            raise ValueError("continuation needs lrs=[...] and grid=n (or a MapConfig)")
+        lrs = check_rates(lrs)
+        with jax.enable_x64(x64):
+            config = basins.MapConfig(
+                surface,
+                grid=grid,
+                steps=steps,
+                lr=lrs,
+                tol=tol,
+                domain=domain,
+                bound=bound,
+                global_tol=global_tol,
+                chunk_size=chunk_size,
+            )
+    lrs = check_rates(config.lr)
+    if config.grid is None or config.batch != lrs.shape or not isinstance(config.rule, str):
+        raise ValueError("a continuation maps a grid with plain gradient descent at lr=rates")
     box = _validate.check_count("box", box)
-    if box < 2 or box > grid:
-        raise ValueError(f"box must be in 2..grid ({grid}), got {box}")
-    with jax.enable_x64(x64):
-        config = basins.MapConfig(
-            surface,
-            grid=grid,
-            steps=steps,
-            lr=lrs,
-            tol=tol,
-            domain=domain,
-            bound=bound,
-            global_tol=global_tol,
-            chunk_size=chunk_size,
-        )
+    if box < 2 or box > config.grid:
+        raise ValueError(f"box must be in 2..grid ({config.grid}), got {box}")
+    with jax.enable_x64(config.dtype == "float64"):
         bmap = basins.run_map(config, progress=progress)
     limits = np.asarray([stability_limit(m.eigenvalues) for m in bmap.minima], np.float64)
     n = bmap.labels.shape[-1]
@@ -189,6 +197,17 @@ def continuation(
         vanish.append(Vanishing(i, float(limits[i]), *vanishing(lrs, fr), past_limit=past))
     vanish = tuple(vanish)
     return Continuation(lrs, bmap, limits, vanish, measure(bmap.label_grid(), box), box)
+
+
+def check_rates(lrs: ArrayLike) -> np.ndarray:
+    """The rates of a continuation: 1-D, positive, finite and increasing."""
+    lrs = np.asarray(lrs, np.float64)
+    if lrs.ndim != 1 or lrs.size < 1:
+        raise ValueError(f"lrs must be a 1-D list of rates, got shape {lrs.shape}")
+    _validate.check_positive("lrs", lrs)
+    if lrs.size > 1 and not np.all(np.diff(lrs) > 0):
+        raise ValueError("lrs must increase")
+    return lrs
 
 
 def measure(label_grids: np.ndarray, box: int = 5) -> FractalMeasures:

@@ -338,11 +338,13 @@ def compare(
     progress=None,
 ) -> Comparison:
     """Maps the basins of every optimizer from the same starts, as one
-    program over (optimizer x start) (:func:`gdjax.basins.map_basins` with a
-    batch of :func:`family` settings). ``radius`` (default: 1% of the
-    domain's width, the radius within which a map claims a converged end for
-    a minimum) decides which ends count as having reached a minimum (see
-    :class:`Comparison`); the other options are ``map_basins``'s."""
+    program over (optimizer x start) (a :class:`gdjax.basins.MapConfig`
+    whose batch is the :func:`family` settings of the presets). ``surface``
+    is a surface (with the map's options below, ``map_basins``'s) or a
+    MapConfig (its rate and rule are the presets'). ``radius`` (default: 1%
+    of the domain's width, the radius within which a map claims a converged
+    end for a minimum) decides which ends count as having reached a minimum
+    (see :class:`Comparison`)."""
     presets = tuple(preset(p) if isinstance(p, str) else p for p in presets)
     if not presets:
         raise ValueError("give at least one optimizer")
@@ -352,20 +354,25 @@ def compare(
     if radius is not None:
         _validate.check_positive("radius", radius)
     lr, settings = _batch(presets)
-    config = basins.MapConfig(
-        surface,
-        grid=grid,
-        starts=starts,
-        steps=steps,
-        lr=lr,
-        rule=optimizer(family, **settings),
-        tol=tol,
-        domain=domain,
-        bound=bound,
-        global_tol=global_tol,
-        chunk_size=chunk_size,
-        label_on="host",  # the end points are read below (runs hovering near a minimum)
-    )
+    rule = optimizer(family, **settings)
+    # the end points are read below (runs hovering near a minimum): labelled on the host
+    if isinstance(surface, basins.MapConfig):
+        config = surface.replace(lr=lr, rule=rule, label_on="host")
+    else:
+        config = basins.MapConfig(
+            surface,
+            grid=grid,
+            starts=starts,
+            steps=steps,
+            lr=lr,
+            rule=rule,
+            tol=tol,
+            domain=domain,
+            bound=bound,
+            global_tol=global_tol,
+            chunk_size=chunk_size,
+            label_on="host",
+        )
     bmap = basins.run_map(config, key=key, progress=progress)
     if radius is None:
         radius = 1e-2 * max(hi - lo for lo, hi in bmap.domain)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-import gdjax
 from gdjax import _registry, basins
 from gdjax import optimizers as O
 from gdjax.plot import optimizers as P
@@ -70,13 +69,12 @@ def compute(
 ) -> O.Comparison:
     """Validates (before any compute), then runs every optimizer from the
     same grid of starts (:func:`gdjax.optimizers.compare`)."""
-    surf = gdjax.surfaces.get(surface)
     presets = build_presets(list(optimizers or O.PRESETS), lr, rate, momentum, b1, b2, decay)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
+    # one configuration (its rate and rule become the presets'): refusals before compute
+    config = basins.MapConfig(surface, grid=grid, steps=steps, tol=tol, domain=dom)
     basins.check_memory(grid * grid, sets=len(presets))
-    return O.compare(
-        surf, presets, grid=grid, steps=steps, tol=tol, radius=radius, domain=dom, progress=progress
-    )
+    return O.compare(config, presets, radius=radius, progress=progress)
 
 
 def write(out: str | Path, cmp: O.Comparison) -> dict:

@@ -16,7 +16,6 @@ import math
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import gdjax
@@ -79,19 +78,17 @@ def compute(
         uncertainty = _validate.matched_uncertainty_starts(grid * grid * lrs, 3, UNCERTAINTY_STARTS)
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
-    with jax.enable_x64(x64):  # every map is kept: refused before compute
-        basins.check_memory(grid * grid, jnp.result_type(float), sets=lrs)
-    cont = C.continuation(
-        surf,
-        lrs=np.geomspace(lr_min, lr_max, lrs),
-        grid=grid,
-        steps=steps,
-        tol=tol,
-        domain=dom,
-        box=box,
-        x64=x64,
-        progress=progress,
-    )
+    with jax.enable_x64(x64):  # one configuration, every refusal before compute
+        config = basins.MapConfig(
+            surf,
+            grid=grid,
+            steps=steps,
+            lr=C.check_rates(np.geomspace(lr_min, lr_max, lrs)),
+            tol=tol,
+            domain=dom,
+        )
+    config.check_memory()  # every map is kept
+    cont = C.continuation(config, box=box, progress=progress)
     if uncertainty:
         at = three_rates(cont.fractal.box_dimension)
         found = C.uncertainty(cont, at, key=jax.random.key(seed), n=uncertainty, progress=progress)
