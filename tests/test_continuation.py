@@ -201,3 +201,17 @@ def test_the_summary_names_rates_where_nothing_could_be_fitted():
     text = L.summary(res)
     assert "uncertainty dimension (re-run descents): no power law to fit" in text
     assert text.endswith("domain at these scales) at lr 0.01")
+
+
+def test_a_continuation_takes_a_map_config():
+    """continuation(MapConfig) is the keyword form's map; a config that is
+    not plain descent over increasing rates is refused."""
+    lrs = np.geomspace(0.01, 0.2, 3)
+    config = basins.MapConfig("peaks", grid=16, steps=200, lr=lrs)
+    a = C.continuation(config)
+    b = C.continuation("peaks", lrs=lrs, grid=16, steps=200)
+    np.testing.assert_array_equal(a.bmap.labels, b.bmap.labels)
+    with pytest.raises(ValueError, match="not both"):
+        C.continuation(config, lrs=lrs)
+    with pytest.raises(ValueError, match="lrs must increase"):
+        C.continuation(config.replace(lr=lrs[::-1].copy()))

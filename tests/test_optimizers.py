@@ -12,6 +12,7 @@ import optax
 import pytest
 
 import gdjax
+from gdjax import basins
 from gdjax import optimizers as O
 from gdjax.cli import optimizers as cli_optimizers
 from gdjax.cli._common import run_and_print
@@ -203,3 +204,11 @@ def test_cli_refuses_bad_options_before_compute(tmp_path, capsys, options, messa
     assert e.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_compare_takes_a_map_config():
+    config = basins.MapConfig("peaks", grid=12, steps=300, tol=1e-3)
+    a = O.compare(config, ["gd", "adam"])
+    b = O.compare("peaks", ["gd", "adam"], grid=12, steps=300, tol=1e-3)
+    np.testing.assert_array_equal(a.reached, b.reached)
+    assert a.bmap.config.batch == [2]
