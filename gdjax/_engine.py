@@ -224,7 +224,7 @@ def check_lr(lr, dtype) -> None:
         raise ValueError(
             f"lr {bad:g} is not representable in {np.dtype(dtype).name} (it would become "
             f"{float(cast[lost][0]) if cast.ndim else float(cast):g}); use float64 "
-            "(jax.enable_x64) or another rate"
+            "(--x64 on the command line, jax.enable_x64 in Python) or another rate"
         )
 
 

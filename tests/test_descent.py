@@ -263,6 +263,8 @@ def test_trajectory_refuses_what_would_put_nan_in_it():
         gdjax.descend(lambda x: x**2, 1.0, steps=3, lr=1e-50)
     with pytest.raises(ValueError, match="would become inf"):
         gdjax.descend(lambda x: x**2, 1.0, steps=3, lr=1e39)
+    with pytest.raises(ValueError, match="--x64 on the command line, jax.enable_x64 in Python"):
+        gdjax.descend(lambda x: x**2, 1.0, steps=3, lr=1e-50)
     # sqrt's gradient at 0 is inf: the first step lands at x = 1 - 10 * 0.5 < 0 (NaN)
     traj = gdjax.descend(jnp.sqrt, 1.0, steps=4, lr=10.0)
     assert bool(traj.diverged) and int(traj.diverged_step) == 1

@@ -135,13 +135,18 @@ def test_cli_writes_json_and_figures(tmp_path):
         ({"steps": 5}, "steps must be at least 20"),
         ({"uncertainty": 64}, "--uncertainty must be 0 (not measured) or at least 256 starts"),
         ({"zoom_uncertainty": 9}, "--zoom-uncertainty must be 0 (not measured) or at least"),
+        # refused before compute (they failed after it, or with a traceback)
+        ({"grid": 2}, "--grid must be at least 16"),
+        ({"zoom_grid": 8}, "--zoom-grid must be at least 16"),
+        ({"surface": "quadratic"}, "--surface quadratic is 1D"),
+        ({"grid": 10_000_000}, "use --grid"),
     ],
 )
 def test_cli_refuses_bad_options(tmp_path, capsys, options, message):
     with pytest.raises(SystemExit) as e:
         run_and_print(
             cli_trainability.COMMAND,
-            {"out": tmp_path / "x", "seed": 0, "overwrite": False, "grid": 8, **options},
+            {"out": tmp_path / "x", "seed": 0, "overwrite": False, "grid": 16, **options},
         )
     assert e.value.code == 2
     assert message in capsys.readouterr().err
@@ -193,3 +198,29 @@ def test_progress_covers_the_map_the_zooms_and_the_uncertainty():
     for total in totals:  # each task counts up to its total
         done = [d for d, t in calls if t == total]
         assert done == sorted(done) and done[-1] == total
+
+
+@pytest.mark.parametrize("zoom", ["nan,0,1", "0,0,inf", "-1,0.99"])
+def test_cli_refuses_a_zoom_that_is_not_three_finite_numbers(tmp_path, capsys, zoom):
+    from gdjax.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["trainability", "--zoom", zoom, "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--zoom takes 3 comma-separated finite numbers" in err
+    assert "training" not in err  # no progress bar drawn for a refused run
+
+
+def test_a_refused_run_draws_no_progress_bar(tmp_path, capsys):
+    """An empty 'trainability: 0.00training' bar came before the error."""
+    from gdjax.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["trainability", "--surface", "quadratic", "--grid", "16", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == "gdjax: error: --surface quadratic is 1D; a trainability map descends a 2D surface"
+    )

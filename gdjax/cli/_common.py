@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import tqdm.auto
+
 from gdjax import distributed, runs, train
 from gdjax.basins import use_all_cores
 from gdjax.data import DatasetError
@@ -455,18 +457,21 @@ def positive_int(name: str) -> Callable[[str], int]:
 
 @contextlib.contextmanager
 def progress_bar(desc: str, unit: str, enabled: bool = True):
-    """A tqdm bar for a command's long work: yields ``update(done, total,
-    *_)`` (a library function's progress callback); ``done == 0`` restarts
-    the bar (after compiling, so its rate is the work's), and so does
-    another total or a count that goes back (the next task). Closed on the way
-    out, before any message, Ctrl-C's included."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(unit=unit, unit_scale=True, desc=desc) if enabled else None
+    """A tqdm bar for a command's long work: yields ``update(done, total)``
+    (a library function's progress callback). The bar appears with the first
+    update (a command refused before any work draws none); ``done == 0``
+    restarts it (after compiling, so its rate is the work's), and so does
+    another total or a count that goes back (the next task). Counts are whole
+    numbers (k, M for large ones). Closed on the way out, before any message,
+    Ctrl-C's included."""
+    bar = None
 
     def update(done, total):
-        if bar is None:
+        nonlocal bar
+        if not enabled:
             return
+        if bar is None:
+            bar = tqdm.auto.tqdm(unit=unit, unit_scale=total >= 10_000, desc=desc)
         if done == 0 or bar.total != total or done < bar.n:  # a new task
             bar.reset(total=total)
         bar.update(done - bar.n)

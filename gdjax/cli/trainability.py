@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from gdjax.cli._common import Command, add_uncertainty_option, positive_int, progress_bar
@@ -17,9 +18,9 @@ def _floats(n: int, flag: str):
             values = tuple(float(v) for v in text.split(","))
         except ValueError:
             values = ()
-        if len(values) != n:
+        if len(values) != n or not all(math.isfinite(v) for v in values):
             raise argparse.ArgumentTypeError(
-                f"{flag} takes {n} comma-separated numbers, got {text!r}"
+                f"{flag} takes {n} comma-separated finite numbers, got {text!r}"
             )
         return values
 

@@ -13,6 +13,7 @@ report.html.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -20,12 +21,16 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+import gdjax
 from gdjax import _progress, _validate, fractal, plot
 from gdjax import trainability as T
+from gdjax.maps.config import available_memory
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
 __all__ = [
+    "MIN_GRID",
+    "PIXEL_BYTES",
     "UNCERTAINTY_STARTS",
     "ZOOM_GRID",
     "Study",
@@ -35,6 +40,14 @@ __all__ = [
     "to_json",
     "write",
 ]
+
+MIN_GRID = 16
+"""The fewest pixels per side of a map or a zoom: the box-counting
+dimension of its boundary needs 16 x 16."""
+
+PIXEL_BYTES = 64
+"""Host memory per pixel of a map (its rates, outcome, score and final
+loss, and their copies on the way), for the refusal before compute."""
 
 ZOOM_GRID = 256
 """Pixels per side of each zoom at full size (``"auto"``: half the map's
@@ -95,9 +108,30 @@ def compute(
                 f"{flag} {given}: this map's axes are {names[0]} and {names[1]}"
                 + ("" if surface else " (give --surface for lr x momentum)")
             )
+    if surface is not None:
+        surf = gdjax.surfaces.get(surface)
+        if surf.dim != 2:
+            raise ValueError(
+                f"--surface {surf.name} is {surf.dim}D; a trainability map descends a 2D surface"
+            )
+    grid = _validate.check_count("grid", grid)
+    if grid < MIN_GRID:
+        raise ValueError(
+            f"--grid must be at least {MIN_GRID} (the boundary's box-counting dimension needs "
+            f"{MIN_GRID} x {MIN_GRID} pixels), got {grid}"
+        )
+    have = available_memory()
+    if have is not None and grid * grid * PIXEL_BYTES > have:
+        fits = math.isqrt(have // PIXEL_BYTES)
+        raise ValueError(
+            f"a {grid:,}^2 map needs about {grid * grid * PIXEL_BYTES / 2**30:.1f} GiB of "
+            f"memory and {have / 2**30:.1f} GiB is available; use --grid {fits:,} or less"
+        )
     if zoom_grid == "auto":  # the zooms together cost about what the map costs
         zoom_grid = min(ZOOM_GRID, max(16, grid // 2))
     zoom_grid = _validate.check_count("zoom_grid", zoom_grid)
+    if zoom_levels > 0 and zoom_grid < MIN_GRID:
+        raise ValueError(f"--zoom-grid must be at least {MIN_GRID}, got {zoom_grid}")
     if uncertainty == "auto":
         uncertainty = _validate.matched_uncertainty_starts(grid * grid, 1, UNCERTAINTY_STARTS)
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
