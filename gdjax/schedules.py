@@ -640,6 +640,7 @@ def warmup(
 # --------------------------------------------------------------------------
 # Registry and specs.
 
+
 class Family(NamedTuple):
     """One schedule family: everything gdjax knows of it, in one record.
 
