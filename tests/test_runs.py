@@ -349,3 +349,20 @@ def test_cli_refuses_repeated_values_and_an_empty_folder(tmp_path, capsys, argv,
     assert e.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_swallowed_ctrl_c_stops_the_work_at_the_next_progress_update():
+    """A KeyboardInterrupt raised inside a garbage-collection callback is only
+    printed by Python (a run of gdjax optimizers then ended with exit 0): the
+    Ctrl-C is remembered and raised again at the next progress update."""
+    from gdjax.cli import _common
+
+    with _common._catching_ctrl_c():
+        try:
+            _common._on_interrupt(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass  # swallowed, as Python does in a __del__ or a gc callback
+        with pytest.raises(KeyboardInterrupt):
+            with _common.progress_bar("work", "step", enabled=False) as update:
+                update(1, 2)
+    _common.check_interrupted()  # reset once the command is over

@@ -238,3 +238,25 @@ def test_cli_writes_the_sharpness_figure_and_the_edge_table(tmp_path, capsys):
         assert model["config"]["sharpness"] == 64
         assert all("sharpness" in e for e in model["epochs"])
     assert "sharpness/limit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["lenet", "--sharpness-examples", "500"], "go with --sharpness"),
+        (["lesson", "lr-scheduling", "--sharpness-iters", "5"], "go with --sharpness"),
+        (["lenet", "--sharpness", "--sharpness-iters", "100000"], "must be at most 1000"),
+    ],
+)
+def test_sharpness_options_are_refused_where_they_would_do_nothing_or_too_much(
+    tmp_path, capsys, argv, message
+):
+    """--sharpness-examples without --sharpness was accepted and ignored;
+    --sharpness-iters 100000 ran out of memory after an epoch."""
+    from gdjax.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

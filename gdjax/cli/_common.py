@@ -8,7 +8,9 @@ import contextlib
 import dataclasses
 import math
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -262,6 +264,41 @@ def open_out(command: Command, args: dict):
         fail(str(err), RUNTIME)
 
 
+_interrupted = False  # set by Ctrl-C (SIGINT) during a command
+
+
+def _on_interrupt(signum, frame) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _catching_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered: when
+    the exception is swallowed (raised inside a garbage-collection callback
+    or a ``__del__``, whose exceptions Python only prints), the next progress
+    update raises it again, and so does the end of the command, so a run cut
+    short never ends as if it had finished."""
+    global _interrupted
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _interrupted = False
+    previous = signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _interrupted = False
+
+
+def check_interrupted() -> None:
+    """Raises KeyboardInterrupt if Ctrl-C was pressed during this command."""
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
 def run_and_print(command: Command, args: dict, *, run=None) -> Any:
     """Runs one command: opens its folder (unless ``run`` is open already),
     runs ``command.run``, prints its summary, marks the run complete.
@@ -278,9 +315,10 @@ def run_and_print(command: Command, args: dict, *, run=None) -> Any:
     out = Path(args.pop("out"))
     start = time.perf_counter()
     try:
-        with run:
+        with run, _catching_ctrl_c():
             try:
                 results = command.run(out, **args)
+                check_interrupted()  # a Ctrl-C swallowed on the way
             except BaseException:
                 run.abandon()  # nothing written: the folder is left as it was
                 raise
@@ -468,6 +506,7 @@ def progress_bar(desc: str, unit: str, enabled: bool = True):
 
     def update(done, total):
         nonlocal bar
+        check_interrupted()  # a Ctrl-C swallowed on the way stops the work here
         if not enabled:
             return
         if bar is None:

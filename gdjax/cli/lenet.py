@@ -27,6 +27,7 @@ from gdjax.cli._common import Command, positive_int, seed_type, setting_type
 from gdjax.data import fashion_mnist
 from gdjax.lessons.chapter import chapter_schedule
 from gdjax.report import write_training_report
+from gdjax.train.config import sharpness_fields
 
 __all__ = [
     "COMMAND",
@@ -89,14 +90,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sharpness-examples",
         type=positive_int("--sharpness-examples"),
-        default=1000,
-        help="the fixed batch: the first N training images (default: %(default)s)",
+        default=None,
+        help="with --sharpness, the fixed batch: the first N training images (default: 1000)",
     )
     parser.add_argument(
         "--sharpness-iters",
         type=positive_int("--sharpness-iters"),
-        default=20,
-        help="Lanczos steps (Hessian-vector products) per measure (default: %(default)s)",
+        default=None,
+        help="with --sharpness, Lanczos steps (Hessian-vector products) per measure "
+        "(default: 20, at most 1000)",
     )
 
 
@@ -105,9 +107,10 @@ def scan_setting(scan_epochs: str) -> bool | None:
     return {"auto": None, "on": True, "off": False}[scan_epochs]
 
 
-def sharpness_settings(sharpness: bool, examples: int, iters: int) -> dict[str, int]:
-    """TrainConfig's sharpness fields from the options."""
-    return {"sharpness": examples if sharpness else 0, "sharpness_iters": iters}
+def sharpness_settings(sharpness: bool, examples: int | None, iters: int | None) -> dict[str, int]:
+    """TrainConfig's sharpness fields from the options
+    (:func:`gdjax.train.config.sharpness_fields`)."""
+    return sharpness_fields(sharpness, examples, iters)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

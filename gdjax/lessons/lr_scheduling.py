@@ -26,6 +26,7 @@ from gdjax import train
 from gdjax.data import fashion_mnist
 from gdjax.lessons.chapter import CHAPTER_POLICIES, chapter_schedule
 from gdjax.report import write_json, write_training_report
+from gdjax.train.config import sharpness_fields
 
 BOOK = {
     "constant": (0.145, 0.944, 0.877),
@@ -54,13 +55,14 @@ def run(
     data_dir: str | None = None,
     no_progress: bool = False,
     sharpness: bool = False,
-    sharpness_examples: int = 1000,
-    sharpness_iters: int = 20,
+    sharpness_examples: int | None = None,
+    sharpness_iters: int | None = None,
     scan_epochs: str = "auto",
 ) -> dict:
     policies = policies or [p for p in CHAPTER_POLICIES if p != "factor" or with_factor]
     seeds = seeds or [seed]
     runs = [(policy, s) for policy in policies for s in seeds]
+    measured = sharpness_fields(sharpness, sharpness_examples, sharpness_iters)
     configs = [
         train.TrainConfig(
             schedule=chapter_schedule(CHAPTER_POLICIES[policy]),
@@ -69,8 +71,7 @@ def run(
             per=per,
             subset=subset,
             test_subset=test_subset,
-            sharpness=sharpness_examples if sharpness else 0,
-            sharpness_iters=sharpness_iters,
+            **measured,
         )
         for policy, s in runs
     ]

@@ -16,13 +16,34 @@ from gdjax import _registry, _validate, distributed, lenet
 from gdjax import schedules as S
 
 __all__ = [
+    "MAX_SHARPNESS_ITERS",
     "OPTIMIZERS",
     "SEED_LIMIT",
     "TrainConfig",
     "as_list",
     "auto_mode",
     "check_population",
+    "sharpness_fields",
 ]
+
+MAX_SHARPNESS_ITERS = 1000
+"""The most Lanczos steps a sharpness measure may take (each keeps a vector
+of all the network's parameters: 100,000 ran out of memory after an epoch)."""
+
+
+def sharpness_fields(sharpness: bool, examples: int | None, iters: int | None) -> dict:
+    """TrainConfig's sharpness fields from the options ``--sharpness``,
+    ``--sharpness-examples`` (default 1000) and ``--sharpness-iters``
+    (default 20); the last two without the first are refused (they were
+    accepted and ignored)."""
+    if not sharpness and (examples is not None or iters is not None):
+        raise ValueError("--sharpness-examples and --sharpness-iters go with --sharpness")
+    examples = 1000 if examples is None else examples
+    return {
+        "sharpness": examples if sharpness else 0,
+        "sharpness_iters": 20 if iters is None else iters,
+    }
+
 
 OPTIMIZERS: dict[str, lenet.Optimizer] = {
     name: lenet.Optimizer(_registry.OPTIMIZERS[name].factory, _registry.OPTIMIZERS[name].flags)
@@ -91,6 +112,12 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size", "log_every", "sharpness_iters"):
             _validate.check_count(name, getattr(self, name))
+        if self.sharpness_iters > MAX_SHARPNESS_ITERS:
+            raise ValueError(
+                f"sharpness_iters (--sharpness-iters) must be at most {MAX_SHARPNESS_ITERS}, got "
+                f"{self.sharpness_iters}: Lanczos keeps every step's vector of the network's "
+                "parameters, and 20 already resolve the top eigenvalue"
+            )
         if self.sharpness != 0:
             _validate.check_count("sharpness", self.sharpness)
         for name in ("subset", "test_subset"):
