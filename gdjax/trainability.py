@@ -272,6 +272,9 @@ def surface_map(
     f0 = float(surf.fn(x0))
 
     def fn(a, b):
+        # a perturbed point of the uncertainty exponent can step past the
+        # momentum axis's limits (below 0 near its edge): it is read there
+        b = jnp.clip(b, *MOMENTUM_LIMITS).astype(b.dtype)
         fin = descend_final(
             surf, x0, steps=steps, lr=a, rule=optimizer(optax.sgd, momentum=b), tol=tol
         )
