@@ -18,6 +18,27 @@ import pytest  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
+LONGEST_FIRST = (
+    "test_distributed.py",
+    "test_lenet.py",
+    "test_lessons.py",
+    "test_docs.py",
+    "test_sharpness.py",
+    "test_train_scan.py",
+    "test_trainability.py",
+    "test_notebooks.py",
+    "test_data.py",
+)
+"""The slowest test files, slowest first."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slowest files start first (each pytest-xdist worker takes whole
+    files), so the two workers end together; the order within a file is
+    kept."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 @pytest.fixture
 def x64():

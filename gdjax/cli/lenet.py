@@ -178,8 +178,8 @@ def run(
     optimizer: str = "sgd",
     setting: list[tuple[str, float]] | None = None,
     sharpness: bool = False,
-    sharpness_examples: int = 1000,
-    sharpness_iters: int = 20,
+    sharpness_examples: int | None = None,
+    sharpness_iters: int | None = None,
     scan_epochs: str = "auto",
 ) -> dict:
     configs = configs_from_args(
