@@ -94,6 +94,7 @@ class Continuation:
         uncertainty: rate index -> :class:`gdjax.fractal.Uncertainty` at the
             rates where it was measured (:func:`uncertainty`; none by
             default).
+        config: the :class:`gdjax.basins.MapConfig` the maps ran from.
     """
 
     lrs: np.ndarray
@@ -103,6 +104,7 @@ class Continuation:
     fractal: FractalMeasures | None
     box: int
     uncertainty: Mapping[int, fractal.Uncertainty] = dataclasses.field(default_factory=dict)
+    config: basins.MapConfig | None = dataclasses.field(default=None, repr=False)
 
     def fraction(self, outcome: str) -> np.ndarray:
         """The fraction of starts with ``outcome`` ("0", "1", ...,
@@ -196,7 +198,8 @@ def continuation(
         past = int(np.rint(fr[lrs > limits[i]] * n).sum())
         vanish.append(Vanishing(i, float(limits[i]), *vanishing(lrs, fr), past_limit=past))
     vanish = tuple(vanish)
-    return Continuation(lrs, bmap, limits, vanish, measure(bmap.label_grid(), box), box)
+    fractal_measures = measure(bmap.label_grid(), box)
+    return Continuation(lrs, bmap, limits, vanish, fractal_measures, box, config=config)
 
 
 def check_rates(lrs: ArrayLike) -> np.ndarray:
@@ -223,22 +226,17 @@ def measure(label_grids: np.ndarray, box: int = 5) -> FractalMeasures:
 
 def classifier(cont: Continuation, index: int) -> Callable[[Array], Array]:
     """Starts -> outcomes of plain gradient descent at the rate ``lrs[index]``
-    (:func:`gdjax.fractal.descent_classifier`), labelled as the map at that
-    rate is: against its minima, with its steps, tolerance, bound and
+    (:func:`gdjax.fractal.descent_classifier` of the continuation's
+    :class:`gdjax.basins.MapConfig` at that rate), labelled as the map at
+    that rate is: against its minima, with its steps, tolerance, bound and
     domain. Call it under ``jax.enable_x64`` for a float64 continuation."""
     if not 0 <= index < len(cont.lrs):
         raise ValueError(f"rate index {index} is outside 0..{len(cont.lrs) - 1}")
-    c = cont.bmap.config
-    return fractal.descent_classifier(
-        cont.bmap.surface,
-        lr=float(cont.lrs[index]),
-        steps=c.steps,
-        tol=c.tol,
-        minima=cont.bmap.minima,
-        domain=c.domain,
-        bound=c.bound,
-        check_every=c.check_every,
-    )
+    if cont.config is None:
+        raise ValueError("this continuation carries no MapConfig: make it with continuation()")
+    with jax.enable_x64(cont.config.dtype == "float64"):
+        at = cont.config.replace(lr=float(cont.lrs[index]))
+    return fractal.descent_classifier(at, minima=cont.bmap.minima)
 
 
 def uncertainty(

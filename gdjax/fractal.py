@@ -34,6 +34,7 @@ from jaxtyping import Array, ArrayLike
 from gdjax import _chunks, _engine, _validate
 from gdjax import surfaces as _surfaces
 from gdjax.descent import DEFAULT_BOUND
+from gdjax.maps.config import MapConfig
 from gdjax.maps.critical import critical_points
 from gdjax.maps.summary import wilson_interval
 from gdjax.surfaces import Surface
@@ -507,10 +508,10 @@ def _classify(fn, method, steps, every, h, locs, radius2, x0s):
 
 
 def descent_classifier(
-    surface: str | Surface,
+    surface: str | Surface | MapConfig,
     *,
-    lr: float,
-    steps: int,
+    lr: float | None = None,
+    steps: int | None = None,
     tol: float = 1e-3,
     minima=None,
     radius: float | None = None,
@@ -525,22 +526,35 @@ def descent_classifier(
     converged, -2 diverged. The rate, tolerance and bound are data; the
     function is compiled once per surface, steps and input shape. ``radius``
     (default 1% of the widest side of ``domain``, the surface's by default,
-    as a map's) is how near a converged end must be to a minimum."""
-    surf = _surfaces.get(surface) if isinstance(surface, str) else surface
-    if surf.dim != 2:
-        raise ValueError(f"descent_classifier needs a 2D surface; {surf.name!r} is {surf.dim}D")
-    steps = _validate.check_count("steps", steps)
-    check_every = _validate.check_count("check_every", check_every)
+    as a map's) is how near a converged end must be to a minimum.
+
+    ``surface`` is a surface with ``lr``, ``steps`` and the other settings,
+    or the :class:`gdjax.basins.MapConfig` of one map (one rate; its steps,
+    tol, bound, check interval and domain are the classifier's)."""
+    if isinstance(surface, MapConfig):
+        c = surface
+        if c.batch or c.method.uses_optax or c.rule != "fixed":
+            raise ValueError("a descent classifier runs plain gradient descent at one rate")
+        surf, steps, check_every, dom = c.surface, c.steps, c.check_every, c.domain
+        method, h, dtype = c.method, c.hyper, c.np_dtype
+    else:
+        if lr is None or steps is None:
+            raise ValueError("descent_classifier needs lr= and steps= (or a MapConfig)")
+        surf = _surfaces.get(surface) if isinstance(surface, str) else surface
+        if surf.dim != 2:
+            raise ValueError(f"descent_classifier needs a 2D surface; {surf.name!r} is {surf.dim}D")
+        steps = _validate.check_count("steps", steps)
+        check_every = _validate.check_count("check_every", check_every)
+        dom = surf.domain if domain is None else _validate.check_domain(domain, 2)
+        dtype = jnp.result_type(float)
+        bound = DEFAULT_BOUND if bound is None else bound
+        method, h = _engine.resolve("fixed", lr, steps=steps, dtype=dtype, tol=tol, bound=bound)
     if minima is None:
         minima = [m for m in critical_points(surf) if m.kind == "min"]
     if not len(minima):
         raise ValueError("no minima to label with")
-    dom = surf.domain if domain is None else _validate.check_domain(domain, 2)
     radius = 1e-2 * max(hi - lo for lo, hi in dom) if radius is None else radius
     _validate.check_positive("radius", radius)
-    dtype = jnp.result_type(float)
-    bound = DEFAULT_BOUND if bound is None else bound
-    method, h = _engine.resolve("fixed", lr, steps=steps, dtype=dtype, tol=tol, bound=bound)
     locs = jnp.asarray([m.location for m in minima], dtype)
     r2 = jnp.asarray(radius * radius, dtype)
     return functools.partial(_classify, surf.fn, method, steps, check_every, h, locs, r2)

@@ -272,3 +272,25 @@ def test_auto_uncertainty_costs_about_what_the_map_costs():
     for runs in (10**5, 3 * 10**6, 10**7):
         n = matched_uncertainty_starts(runs, 3, 1 << 20)
         assert n & (n - 1) == 0 and 3 * 12 * 3 * n <= runs < 2 * 3 * 12 * 3 * n
+
+
+def test_a_descent_classifier_takes_a_map_config():
+    """The classifier of one map's MapConfig labels its starts as the map does;
+    a batch of rates, or an optimizer, is refused."""
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    import gdjax
+    from gdjax import basins, fractal
+
+    config = basins.MapConfig("peaks", grid=12, steps=300, lr=0.02)
+    bmap = basins.run_map(config)
+    got = fractal.descent_classifier(config, minima=bmap.minima)(jnp.asarray(bmap.starts))
+    np.testing.assert_array_equal(np.asarray(got), bmap.labels)
+    with pytest.raises(ValueError, match="one rate"):
+        fractal.descent_classifier(config.replace(lr=np.asarray([0.01, 0.02])))
+    with pytest.raises(ValueError, match="one rate"):
+        fractal.descent_classifier(config.replace(rule=gdjax.optimizer(optax.sgd, momentum=0.5)))
+    with pytest.raises(ValueError, match="needs lr= and steps="):
+        fractal.descent_classifier("peaks")
