@@ -20,6 +20,7 @@ on TPUs over the pod's interconnect, as JAX sets them up. With one process
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from typing import Any
 
 import jax
@@ -27,8 +28,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 __all__ = [
+    "COMMAND",
     "agree",
+    "check_options",
     "fetch",
+    "first_difference",
     "initialize",
     "is_main",
     "parse_coordinator",
@@ -60,28 +64,14 @@ def parse_coordinator(text: str) -> str:
     return text
 
 
-def initialize(
-    coordinator: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    *,
-    timeout: int = 300,
+def check_options(
+    coordinator: str | None, num_processes: int | None, process_id: int | None
 ) -> None:
-    """Joins this process to the others (``jax.distributed.initialize``).
-    Call it first, before any JAX computation.
-
-    Args:
-        coordinator: process 0's ``HOST:PORT``, which every process can reach.
-        num_processes: how many processes run the program.
-        process_id: this process's index, 0..num_processes-1.
-        timeout: seconds to wait for every process to join.
-
-    Give all three, or none: with none, JAX detects the cluster (SLURM,
-    Open MPI, a Cloud TPU pod slice, Kubernetes...) from the environment.
+    """The checks :func:`initialize` makes before joining: all three or none,
+    and good values.
 
     Raises:
-        ValueError: some of the three but not all, or bad values; or JAX had
-            already started computing in this process.
+        ValueError: naming what is wrong.
     """
     given = [v is not None for v in (coordinator, num_processes, process_id)]
     if any(given) and not all(given):
@@ -100,6 +90,35 @@ def initialize(
                 f"--process-id must be in 0..{num_processes - 1} for {num_processes} processes, "
                 f"got {process_id}"
             )
+
+
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    timeout: int = 300,
+) -> None:
+    """Joins this process to the others (``jax.distributed.initialize``).
+    Call it first, before any JAX computation.
+
+    Args:
+        coordinator: process 0's ``HOST:PORT``, which every process can reach.
+        num_processes: how many processes run the program.
+        process_id: this process's index, 0..num_processes-1.
+        timeout: seconds to wait for every process to join; past them JAX
+            aborts the process (the CLI exits in one line sooner: its
+            ``--timeout``).
+
+    Give all three, or none: with none, JAX detects the cluster (SLURM,
+    Open MPI, a Cloud TPU pod slice, Kubernetes...) from the environment.
+
+    Raises:
+        ValueError: some of the three but not all, or bad values; or JAX had
+            already started computing in this process.
+    """
+    check_options(coordinator, num_processes, process_id)
+    given = [v is not None for v in (coordinator, num_processes, process_id)]
     # CPU devices talk over gloo; accelerators use their own collectives
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
@@ -167,3 +186,32 @@ def agree(value: bool) -> bool:
     if jax.process_count() == 1:
         return bool(value)
     return bool(multihost_utils.broadcast_one_to_all(np.int32(bool(value))))
+
+
+COMMAND = "(command)"  # what first_difference returns when the commands differ
+
+
+def _crc(value: Any) -> int:
+    return zlib.crc32(repr(value).encode()) & 0x7FFFFFFF
+
+
+def first_difference(command: str, options: dict[str, Any]) -> str | None:
+    """Compares one run's ``command`` and ``options`` across the processes.
+
+    Returns None when every process holds the same; :data:`COMMAND` when the
+    command or the set of option names differs; else the first option name
+    (in sorted order) whose value differs on some process. Values compare by
+    their ``repr``. A collective: every process calls it, and every process
+    gets the same answer (one process: None).
+    """
+    if jax.process_count() == 1:
+        return None
+    names = sorted(options)
+    head = np.array([_crc((command, names)), len(names)], np.int32)
+    heads = np.asarray(multihost_utils.process_allgather(head))
+    if (heads != heads[0]).any():
+        return COMMAND
+    values = np.array([_crc(options[k]) for k in names] or [0], np.int32)
+    every = np.asarray(multihost_utils.process_allgather(values))
+    differ = (every != every[0]).any(axis=0)
+    return names[int(np.argmax(differ))] if differ.any() else None

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -24,10 +25,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(args: list[str], n: int, out, timeout: int = 420, status: int = 0) -> list[str]:
+def _launch(
+    args: list[str], n: int, out, timeout: int = 420, status: int = 0, own=None, start=None
+) -> list[str]:
     """``gdjax ARGS --out OUT`` in ``n`` processes of DEVICES / n CPU devices
     each; returns every process's stdout, or its stderr when ``status`` is
-    not 0 (every process must exit with ``status``)."""
+    not 0 (every process must exit with ``status``). ``own[i]``: options of
+    process i alone; ``start``: the processes to start (default: all)."""
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
@@ -38,10 +42,10 @@ def _launch(args: list[str], n: int, out, timeout: int = 420, status: int = 0) -
     }
     port = _free_port()
     procs = []
-    for i in range(n):
-        extra = []
+    for i in range(n) if start is None else start:
+        extra = list(own[i]) if own else []
         if n > 1:
-            extra = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n)]
+            extra += ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n)]
             extra += ["--process-id", str(i)]
         cmd = [sys.executable, "-m", "gdjax", *args, "--out", str(out), *extra]
         procs.append(
@@ -108,6 +112,54 @@ def test_a_folder_process_0_refuses_stops_every_process(basin_runs):
     errors = _launch(args, 2, base / "2", status=2)
     assert "holds" in errors[0] and "--overwrite" in errors[0]
     assert sorted(p.name for p in (base / "2").iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "own, differs",
+    [
+        ((["--lr", "0.01"], ["--lr", "0.1"]), "--lr"),
+        ((["--grid", "16"], ["--grid", "20"]), "--grid"),
+        ((["--no-progress"], []), None),  # a progress bar changes no number
+    ],
+)
+def test_processes_that_disagree_on_an_option_refuse_before_computing(tmp_path, own, differs):
+    args = ["basins", "--surface", "peaks", "--steps", "20"]
+    if differs is None:
+        printed = _launch([*args, "--grid", "16"], 2, tmp_path / "run", own=own)
+        assert "Basins of peaks" in printed[0]
+        return
+    errors = _launch(args, 2, tmp_path / "run", status=2, own=own)
+    for error in errors:
+        assert f"the processes of this run disagree on {differs}:" in error, error
+        assert "Traceback" not in error
+    assert not (tmp_path / "run").exists()  # refused before the folder was opened
+
+
+def test_a_missing_process_is_named_at_once_and_ends_the_wait(tmp_path):
+    args = ["basins", "--grid", "16", "--steps", "20", "--timeout", "3"]
+    start = time.monotonic()
+    (error,) = _launch(args, 2, tmp_path / "run", status=1, start=[0], timeout=120)
+    assert time.monotonic() - start < 60
+    lines = error.strip().splitlines()
+    assert re.fullmatch(
+        r"gdjax: process 0: waiting up to 3 s for all 2 processes at 127\.0\.0\.1:\d+ to join",
+        lines[0],
+    ), lines
+    assert lines[1].startswith("gdjax: error: all 2 processes at 127.0.0.1:")
+    assert "did not all join within 3 s" in lines[1] and "--timeout" in lines[1]
+    assert len(lines) == 2, lines  # no C++ stack from JAX's own abort
+    assert not (tmp_path / "run").exists()
+
+
+def test_timeout_alone_is_refused(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "gdjax", "basins", "--timeout", "5", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "--timeout is for several processes" in done.stderr
 
 
 def test_a_lenet_population_does_not_depend_on_the_number_of_processes(tmp_path):

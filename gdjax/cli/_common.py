@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import dataclasses
 import math
+import os
 import re
 import signal
 import sys
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 
 import tqdm.auto
 
-from gdjax import distributed, runs, train
+from gdjax import _format, distributed, runs, train
 from gdjax.basins import use_all_cores
 from gdjax.data import DatasetError
 from gdjax.distributed import parse_coordinator
@@ -148,7 +149,12 @@ def add_parser(sub, name: str, command: Command, default_out: str, **kwargs):
     return parser
 
 
-DISTRIBUTED_OPTIONS = ("coordinator", "num_processes", "process_id", "distributed")
+DISTRIBUTED_OPTIONS = ("coordinator", "num_processes", "process_id", "distributed", "timeout")
+JOIN_TIMEOUT = 300  # seconds every process waits for the others by default
+MAX_JOIN_TIMEOUT = 7 * 24 * 3600
+# options the processes of one run may give differently: they change nothing
+# in the numbers (a progress bar; where each machine keeps the same data)
+PER_PROCESS_OPTIONS = ("no_progress", "data_dir")
 
 
 def add_distributed_options(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +191,26 @@ def add_distributed_options(parser: argparse.ArgumentParser) -> None:
         help="join the other processes of a cluster JAX detects (SLURM, Open MPI, TPU pod "
         "slice) instead of giving the three options above",
     )
+    group.add_argument(
+        "--timeout",
+        type=_join_timeout,
+        default=None,
+        metavar="SECONDS",
+        help=f"how long each process waits for all the others to join before it exits "
+        f"with status 1 (default: {JOIN_TIMEOUT})",
+    )
+
+
+def _join_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timeout must be a number, got {text!r}") from None
+    if not 0 < value <= MAX_JOIN_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"--timeout must be in (0, {MAX_JOIN_TIMEOUT}] seconds, got {text}"
+        )
+    return value
 
 
 def _coordinator(text: str) -> str:
@@ -207,11 +233,21 @@ def _process_id(text: str) -> int:
 def join_processes(args: dict) -> bool:
     """Pops the multi-process options from ``args`` and, when given, joins
     this process to the others (before JAX starts). Returns whether this
-    run spans several processes. Bad values end the program in one line."""
+    run spans several processes. Bad values end the program in one line.
+
+    Each process says at once (on stderr) what it waits for; when the others
+    have not all joined within ``--timeout`` seconds it exits with status 1
+    and one line (JAX alone would abort with a C++ stack after 300 s)."""
     options = {k: args.pop(k, None) for k in DISTRIBUTED_OPTIONS}
     auto = bool(options.pop("distributed"))
+    timeout = options.pop("timeout")
     explicit = [v is not None for v in options.values()]
     if not auto and not any(explicit):
+        if timeout is not None:
+            fail(
+                "--timeout is for several processes: give it with --coordinator or --distributed",
+                USAGE,
+            )
         return False
     if auto and any(explicit):
         fail(
@@ -219,13 +255,71 @@ def join_processes(args: dict) -> bool:
             "--process-id, not both",
             USAGE,
         )
+    timeout = JOIN_TIMEOUT if timeout is None else timeout
     try:
-        distributed.initialize(
+        distributed.check_options(
             options["coordinator"], options["num_processes"], options["process_id"]
         )
     except ValueError as err:
         fail(str(err), USAGE)
+    if auto:
+        waiting = "the processes of the cluster JAX detects"
+    else:
+        waiting = f"all {options['num_processes']} processes at {options['coordinator']}"
+    who = "" if auto else f" process {options['process_id']}:"
+    print(
+        f"gdjax:{who} waiting up to {_format.duration(timeout)} for {waiting} to join",
+        file=sys.stderr,
+        flush=True,
+    )
+    joined = threading.Event()
+
+    def give_up() -> None:
+        if not joined.wait(timeout):
+            print(
+                f"gdjax: error: {waiting} did not all join within {_format.duration(timeout)} "
+                "(is every process started, with the same --coordinator and --num-processes? "
+                "--timeout waits longer)",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(RUNTIME)  # the main thread is blocked inside JAX's C++ join
+
+    threading.Thread(target=give_up, daemon=True).start()
+    try:
+        # JAX's own deadline comes later: past it, it aborts the process
+        distributed.initialize(
+            options["coordinator"],
+            options["num_processes"],
+            options["process_id"],
+            timeout=int(timeout) + 60,
+        )
+    except ValueError as err:
+        fail(str(err), USAGE)
+    finally:
+        joined.set()
     return distributed.process_count() > 1
+
+
+def check_agreement(command: Command, args: dict) -> None:
+    """Every process of one run must run the same command with the same
+    options (apart from --process-id and :data:`PER_PROCESS_OPTIONS`):
+    otherwise each refuses in one line naming the first option that differs,
+    before any compute. A collective: every process calls it."""
+    options = {k: v for k, v in args.items() if k not in PER_PROCESS_OPTIONS}
+    differs = distributed.first_difference(command.name, options)
+    if differs is None:
+        return
+    what = (
+        "the command or its set of options"
+        if differs == distributed.COMMAND
+        else "--" + differs.replace("_", "-")
+    )
+    fail(
+        f"the processes of this run disagree on {what}: every process must run the same "
+        "command with the same options, apart from --process-id",
+        USAGE,
+    )
 
 
 def prepare(*commands: Command) -> None:
@@ -309,6 +403,7 @@ def run_and_print(command: Command, args: dict, *, run=None) -> Any:
     prepare(command)
     several = join_processes(args) if command.multiprocess else False
     if several:
+        check_agreement(command, args)
         run = _open_out_together(command, args)
     run = run if run is not None else open_out(command, args)
     args.pop("overwrite", None)
