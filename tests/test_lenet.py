@@ -683,6 +683,27 @@ def test_resume_of_nothing_is_refused_for_one_model_and_many(tmp_path, mode):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_sequential_resume_with_other_models_is_refused(tmp_path):
+    """`gdjax lesson lr-scheduling --resume` with other --policies marked the
+    folder complete while mixing two runs (the old cosine model's files kept,
+    no cosine row in results.json)."""
+    ds = _synthetic()
+    configs = [train.TrainConfig(epochs=1, seed=s) for s in (0, 1)]
+    train.train_many(
+        configs, ds, mode="sequential", out=tmp_path, names=["constant", "cosine"], progress=False
+    )
+    with pytest.raises(train.CheckpointError, match=r"does not train \(cosine\)"):
+        train.train_many(
+            configs,
+            ds,
+            mode="sequential",
+            out=tmp_path,
+            names=["constant", "square_root"],
+            resume=True,
+        )
+    assert not (tmp_path / "square_root").exists()
+
+
 def test_resume_in_the_other_mode_is_refused(tmp_path):
     ds = _synthetic()
     configs = [train.TrainConfig(epochs=1, seed=s) for s in (0, 1)]

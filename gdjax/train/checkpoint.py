@@ -200,8 +200,8 @@ def check_resume(
         out: the run directory.
         mode: ``"single"`` or ``"population"`` (one checkpoint,
             ``out/checkpoint.msgpack``), ``"sequential"`` (one per model,
-            ``out/NAME/checkpoint.msgpack``: at least one must exist; models not
-            started yet start afresh), or ``"auto"`` (as :func:`train_many`).
+            ``out/NAME/checkpoint.msgpack``: at least one must exist, none of
+            another model; models not started yet start afresh), or ``"auto"`` (as :func:`train_many`).
         names: the models' directory names (sequential).
 
     A single model and a population agree: nothing to resume is an error.
@@ -212,6 +212,13 @@ def check_resume(
     top = (out / CHECKPOINT).is_file()
     if mode == "sequential":
         names = list(names)
+        others = sorted(p.parent.name for p in out.glob(f"*/{CHECKPOINT}"))
+        others = [n for n in others if n not in names]
+        if others:
+            raise CheckpointError(
+                f"{out} holds model(s) this run does not train ({', '.join(others)}): resume "
+                "with the same models (policies, schedules, seeds) as the run that was cut short"
+            )
         if any((out / n / CHECKPOINT).is_file() for n in names):
             return
         if top:
