@@ -201,7 +201,8 @@ def check_resume(
         mode: ``"single"`` or ``"population"`` (one checkpoint,
             ``out/checkpoint.msgpack``), ``"sequential"`` (one per model,
             ``out/NAME/checkpoint.msgpack``: at least one must exist, none of
-            another model; models not started yet start afresh), or ``"auto"`` (as :func:`train_many`).
+            another model; models not started yet start afresh), or
+            ``"auto"`` (as :func:`train_many`).
         names: the models' directory names (sequential).
 
     A single model and a population agree: nothing to resume is an error.
