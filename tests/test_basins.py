@@ -145,6 +145,24 @@ def test_cli_basins_writes_everything(tmp_path, capsys):
     assert "Basins of peaks" in capsys.readouterr().out
 
 
+def test_a_schedules_base_lr_beside_another_lr_is_refused(tmp_path, capsys):
+    """`--schedule cosine:base_lr=5,... --lr 0.01` descended at 5: the spec's
+    base_lr silently won over --lr."""
+    from gdjax.cli import main
+    from gdjax.cli.basins import parse_rule
+
+    spec = "cosine:base_lr=5,max_steps=10"
+    with pytest.raises(ValueError, match=r"sets base_lr=5 but --lr is 0.01: .* give --lr 5"):
+        parse_rule(0.01, None, None, spec)
+    rule, _ = parse_rule(5.0, None, None, spec)  # the same rate, given twice, agrees
+    assert dict(rule.args)["base_lr"] == 5
+    with pytest.raises(SystemExit) as info:
+        main(["basins", "--grid", "8", "--schedule", spec, "--out", str(tmp_path / "r")])
+    assert info.value.code == 2
+    assert "give --lr 5 and leave base_lr out" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_cli_basins_optimizer_and_schedule(tmp_path):
     import json
 

@@ -170,7 +170,14 @@ def parse_rule(
     if schedule is not None:
         if not schedule.strip():
             raise ValueError("--schedule is empty; give NAME[:key=value,...], e.g. cosine")
-        return S.parse_spec(schedule, base_lr=lr), None
+        rule = S.parse_spec(schedule, base_lr=lr)
+        given = dict(rule.args).get("base_lr", lr)
+        if float(given) != float(lr):  # the spec's own base_lr would silently win
+            raise ValueError(
+                f"--schedule sets base_lr={given:g} but --lr is {lr:g}: the schedule's base rate "
+                f"is --lr; give --lr {given:g} and leave base_lr out of the spec"
+            )
+        return rule, None
     return "fixed", lr
 
 
