@@ -49,6 +49,25 @@ def test_lesson_2d_peaks(tmp_path):
             assert r["grad_norm_end"] < data["tol"]
 
 
+@pytest.mark.parametrize(
+    "option, words",
+    [
+        (["--starts", "100000000"], "at most 10,000 starts"),
+        (["--steps", "2000000000"], "use fewer --steps"),
+    ],
+)
+def test_lesson_2d_refuses_paths_it_cannot_keep_before_compute(tmp_path, capsys, option, words):
+    """`gdjax lesson 2d --starts 100000000` ran out of memory."""
+    from gdjax.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["lesson", "2d", *option, "--out", str(tmp_path / "r")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
 def test_lesson_2d_global_start_reaches_global():
     from gdjax import surfaces
 

@@ -16,11 +16,14 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
+from gdjax.maps.config import available_memory
 from gdjax.report import Report, write_json
 from gdjax.runs import command_line
 
 SURFACE = "peaks"
 MAX_RUN_COLORS = 20  # more runs than this are coloured by outcome
+MAX_STARTS = 10_000  # every path is drawn and every run listed in results.json
+PATH_BYTES = 64  # host and device memory per start and step (the whole path, its grads, loss)
 
 
 def classify(surface, final, grad_norm, diverged, tol: float, radius: float = 0.05):
@@ -78,13 +81,41 @@ def compute(
     *, seed: int = 0, starts: int = 12, lr: float = 0.01, steps: int = 1000, tol: float = 1e-3
 ) -> Paths:
     """Descends peaks from ``starts`` uniform random starts in one vmapped
-    call and names the minimum each reached."""
+    call and names the minimum each reached.
+
+    Raises:
+        ValueError: more than :data:`MAX_STARTS` starts, or paths that would
+            not fit in the memory available (before any compute).
+    """
+    check_size(starts, steps)
     surface = gdjax.surfaces.get(SURFACE)
     lo, hi = np.asarray(surface.domain).T
     x0 = jax.random.uniform(jax.random.key(seed), (starts, 2), minval=lo, maxval=hi)
     trajs = jax.vmap(lambda x: gdjax.descend(surface, x, steps=steps, lr=lr))(x0)
     labels = classify(surface, trajs.params[:, -1], trajs.grad_norm[:, -1], trajs.diverged, tol)
     return Paths(surface, seed, lr, tol, trajs, labels)
+
+
+def check_size(starts: int, steps: int) -> None:
+    """Refuses a lesson whose every path cannot be drawn or kept."""
+    if starts > MAX_STARTS:
+        raise ValueError(
+            f"--starts {starts:,}: this lesson draws every path and lists every run, so at most "
+            f"{MAX_STARTS:,} starts; `gdjax basins --starts N` maps millions"
+        )
+    need = starts * (steps + 1) * PATH_BYTES
+    have = available_memory()
+    if have is not None and need > have:
+        fit = have // ((steps + 1) * PATH_BYTES)
+        hint = (
+            f"use fewer --starts (about {fit:,} fit) or fewer --steps"
+            if fit >= 1
+            else f"use fewer --steps (about {have // (starts * PATH_BYTES):,} fit)"
+        )
+        raise ValueError(
+            f"{starts:,} paths of {steps:,} steps need about {need / 2**30:.1f} GiB of memory "
+            f"and {have / 2**30:.1f} GiB is available; {hint}"
+        )
 
 
 def to_json(paths: Paths) -> dict:
