@@ -126,25 +126,53 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     if _DISCARD:
         return path
-    for run in _ACTIVE:
-        inside = path.parent.resolve()
-        if path.name not in (MANIFEST, LOCK) and inside.is_relative_to(run.out.resolve()):
-            # a file in the folder, or in a folder inside it (one model of several)
-            run.record(str(inside.relative_to(run.out.resolve()) / path.name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    recorded = _record(path) if path.name not in (MANIFEST, LOCK) else []
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # as open() would make it (mkstemp's is 0600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # as open() would make it (mkstemp's is 0600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as err:
+        _unrecord(recorded)
+        raise _naming(err, path) from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _unrecord(recorded)
         raise
     return path
+
+
+def _record(path: Path) -> list[tuple[Run, str]]:
+    """Records ``path`` in the open runs whose folder holds it (a file in the
+    folder, or in a folder inside it: one model of several)."""
+    recorded = []
+    for run in _ACTIVE:
+        inside = path.parent.resolve()
+        if inside.is_relative_to(run.out.resolve()):
+            name = str(inside.relative_to(run.out.resolve()) / path.name)
+            run.record(name)
+            recorded.append((run, name))
+    return recorded
+
+
+def _unrecord(recorded: list[tuple[Run, str]]) -> None:
+    for run, name in recorded:
+        run.unrecord(name)
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` with the file it was writing (a full disk's error names none)."""
+    if err.filename is not None:
+        return err
+    return type(err)(err.errno, err.strerror or str(err), str(path))
 
 
 @contextlib.contextmanager
@@ -160,14 +188,12 @@ def stream_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype):
     if _DISCARD:
         raise RuntimeError("this process writes no files (only process 0 of a run writes)")
     path = Path(path)
-    for run in _ACTIVE:
-        inside = path.parent.resolve()
-        if inside.is_relative_to(run.out.resolve()):
-            run.record(str(inside.relative_to(run.out.resolve()) / path.name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    recorded = _record(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         yield array
@@ -176,9 +202,13 @@ def stream_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype):
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        _unrecord(recorded)
+        if isinstance(err, OSError):
+            raise _naming(err, path) from None
         raise
 
 
@@ -281,6 +311,13 @@ class Run:
             self.files.append(name)
             self._write_manifest(complete=False)
 
+    def unrecord(self, name: str) -> None:
+        """Forgets a recorded file whose write failed and left nothing."""
+        if name in self.files and not (self.out / name).exists():
+            self.files.remove(name)
+            with contextlib.suppress(OSError):  # the disk may still be full
+                self._write_manifest(complete=False)
+
     def _clear_stale(self) -> None:
         if self.written:
             return
@@ -315,8 +352,10 @@ class Run:
         )
 
     def finish(self) -> None:
-        """Marks the run complete in the manifest."""
+        """Marks the run complete in the manifest (which lists the files that
+        exist: none that a failed write announced)."""
         self._clear_stale()  # an earlier run's leftovers go even if nothing was written
+        self.files = [f for f in self.files if (self.out / f).exists()]
         self._write_manifest(complete=True)
 
     def abandon(self) -> bool:
@@ -333,7 +372,9 @@ class Run:
                 write_bytes(self.out / MANIFEST, self._prior_manifest)
         if self._created:
             with contextlib.suppress(OSError):
-                (self.out / LOCK).unlink()
+                if self._lock_fd is not None:
+                    _unlock(self.out, self._lock_fd)
+                    self._lock_fd = None
                 self.out.rmdir()  # only if empty
         return True
 
@@ -341,7 +382,7 @@ class Run:
         if self in _ACTIVE:
             _ACTIVE.remove(self)
         if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
+            _unlock(self.out, self._lock_fd)  # releases the flock
             self._lock_fd = None
 
     def __enter__(self) -> Run:
@@ -352,23 +393,43 @@ class Run:
 
 
 def _lock(out: Path) -> int:
+    """Takes the folder's lock (``.gdjax.lock``). The file is removed by the
+    holder when it lets go (:func:`_unlock`), so a process that opened the
+    file just before checks, once it holds the lock, that the path still
+    names the file it locked, and otherwise tries again."""
     import fcntl
 
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        os.close(fd)
-        if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            other = read_manifest(out) or {}
-            who = ""
-            if "pid" in other:
-                who = f" (pid {other['pid']}: {other.get('command_line', '')})"
-            raise RunLockedError(
-                f"another gdjax run is writing into {out}{who}; wait for it or choose another --out"
-            ) from None
-        raise
-    return fd
+    path = out / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                other = read_manifest(out) or {}
+                who = ""
+                if "pid" in other:
+                    who = f" (pid {other['pid']}: {other.get('command_line', '')})"
+                raise RunLockedError(
+                    f"another gdjax run is writing into {out}{who}; wait for it or choose "
+                    "another --out"
+                ) from None
+            raise
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed it as we opened it: lock the new one
+
+
+def _unlock(out: Path, fd: int) -> None:
+    """Removes the lock file (while holding it) and lets go: a folder keeps
+    no ``.gdjax.lock`` once its run has ended or was refused."""
+    with contextlib.suppress(OSError):
+        (out / LOCK).unlink()
+    os.close(fd)
 
 
 def _earlier_files(out: Path, manifest: dict | None) -> list[str]:
@@ -446,7 +507,10 @@ def open_run(
         _ACTIVE.append(run)
         return run
     except BaseException:
-        os.close(fd)
+        _unlock(out, fd)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty
         raise
 
 

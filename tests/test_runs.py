@@ -366,3 +366,96 @@ def test_a_swallowed_ctrl_c_stops_the_work_at_the_next_progress_update():
             with _common.progress_bar("work", "step", enabled=False) as update:
                 update(1, 2)
     _common.check_interrupted()  # reset once the command is over
+
+
+def test_no_lock_file_is_left_by_a_refused_finished_or_abandoned_run(tmp_path):
+    """Refused runs left `.gdjax.lock` in a folder they did not touch."""
+    out = tmp_path / "run"
+    with runs.open_run(out, "basins") as run:
+        runs.write_text(out / "basins.json", "{}")
+        run.finish()
+    assert sorted(p.name for p in out.iterdir()) == [runs.MANIFEST, "basins.json"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(runs.RunFolderError, match="holds an earlier"):
+        runs.open_run(out, "basins")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with runs.open_run(out, "basins", overwrite=True) as run:
+        assert (out / runs.LOCK).exists()  # held while the run is open
+        run.abandon()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with runs.open_run(tmp_path / "new", "basins") as run:
+        run.abandon()
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_lock_file_removed_under_a_waiting_opener_is_locked_afresh(tmp_path, monkeypatch):
+    """The holder removes the lock file as it lets go; a process that had
+    opened the old file must not believe it holds the folder."""
+    stale = tmp_path / "stale"
+    stale.write_text("")
+    real_open, calls = os.open, []
+
+    def opened_just_before_the_removal(path, flags, mode=0o777, **kw):
+        if not str(path).endswith(runs.LOCK):
+            return real_open(path, flags, mode, **kw)
+        calls.append(path)
+        if len(calls) == 1:  # the old lock file, removed by its holder since
+            fd = real_open(stale, os.O_RDWR)
+            stale.unlink()
+            return fd
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", opened_just_before_the_removal)
+    with runs.open_run(tmp_path / "run", "basins") as run:
+        monkeypatch.setattr(os, "open", real_open)
+        assert len(calls) == 2  # it tried again
+        assert os.stat(tmp_path / "run" / runs.LOCK).st_ino == os.fstat(run._lock_fd).st_ino
+        with pytest.raises(runs.RunLockedError):
+            runs.open_run(tmp_path / "run", "basins", overwrite=True)
+
+
+def test_a_failed_write_names_its_file_and_leaves_the_manifest_true(tmp_path, monkeypatch):
+    """A full disk said "No space left on device" without the file, and the
+    manifest listed files that were never written."""
+    out = tmp_path / "run"
+    real_fsync = os.fsync
+    with runs.open_run(out, "basins") as run:
+        runs.write_text(out / "basins.json", "{}")
+
+        def full_disk(fd):  # for the outputs (the manifest still fits)
+            if ".gdjax-run.json" in os.readlink(f"/proc/self/fd/{fd}"):
+                return real_fsync(fd)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "fsync", full_disk)
+        with pytest.raises(OSError) as info:
+            runs.write_bytes(out / "basin_map.png", b"png")
+        assert info.value.filename == str(out / "basin_map.png")
+        assert str(out / "basin_map.png") in str(info.value)
+        with pytest.raises(OSError) as info, runs.stream_npy(out / "labels.npy", (4,), "i1"):
+            pass
+        assert info.value.filename == str(out / "labels.npy")
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        assert runs.read_manifest(out)["files"] == ["basins.json"]
+        run.finish()
+    assert runs.read_manifest(out)["files"] == ["basins.json"]
+
+
+def test_cli_names_the_file_a_full_disk_stopped(tmp_path, monkeypatch, capsys):
+    real_fsync = os.fsync
+
+    def full_disk_for_pngs(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(".basin_map.png"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk_for_pngs)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        main(["basins", "--grid", "8", "--steps", "20", "--no-progress", "--out", str(out)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gdjax: error: {out / 'basin_map.png'}: No space left on device"), err
+    manifest = runs.read_manifest(out)
+    assert not manifest["complete"] and "basin_map.png" not in manifest["files"]
+    assert all((out / f).exists() for f in manifest["files"])
