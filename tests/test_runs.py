@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -187,6 +188,29 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     lines = [line for line in err.splitlines() if line.startswith("gdjax:")]
     assert lines == [f"gdjax: interrupted; nothing was written; {out} is as it was"]
     assert not out.exists()  # the folder this run made is gone again
+
+
+@pytest.mark.parametrize("after", [0.2, 0.6, 1.2])
+def test_ctrl_c_while_starting_prints_one_line_and_exits_130(tmp_path, after):
+    """Ctrl-C while Python imported JAX printed a raw traceback."""
+    gdjax = Path(sys.executable).parent / "gdjax"  # the installed command
+    out = tmp_path / "b"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen(
+        [str(gdjax), "basins", "--grid", "4096", "--out", str(out)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gdjax: interrupted"), err
+    assert not out.exists()
 
 
 def test_overwrite_keeps_the_earlier_run_until_the_new_one_writes(tmp_path, capsys):

@@ -1,0 +1,31 @@
+"""The ``gdjax`` command's entry point, outside the ``gdjax`` package so that
+a Ctrl-C while Python imports JAX and gdjax (a second or two) ends in one
+line and status 130, as it does once the command runs: not in a traceback,
+and never swallowed (an interrupt raised inside one of JAX's garbage
+collection callbacks during the import is only printed by Python, and the
+command then ran to the end)."""
+
+import signal
+import sys
+
+INTERRUPTED = 130
+
+
+def main() -> int:
+    pressed = []
+    # while importing, Ctrl-C is only noted: the import ends (a second or
+    # two) and the command stops before it starts
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        from gdjax.cli import main as gdjax_main
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        if pressed:
+            raise KeyboardInterrupt
+        return gdjax_main()
+    except KeyboardInterrupt:  # before a command's run took over its own Ctrl-C
+        print(
+            "\ngdjax: interrupted before the command started; nothing was written", file=sys.stderr
+        )
+        return INTERRUPTED
