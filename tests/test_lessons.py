@@ -139,6 +139,34 @@ def test_cli_lessons_runs_again_over_its_own_lessons(tmp_path, capsys, monkeypat
     assert (tmp_path / "lesson_schedules" / "report.html").stat().st_mtime_ns == before
 
 
+def test_ctrl_c_in_lessons_leaves_the_lessons_not_started_as_they_were(tmp_path, monkeypatch):
+    """Ctrl-C in `gdjax lessons` left every later lesson's folder with an
+    unfinished manifest (and its lock) though it said nothing was written."""
+    import dataclasses
+
+    from gdjax.cli import lessons as cli_lessons
+
+    def interrupted(out, **kwargs):
+        raise KeyboardInterrupt
+
+    real = {k: cli_lessons.LESSONS[k] for k in ("schedules", "1d")}
+    cut = {**real, "schedules": dataclasses.replace(real["schedules"], run=interrupted)}
+    monkeypatch.setattr(cli_lessons, "LESSONS", cut)
+    with pytest.raises(SystemExit) as err:
+        main(["lessons", "--out", str(tmp_path / "new")])
+    assert err.value.code == 130
+    assert list((tmp_path / "new").iterdir()) == []  # every folder it made is gone
+    # over an earlier finished run: every folder keeps that run, manifest and all
+    monkeypatch.setattr(cli_lessons, "LESSONS", real)
+    assert main(["lessons", "--out", str(tmp_path / "old")]) == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()}
+    monkeypatch.setattr(cli_lessons, "LESSONS", cut)
+    with pytest.raises(SystemExit):
+        main(["lessons", "--out", str(tmp_path / "old")])
+    after = {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()}
+    assert after == before
+
+
 def test_cli_surfaces(capsys):
     assert main(["surfaces"]) == 0
     out = capsys.readouterr().out

@@ -234,8 +234,15 @@ def run_all(out: Path, seed: int, overwrite: bool) -> None:
         args = {"out": where, "seed": seed, "overwrite": overwrite or again}
         jobs.append((name, command, args, open_out(command, args)))
     start = time.perf_counter()
-    for _, command, args, run in jobs:
-        run_and_print(command, args, run=run)
+    waiting = [run for *_, run in jobs]
+    try:
+        for _, command, args, run in jobs:
+            waiting.remove(run)
+            run_and_print(command, args, run=run)
+    finally:  # Ctrl-C or a failure: the lessons not started leave their folders as they were
+        for run in waiting:
+            run.abandon()
+            run.close()
     _write_index(out, [(name, command) for name, command, _, _ in jobs])
     print(f"all lessons done in {time.perf_counter() - start:.1f} s; open {out}/index.html")
 
