@@ -226,20 +226,20 @@ def run_all(out: Path, seed: int, overwrite: bool) -> None:
     runs again as it ran the first time; a folder that holds anything else
     is refused unless ``overwrite``."""
     prepare(*LESSONS.values())  # before the first lesson starts JAX
-    jobs = []
-    for name, command in LESSONS.items():  # every folder checked and locked before any compute
-        where = out / folder(name)
-        earlier = runs.read_manifest(where)
-        again = earlier is not None and earlier.get("command") == command.name
-        args = {"out": where, "seed": seed, "overwrite": overwrite or again}
-        jobs.append((name, command, args, open_out(command, args)))
-    start = time.perf_counter()
-    waiting = [run for *_, run in jobs]
+    jobs, waiting = [], []
     try:
+        for name, command in LESSONS.items():  # every folder checked and locked before compute
+            where = out / folder(name)
+            earlier = runs.read_manifest(where)
+            again = earlier is not None and earlier.get("command") == command.name
+            args = {"out": where, "seed": seed, "overwrite": overwrite or again}
+            jobs.append((name, command, args, open_out(command, args)))
+            waiting.append(jobs[-1][-1])
+        start = time.perf_counter()
         for _, command, args, run in jobs:
             waiting.remove(run)
             run_and_print(command, args, run=run)
-    finally:  # Ctrl-C or a failure: the lessons not started leave their folders as they were
+    finally:  # a refused folder, Ctrl-C, a failure: the lessons not run are left as they were
         for run in waiting:
             run.abandon()
             run.close()
