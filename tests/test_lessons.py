@@ -99,9 +99,17 @@ def test_cli_lesson_and_all(tmp_path, capsys):
     assert json.loads((tmp_path / "d" / "results.json").read_text())["epochs"] == 20
 
 
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
 def test_cli_lessons_main_job(tmp_path, capsys):
     assert main(["lessons", "--out", str(tmp_path)]) == 0
     index = (tmp_path / "index.html").read_text()
+    # the README says which JSON each experiment writes: true of every lesson
+    (row,) = [line for line in README.splitlines() if line.startswith("| `experiments/` |")]
+    for name in LESSONS:
+        written = {p.name for p in (tmp_path / f"lesson_{name.replace('-', '_')}").glob("*.json")}
+        assert written and all(f"`{j}`" in row for j in written), (name, written)
     for name in LESSONS:
         folder = f"lesson_{name.replace('-', '_')}"
         assert (tmp_path / folder / "report.html").exists()
@@ -244,6 +252,20 @@ def test_every_lesson_has_a_command():
     for name, command in {**cli_lessons.LESSONS, **cli_lessons.STUDIES}.items():
         module = {**LESSONS, **STUDIES}[name]
         assert command.doc == module.__doc__ and command.summary is module.summary
+
+
+def test_every_lesson_has_its_script_and_its_readme_row_in_order():
+    """trainability had no experiments script and no row; the README gave
+    the lessons in another order than `gdjax lessons` runs them."""
+    root = Path(__file__).parent.parent
+    scripts = "".join(p.read_text() for p in (root / "experiments").glob("*.py"))
+    for name in [*LESSONS, "lr-scheduling"]:
+        assert f'main(["lesson", "{name}", *args])' in scripts, name
+    rows = [
+        line for line in README.splitlines() if line.startswith("| ") and "experiments/" in line
+    ]
+    named = [re.search(r"`gdjax (?:lesson )?([a-z0-9-]+)`", r).group(1) for r in rows[1:]]
+    assert [n for n in named if n != "lr-scheduling"] == list(LESSONS)
 
 
 @pytest.mark.parametrize(
