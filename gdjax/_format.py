@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import math
+import re
 
 import numpy as np
 
@@ -46,3 +48,20 @@ def duration(seconds: float) -> str:
     if s < 2 * 365.25 * 86400:
         return f"{s / 86400:.0f} days"
     return f"{s / (365.25 * 86400):.3g} years"
+
+
+_ROLE = re.compile(r":(?:mod|func|class|meth|data|attr|obj):`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_doc(text: str) -> str:
+    """A docstring as a terminal shows it (``--help``): ``code`` and
+    :func:`name` markup read as the bare words."""
+    return _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text))
+
+
+def html_doc(text: str) -> str:
+    """A docstring as an HTML page shows it: escaped, ``code`` and
+    :func:`name` in ``<code>``."""
+    escaped = html.escape(text)
+    return _LITERAL.sub(r"<code>\1</code>", _ROLE.sub(r"<code>\1</code>", escaped))

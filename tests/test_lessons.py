@@ -282,3 +282,33 @@ def test_experiment_scripts_reach_their_command(script):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: gdjax lesson ")
+
+
+MARKUP = re.compile(r"``|:(?:mod|func|class|meth|data|attr|obj):`")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["lesson", "--help"],
+        ["lessons", "--help"],
+        *[["lesson", name, "--help"] for name in [*LESSONS, "lr-scheduling"]],
+        *[[c, "--help"] for c in ("basins", "continuation", "optimizers", "trainability", "lenet")],
+    ],
+)
+def test_help_shows_no_docstring_markup(argv, capsys):
+    """`gdjax lesson --help` showed literal ``gdjax continuation``."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert not MARKUP.search(out), MARKUP.search(out)
+
+
+def test_the_lessons_index_shows_no_docstring_markup(tmp_path):
+    from gdjax.cli import lessons as cli_lessons
+
+    page = cli_lessons._write_index(tmp_path, list(cli_lessons.LESSONS.items())).read_text()
+    assert not MARKUP.search(page)
+    assert "<code>gdjax continuation</code>" in page

@@ -138,8 +138,8 @@ def add_parser(sub, name: str, command: Command, default_out: str, **kwargs):
     """A subparser for ``command``: its help, the common options and its own."""
     parser = sub.add_parser(
         name,
-        help=kwargs.pop("help", command.doc.splitlines()[0]),
-        description=kwargs.pop("description", command.doc),
+        help=kwargs.pop("help", _format.plain_doc(command.doc.splitlines()[0])),
+        description=kwargs.pop("description", _format.plain_doc(command.doc)),
         **kwargs,
     )
     add_common(parser, default_out)

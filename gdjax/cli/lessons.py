@@ -15,7 +15,7 @@ import html
 import time
 from pathlib import Path
 
-from gdjax import runs
+from gdjax import _format, runs
 from gdjax.cli import basins, continuation, high_dim, optimizers, trainability
 from gdjax.cli._common import (
     Command,
@@ -251,7 +251,7 @@ def _write_index(out: Path, lessons) -> Path:
     """out/index.html: one line per lesson, linking its report."""
     items = "".join(
         f'<li><a href="{folder(name)}/report.html">{html.escape(name)}</a>: '
-        f"{html.escape(command.doc.splitlines()[0])}</li>"
+        f"{_format.html_doc(command.doc.splitlines()[0])}</li>"
         for name, command in lessons
     )
     page = (
