@@ -108,6 +108,16 @@ def test_lesson_writes_results(tmp_path):
     assert (out / "minimum_fraction.png").exists() and (out / "report.html").exists()
 
 
+def test_progress_counts_the_goe_chunks_then_the_landscapes():
+    """The GOE bar sat full for 12 s while the landscapes ran unlabelled."""
+    seen = []
+    H.compute(
+        seed=0, dims=3, samples=1 << 10, landscapes=1, starts=16, progress=lambda *a: seen.append(a)
+    )
+    assert {total for _, total in seen} == {3 + 3}  # one task: 3 GOE chunks, 3 landscapes
+    assert [done for done, _ in seen] == [1, 2, 3, 4, 5, 6]
+
+
 def test_bad_dims_refused():
     with pytest.raises(ValueError, match="dims must be at most 12"):
         H.compute(dims=13, samples=16)

@@ -292,9 +292,11 @@ def test_the_command_line_is_written_as_a_reader_types_it(monkeypatch):
         assert runs.command_line() == expected
 
 
-def test_the_progress_bar_starts_again_for_each_task(monkeypatch):
-    """One bar over several tasks: a new total, a count that goes back or a
-    0 restarts it, so its count and rate are the current task's."""
+def test_the_progress_bar_labels_each_stage_and_restarts_each_task(monkeypatch):
+    """A new total is the next stage: it ran under the previous stage's label
+    on a bar that restarted (continuation's uncertainty under "maps"; the
+    landscapes of high-dim after a full "GOE samples" bar). A count that goes
+    back, or a 0, restarts the bar, so its count and rate are the task's."""
     import tqdm.auto
 
     from gdjax.cli._common import progress_bar
@@ -302,8 +304,9 @@ def test_the_progress_bar_starts_again_for_each_task(monkeypatch):
     seen = []
 
     class Bar:
-        def __init__(self, **_):
-            self.n, self.total = 0, None
+        def __init__(self, total=None, desc=None, **_):
+            self.n, self.total = 0, total
+            seen.append(("new", desc, total))
 
         def reset(self, total=None):
             self.n, self.total = 0, total
@@ -317,14 +320,15 @@ def test_the_progress_bar_starts_again_for_each_task(monkeypatch):
             seen.append(("closed",))
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
-    with progress_bar("maps", "start") as update:
-        for done, total in [(0, 8), (4, 8), (8, 8), (3, 6), (6, 6), (3, 6), (6, 6)]:
+    steps = [(0, 8), (4, 8), (8, 8), (3, 6), (6, 6), (3, 6), (6, 6), (1, 2)]
+    with progress_bar("maps", "start", stages=["uncertainty"]) as update:
+        for done, total in steps:
             update(done, total)
     assert seen == [
-        ("reset", 8), ("at", 0), ("at", 4), ("at", 8),
-        ("reset", 6), ("at", 3), ("at", 6),
-        ("reset", 6), ("at", 3), ("at", 6),
-        ("closed",),
+        ("new", "maps", 8), ("reset", 8), ("at", 0), ("at", 4), ("at", 8), ("closed",),
+        ("new", "uncertainty", 6), ("at", 3), ("at", 6),
+        ("reset", 6), ("at", 3), ("at", 6), ("closed",),
+        ("new", "maps (3)", 2), ("at", 1), ("closed",),
     ]  # fmt: skip
 
 

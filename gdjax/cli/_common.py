@@ -589,24 +589,36 @@ def positive_int(name: str) -> Callable[[str], int]:
 
 
 @contextlib.contextmanager
-def progress_bar(desc: str, unit: str, enabled: bool = True):
+def progress_bar(desc: str, unit: str, enabled: bool = True, stages=()):
     """A tqdm bar for a command's long work: yields ``update(done, total)``
     (a library function's progress callback). The bar appears with the first
     update (a command refused before any work draws none); ``done == 0``
-    restarts it (after compiling, so its rate is the work's), and so does
-    another total or a count that goes back (the next task). Counts are whole
-    numbers (k, M for large ones). Closed on the way out, before any message,
-    Ctrl-C's included."""
+    restarts it (after compiling, so its rate is the work's). Another total
+    is the next stage of the work: the finished bar stays on screen and a new
+    one starts, labelled ``stages[k]`` for the (k+2)-th stage (``desc``
+    again, with its number, past the names given), so no stage runs
+    unlabelled under its predecessor's name. Counts are whole numbers (k, M
+    for large ones). Closed on the way out, before any message, Ctrl-C's
+    included."""
     bar = None
+    stage = 0
 
     def update(done, total):
-        nonlocal bar
+        nonlocal bar, stage
         check_interrupted()  # a Ctrl-C swallowed on the way stops the work here
         if not enabled:
             return
+        if bar is not None and bar.total != total:  # the next stage
+            bar.close()
+            bar, stage = None, stage + 1
         if bar is None:
-            bar = tqdm.auto.tqdm(unit=unit, unit_scale=total >= 10_000, desc=desc)
-        if done == 0 or bar.total != total or done < bar.n:  # a new task
+            label = (
+                desc
+                if stage == 0
+                else (stages[stage - 1] if stage <= len(stages) else f"{desc} ({stage + 1})")
+            )
+            bar = tqdm.auto.tqdm(total=total, unit=unit, unit_scale=total >= 10_000, desc=label)
+        if done == 0 or done < bar.n:  # a restart (after compiling) or the same task again
             bar.reset(total=total)
         bar.update(done - bar.n)
 

@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:
-    """The lesson with a progress bar over the GOE chunks."""
-    with progress_bar("GOE samples", "chunk", not no_progress) as progress:
+    """The lesson with one progress bar over its two stages: the GOE chunks,
+    then the landscapes (one step per dimension)."""
+    with progress_bar("GOE chunks, then landscapes", "step", not no_progress) as progress:
         return lesson.run(out, seed=seed, progress=progress, **options)
 
 

@@ -206,13 +206,24 @@ def compute(
         )
     key = jax.random.key(seed)
     k_goe, k_land = jax.random.split(key)
-    goe = goe_minimum_fraction(k_goe, range(1, dims + 1), samples=samples, progress=progress)
     ld = np.arange(1, min(dims, 6) + 1)
+    # one count over both stages: the GOE chunks, then one step per landscape dimension
+    goe_steps = 0
+
+    def goe_progress(done, total):
+        nonlocal goe_steps
+        goe_steps = total
+        if progress is not None:
+            progress(done, total + len(ld))
+
+    goe = goe_minimum_fraction(k_goe, range(1, dims + 1), samples=samples, progress=goe_progress)
     crit, mins, hist = [], [], []
-    for d in ld:
+    for i, d in enumerate(ld):
         idx = landscape_critical_points(
             jax.random.fold_in(k_land, int(d)), int(d), landscapes=landscapes, starts=starts
         )
+        if progress is not None:
+            progress(goe_steps + i + 1, goe_steps + len(ld))
         crit.append(len(idx))
         mins.append(int((idx == 0).sum()))
         hist.append(np.bincount(idx, minlength=int(d) + 1).tolist())
