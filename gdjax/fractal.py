@@ -34,14 +34,17 @@ from jaxtyping import Array, ArrayLike
 from gdjax import _chunks, _engine, _validate
 from gdjax import surfaces as _surfaces
 from gdjax.descent import DEFAULT_BOUND
-from gdjax.maps.config import MapConfig
+from gdjax.maps.config import MapConfig, available_memory, memory_needed
 from gdjax.maps.critical import critical_points
 from gdjax.maps.summary import wilson_interval
 from gdjax.surfaces import Surface
 
 __all__ = [
+    "BEND_P",
     "FIT_MAX_FRACTION",
+    "FLAT_P",
     "MIN_EPS_SPACINGS",
+    "MIN_UNCERTAIN_SIZES",
     "POWER_LAW_CHI2",
     "BasinEntropy",
     "BoxDimension",
@@ -51,8 +54,10 @@ __all__ = [
     "boundary",
     "box_dimension",
     "box_entropies",
+    "check_uncertainty_memory",
     "descent_classifier",
     "uncertainty_exponent",
+    "uncertainty_memory",
 ]
 
 
@@ -193,6 +198,22 @@ POWER_LAW_CHI2 = 3.0
 """Above this chi-square per degree of freedom, the fraction of uncertain
 starts does not follow one power law (:attr:`Uncertainty.power_law`)."""
 
+BEND_P = 0.01
+"""Below this p-value of the likelihood-ratio test of one power law against
+one for each half of the fitted sizes (:attr:`Uncertainty.bend_p`), the
+slope changes with eps: not one power law. (Pearson's chi-square misses a
+bend where sizes hold a handful of uncertain starts each; this test does
+not need large counts.)"""
+
+FLAT_P = 0.05
+"""A fit, or a half of one, whose slope 0 is not rejected at this level
+(likelihood-ratio test, :meth:`Uncertainty.flat_p`) is flat: its fraction
+does not fall with eps, and no dimension below 2 is resolved there."""
+
+MIN_UNCERTAIN_SIZES = 3
+"""A dimension needs uncertain starts at this many fitted sizes at least
+(two determine a line exactly, with nothing left to test it on)."""
+
 
 class Scale(NamedTuple):
     """One part of an uncertainty fit (:meth:`Uncertainty.scales`): the
@@ -219,7 +240,10 @@ class Uncertainty(NamedTuple):
             small-eps law), by maximum likelihood of the binomial counts:
             sizes with none or a handful of uncertain starts count for what
             they hold. nan with fewer than two sizes with uncertain starts.
-        dimension: the boundary's dimension, 2 - alpha.
+        dimension: the fit's dimension of the boundary, 2 - alpha. Report
+            it only where the sample resolves it (:attr:`resolved`;
+            :meth:`words`, :meth:`brief` and the figures do so, and say
+            why not elsewhere).
         intercept: log fraction = intercept + alpha * log eps.
         alpha_se: the standard error of alpha (and of the dimension) from
             the fit's Fisher information, the counts' sampling error alone.
@@ -228,6 +252,11 @@ class Uncertainty(NamedTuple):
             error, much larger when its slope changes with eps (then the
             dimension is an average over scales); nan with fewer than three
             sizes fitted.
+        bend_p: the p-value of the likelihood-ratio test of one power law
+            against one for each half of the fitted sizes (:meth:`scales`;
+            chi-square with 2 degrees of freedom): small where the slope
+            changes with eps. nan with fewer than six sizes fitted or a half
+            with fewer than two sizes with uncertain starts.
     """
 
     eps: np.ndarray
@@ -240,6 +269,10 @@ class Uncertainty(NamedTuple):
     intercept: float
     alpha_se: float = math.nan
     chi2_dof: float = math.nan
+    bend_p: float = math.nan
+
+    def _counts(self) -> np.ndarray:
+        return np.rint(np.asarray(self.fraction, np.float64) * self.n)
 
     @property
     def fills_domain(self) -> bool:
@@ -248,13 +281,49 @@ class Uncertainty(NamedTuple):
         sizes or more: no small-eps range, the boundary is everywhere at
         these scales."""
         above = np.asarray(self.fraction) > FIT_MAX_FRACTION
-        return not math.isfinite(self.dimension) and 2 * int(above.sum()) >= above.size
+        return not math.isfinite(self.alpha) and 2 * int(above.sum()) >= above.size
 
     @property
     def power_law(self) -> bool:
-        """Whether one power law fits within sampling error (``chi2_dof``
-        at most :data:`POWER_LAW_CHI2`; True with too few sizes to tell)."""
-        return not self.chi2_dof > POWER_LAW_CHI2
+        """Whether one power law fits within sampling error: ``chi2_dof``
+        at most :data:`POWER_LAW_CHI2` and ``bend_p`` not below
+        :data:`BEND_P` (True with too few sizes to tell)."""
+        return not self.chi2_dof > POWER_LAW_CHI2 and not self.bend_p < BEND_P
+
+    @property
+    def uncertain_sizes(self) -> int:
+        """How many of the fitted sizes hold uncertain starts."""
+        counts = self._counts()
+        return int(np.count_nonzero(counts[_fitted(counts, self.n)]))
+
+    def flat_p(self, eps_low: float | None = None, eps_high: float | None = None) -> float:
+        """The p-value of the likelihood-ratio test of slope 0 (a flat
+        fraction) against the power law's free slope, over the fitted sizes
+        from ``eps_low`` to ``eps_high`` (default: all of them): chi-square
+        with 1 degree of freedom. nan with fewer than two sizes with
+        uncertain starts there."""
+        eps = np.asarray(self.eps, np.float64)
+        counts = self._counts()
+        mask = _fitted(counts, self.n)
+        if eps_low is not None:
+            mask &= eps >= eps_low
+        if eps_high is not None:
+            mask &= eps <= eps_high
+        return _flat_test(eps, counts, self.n, mask)[0]
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the sample resolves a dimension: a fit
+        (``alpha`` finite), uncertain starts at :data:`MIN_UNCERTAIN_SIZES`
+        fitted sizes or more, one power law (:attr:`power_law`), and a
+        fraction that falls with eps over the fitted sizes and over each
+        half of them (:meth:`flat` is None)."""
+        return (
+            math.isfinite(self.alpha)
+            and self.uncertain_sizes >= MIN_UNCERTAIN_SIZES
+            and self.power_law
+            and self.flat() is None
+        )
 
     def to_json(self) -> dict:
         """The result as JSON: every number, non-finite ones as None
@@ -268,6 +337,8 @@ class Uncertainty(NamedTuple):
             "dimension": num(self.dimension),
             "dimension_se": num(self.alpha_se),
             "chi2_dof": num(self.chi2_dof),
+            "bend_p": num(self.bend_p),
+            "resolved": bool(self.resolved),
             "intercept": num(self.intercept),
             "starts_per_eps": int(self.n),
             "eps": np.asarray(self.eps, np.float64).tolist(),
@@ -278,41 +349,105 @@ class Uncertainty(NamedTuple):
 
     @classmethod
     def from_json(cls, d: dict) -> Uncertainty:
-        """The inverse of :meth:`to_json`."""
+        """The inverse of :meth:`to_json` (``bend_p``, absent from older
+        files, nan; ``resolved`` is judged again from the counts)."""
 
         def num(v):
             return math.nan if v is None else float(v)
 
-        return cls(
+        keys = ("alpha", "dimension", "intercept", "dimension_se", "chi2_dof", "bend_p")
+        got = cls(
             *(np.asarray(d[k], np.float64) for k in ("eps", "fraction", "ci_low", "ci_high")),
             int(d["starts_per_eps"]),
-            *(num(d[k]) for k in ("alpha", "dimension", "intercept", "dimension_se", "chi2_dof")),
+            *(num(d.get(k)) for k in keys),
         )
+        return got
+
+    @classmethod
+    def from_counts(cls, eps: ArrayLike, counts: ArrayLike, n: int) -> Uncertainty:
+        """The fit of ``counts`` uncertain starts of ``n`` at each size
+        ``eps`` (what :func:`uncertainty_exponent` returns for them)."""
+        eps = np.asarray(eps, np.float64)
+        counts = np.asarray(counts, np.int64)
+        frac, low, high = wilson_interval(counts, n)
+        alpha, intercept, alpha_se, chi2_dof = _fit_power_law(eps, counts, n, _fitted(counts, n))
+        bend = _bend_p(eps, counts, n)
+        return cls(eps, frac, low, high, n, alpha, 2 - alpha, intercept, alpha_se, chi2_dof, bend)
 
     def scales(self) -> tuple[Scale, ...]:
         """The fit split at the middle of the sizes it used: a
         :class:`Scale` for the smaller and one for the larger half. A slope
         that changes with eps shows here. Empty with fewer than six sizes
-        fitted (three a half); a half with fewer than two sizes with
-        uncertain starts has a nan dimension."""
-        counts = np.rint(np.asarray(self.fraction) * self.n)
-        used = np.flatnonzero(_fitted(counts, self.n))
-        if used.size < 6:
-            return ()
+        fitted (three a half); a half with uncertain starts at fewer than
+        :data:`MIN_UNCERTAIN_SIZES` sizes has a nan dimension (a line
+        through two sizes, or resting on sizes with none, resolves
+        nothing)."""
+        counts = self._counts()
         out = []
-        for half in (used[: used.size // 2], used[used.size // 2 :]):
+        for half in _halves(counts, self.n):
             mask = np.zeros(counts.shape, bool)
             mask[half] = True
             alpha, intercept, se, _ = _fit_power_law(np.asarray(self.eps), counts, self.n, mask)
+            if int(np.count_nonzero(counts[half])) < MIN_UNCERTAIN_SIZES:
+                alpha = se = math.nan
             lo, hi = float(self.eps[half[0]]), float(self.eps[half[-1]])
             out.append(Scale(lo, hi, 2 - alpha, se, intercept))
         return tuple(out)
 
+    def flat(self) -> tuple[float, float] | None:
+        """Where the fraction does not fall with eps: (eps_low, eps_high) of
+        the fitted sizes if their slope 0 is not rejected (:meth:`flat_p`
+        at least :data:`FLAT_P`) or their slope is not positive; else of
+        the smaller half of them (:meth:`scales`) if its counts are at
+        least as likely under a flat fraction (its best one) as under the
+        power law fitted to every size (:meth:`floor_ratio` at most 1):
+        the smallest sizes, where the dimension is read, show a floor, not
+        the power law. None if neither."""
+        eps = np.asarray(self.eps, np.float64)
+        counts = self._counts()
+        used = np.flatnonzero(_fitted(counts, self.n))
+        if used.size:
+            mask = np.zeros(counts.shape, bool)
+            mask[used] = True
+            p, alpha = _flat_test(eps, counts, self.n, mask)
+            if p >= FLAT_P or alpha <= 0:
+                return float(eps[used[0]]), float(eps[used[-1]])
+        halves = _halves(counts, self.n)
+        if halves and self.floor_ratio() <= 1:
+            return float(eps[halves[0][0]]), float(eps[halves[0][-1]])
+        return None
+
+    def floor_ratio(self) -> float:
+        """The likelihood ratio of the smaller half of the fitted sizes'
+        counts (:meth:`scales`) under the power law fitted to every size
+        against under their best flat fraction: above 1 where they follow
+        the power law better than a floor. nan without a fit or halves, or
+        with uncertain starts at fewer than :data:`MIN_UNCERTAIN_SIZES`
+        sizes of that half (a floor shows at several sizes; one or two
+        counts show none)."""
+        counts = self._counts()
+        halves = _halves(counts, self.n)
+        if not halves or not math.isfinite(self.alpha):
+            return math.nan
+        eps = np.asarray(self.eps, np.float64)
+        mask = np.zeros(counts.shape, bool)
+        mask[halves[0]] = True
+        k = counts[mask]
+        if int(np.count_nonzero(k)) < MIN_UNCERTAIN_SIZES:
+            return math.nan
+        p0 = k.sum() / (self.n * k.size)
+        flat = float(np.sum(k * math.log(p0) + (self.n - k) * math.log1p(-p0)))
+        law = _loglik(eps, counts, self.n, self.alpha, self.intercept, mask)
+        return math.exp(min(law - flat, 700.0))
+
     def words(self) -> str:
-        """The dimension in words: "1.05 ± 0.01"; where one power law does
-        not fit, said so, with the dimension of the smaller and the larger
-        sizes (:meth:`scales`)."""
-        if not math.isfinite(self.dimension):
+        """The dimension in words: "1.05 ± 0.01" where the sample resolves
+        it (:attr:`resolved`); otherwise "not resolved" and why: too few
+        sizes with uncertain starts, not one power law (then the dimension
+        of the smaller and the larger sizes, :meth:`scales`, each marked
+        flat where its fraction does not fall with eps), or a fraction
+        that does not fall with eps."""
+        if not math.isfinite(self.alpha):
             above = int(np.sum(np.asarray(self.fraction) > FIT_MAX_FRACTION))
             if self.fills_domain:
                 return (
@@ -321,23 +456,120 @@ class Uncertainty(NamedTuple):
                     "the domain at these scales)"
                 )
             return "too few uncertain starts to fit"
-        text = f"{self.dimension:.2f}{_pm(self.alpha_se)}"
-        if not self.power_law:
-            parts = [
-                f"{d:.2f}{_pm(se)} for ε from {lo:.2g} to {hi:.2g}"
-                for lo, hi, d, se, _ in self.scales()
-                if math.isfinite(d)
-            ]
-            text += (
-                f" (not one power law: χ²/dof = {self.chi2_dof:.1f}; an average over scales"
-                + "".join(f"; {p}" for p in parts)
-                + ")"
+        if self.resolved:
+            return f"{2 - self.alpha:.2f}{_pm(self.alpha_se)}"
+        fitted = int(np.count_nonzero(_fitted(self._counts(), self.n)))
+        if self.uncertain_sizes < MIN_UNCERTAIN_SIZES:
+            return (
+                f"not resolved: uncertain starts at {self.uncertain_sizes} of the {fitted} "
+                f"fitted sizes ({MIN_UNCERTAIN_SIZES} needed to test a power law)"
             )
-        return text
+        if not self.power_law:
+            parts = []
+            for lo, hi, d, se, _ in self.scales():
+                where = f"for ε from {lo:.2g} to {hi:.2g}"
+                if not math.isfinite(d):
+                    parts.append(f"too few uncertain starts {where}")
+                    continue
+                p = self.flat_p(lo, hi)
+                tag = " (flat: slope 0 not rejected)" if p >= FLAT_P or d >= 2 else ""
+                parts.append(f"{d:.2f}{_pm(se)} {where}{tag}")
+            return f"not resolved: not one power law ({self.misfit()})" + "".join(
+                f"; {p}" for p in parts
+            )
+        lo, hi = self.flat() or (math.nan, math.nan)
+        return (
+            f"not resolved: the fraction of uncertain starts does not fall with ε from "
+            f"{lo:.2g} to {hi:.2g}: at {self.n:,} starts per size a flat fraction there "
+            "(dimension 2, or outcomes that change under any perturbation) is as likely as "
+            "the power law"
+        )
+
+    def brief(self, points: str = "starts") -> str:
+        """:meth:`words` for a table cell: "1.05 ± 0.01" where resolved,
+        else why not in a few words (``points``: what is perturbed)."""
+        if not math.isfinite(self.alpha):
+            if self.fills_domain:
+                return f"none: above {FIT_MAX_FRACTION:g} uncertain (fills the domain)"
+            return f"too few uncertain {points}"
+        if self.resolved:
+            return self.words()
+        if self.uncertain_sizes < MIN_UNCERTAIN_SIZES:
+            return f"not resolved: uncertain {points} at {self.uncertain_sizes} sizes"
+        if not self.power_law:
+            return "not resolved: not one power law"
+        lo, hi = self.flat() or (math.nan, math.nan)
+        return f"not resolved: flat for ε from {lo:.2g} to {hi:.2g}"
+
+    def misfit(self) -> str:
+        """Why one power law does not fit, in words: its χ²/dof and the
+        p-value of the split-fit test (where known)."""
+        said = []
+        if math.isfinite(self.chi2_dof):
+            said.append(f"χ²/dof = {self.chi2_dof:.1f}")
+        if math.isfinite(self.bend_p):
+            said.append(f"one line per half of the sizes: p = {self.bend_p:.2g}")
+        return ", ".join(said)
 
 
 def _pm(se: float) -> str:
     return f" ± {se:.2f}" if math.isfinite(se) else ""
+
+
+def _halves(counts: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """The indices of the smaller and the larger half of the fitted sizes;
+    empty with fewer than six."""
+    used = np.flatnonzero(_fitted(counts, n))
+    if used.size < 6:
+        return ()
+    return used[: used.size // 2], used[used.size // 2 :]
+
+
+def _loglik(eps, counts, n, alpha, intercept, mask) -> float:
+    """The binomial log-likelihood of the counts in ``mask`` under
+    f = exp(intercept) eps^alpha."""
+    log_p = alpha * np.log(np.asarray(eps, np.float64)[mask]) + intercept
+    k = np.asarray(counts, np.float64)[mask]
+    return float(np.sum(k * log_p + (n - k) * np.log1p(-np.exp(log_p))))
+
+
+def _flat_test(eps, counts, n, mask) -> tuple[float, float]:
+    """(p, alpha): the p-value of the likelihood-ratio test of slope 0
+    against the free slope over the sizes in ``mask`` (chi-square, 1 degree
+    of freedom), and the free slope; (nan, nan) with fewer than two sizes
+    with uncertain starts."""
+    alpha, intercept, _, _ = _fit_power_law(eps, counts, n, mask)
+    if not math.isfinite(alpha):
+        return math.nan, math.nan
+    k = np.asarray(counts, np.float64)[mask]
+    p0 = k.sum() / (n * k.size)  # the flat fraction's maximum likelihood
+    flat = float(np.sum(k * math.log(p0) + (n - k) * math.log1p(-p0)))
+    stat = max(0.0, 2 * (_loglik(eps, counts, n, alpha, intercept, mask) - flat))
+    return math.erfc(math.sqrt(stat / 2)), alpha
+
+
+def _bend_p(eps, counts, n) -> float:
+    """The p-value of the likelihood-ratio test of one power law over the
+    fitted sizes against one for each half (chi-square, 2 degrees of
+    freedom: exp(-statistic / 2)); nan with fewer than six sizes fitted or
+    a half with fewer than two sizes with uncertain starts."""
+    halves = _halves(counts, n)
+    if not halves:
+        return math.nan
+    mask = _fitted(counts, n)
+    one = _fit_power_law(eps, counts, n, mask)
+    if not math.isfinite(one[0]):
+        return math.nan
+    split = 0.0
+    for half in halves:
+        part = np.zeros(counts.shape, bool)
+        part[half] = True
+        alpha, intercept, _, _ = _fit_power_law(eps, counts, n, part)
+        if not math.isfinite(alpha):
+            return math.nan
+        split += _loglik(eps, counts, n, alpha, intercept, part)
+    stat = max(0.0, 2 * (split - _loglik(eps, counts, n, one[0], one[1], mask)))
+    return math.exp(-stat / 2)
 
 
 def _fitted(counts: np.ndarray, n: int) -> np.ndarray:
@@ -407,6 +639,38 @@ def _fit_power_law(eps, counts, n, mask) -> tuple[float, float, float, float]:
     return alpha, intercept, alpha_se, chi2_dof
 
 
+def uncertainty_memory(n: int, sizes: int = _validate.EPS_SIZES, dtype=np.float32) -> int:
+    """Bytes :func:`uncertainty_exponent` holds on the host for ``n``
+    starts per size and ``sizes`` sizes, an estimate with some margin: every
+    start's three points (in float64, then in ``dtype``) and outcomes, held
+    at once (123 bytes a start and size measured in float32, 144 counted
+    here), plus JAX's fixed share (:func:`gdjax.basins.memory_needed` of no
+    start)."""
+    per = 3 * (2 * (16 + np.dtype(dtype).itemsize) + 8)
+    return memory_needed(0, dtype) + int(n) * int(sizes) * per
+
+
+def check_uncertainty_memory(
+    n: int, sizes: int = _validate.EPS_SIZES, dtype=np.float32, what: str = "n"
+) -> None:
+    """Refuses, before any compute, an uncertainty exponent whose points do
+    not fit in the memory available (:func:`uncertainty_memory`); the
+    message gives the estimate and the most starts per size that fit (a
+    power of two). ``what`` names ``n`` in it (a command's option)."""
+    need = uncertainty_memory(n, sizes, dtype)
+    have = available_memory()
+    if have is None or need <= have:
+        return
+    per = uncertainty_memory(1, sizes, dtype) - uncertainty_memory(0, sizes, dtype)
+    room = max(0, have - uncertainty_memory(0, sizes, dtype)) // per
+    fits = 1 << (int(room).bit_length() - 1) if room else 0
+    raise ValueError(
+        f"{what} {int(n):,}: {int(n):,} starts x {sizes} sizes x 3 runs need about "
+        f"{need / 2**30:,.1f} GiB of memory, and {have / 2**30:.1f} GiB is available; use at "
+        f"most {fits:,} starts per size"
+    )
+
+
 def uncertainty_exponent(
     classify: Callable[[Array], Array],
     domain,
@@ -464,6 +728,7 @@ def uncertainty_exponent(
             f"of the domain's coordinates (up to {biggest:.3g}): {smallest:.3g}; perturbed "
             "points would round onto their starts. Give larger eps or compute in float64"
         )
+    check_uncertainty_memory(n, eps.size, dtype)
     lo = np.asarray([d[0] for d in dom])
     hi = np.asarray([d[1] for d in dom])
 
@@ -488,11 +753,7 @@ def uncertainty_exponent(
     counts = []
     for a, b, c in labels.reshape(len(eps), 3, n):
         counts.append(int(((a != b) | (a != c)).sum()))
-    counts = np.asarray(counts)
-    frac, low, high = wilson_interval(counts, n)
-    fit = _fit_power_law(eps, counts, n, _fitted(counts, n))
-    alpha, intercept, alpha_se, chi2_dof = fit
-    return Uncertainty(eps, frac, low, high, n, alpha, 2 - alpha, intercept, alpha_se, chi2_dof)
+    return Uncertainty.from_counts(eps, counts, n)
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "method", "steps", "every"))

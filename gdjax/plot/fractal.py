@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdjax.fractal import FIT_MAX_FRACTION
+from gdjax.fractal import FIT_MAX_FRACTION, FLAT_P, MIN_UNCERTAIN_SIZES
 
 __all__ = ["uncertainty_caption", "uncertainty_fits"]
 
@@ -25,9 +26,14 @@ def uncertainty_fits(
     is perturbed. Hollow: sizes left out of the fit
     (fraction above :data:`gdjax.fractal.FIT_MAX_FRACTION`); a size with no
     uncertain start (fitted too, as a count of 0) is a triangle at its
-    interval's upper end. Where one power law does not fit, the smaller and
-    the larger half of the sizes get their own lines, dotted
-    (:meth:`gdjax.fractal.Uncertainty.scales`)."""
+    interval's upper end. The fitted line (dashed) is drawn only where the
+    sample resolves a dimension (:attr:`gdjax.fractal.Uncertainty.resolved`;
+    the legend says why not). Where one power law does not fit, the smaller
+    and the larger half of the sizes get their own lines
+    (:meth:`gdjax.fractal.Uncertainty.scales`): the smaller dotted in the
+    series' colour, the larger dash-dotted in a darker shade, each only
+    between the sizes of its half that hold uncertain starts (none for a
+    half without a dimension)."""
     outside = len(named) > 2  # the legend beside the axes, not over the points
     fig, ax = plt.subplots(figsize=(10.5 if outside else 6.8, 4.8), layout="constrained")
     handles = []  # in the order drawn: each fit, then its parts
@@ -35,17 +41,8 @@ def uncertainty_fits(
         color = f"C{k}"
         hit = u.fraction > 0
         fitted = hit & (u.fraction <= FIT_MAX_FRACTION)
-        if np.isfinite(u.alpha):
-            label = f"{name}: α = {u.alpha:.2f}, dimension {u.dimension:.2f}"
-            if np.isfinite(u.alpha_se):
-                label += f" ± {u.alpha_se:.2f}"
-            if not u.power_law:
-                label += f"\n(χ²/dof {u.chi2_dof:.0f}: not one power law)"
-        elif u.fills_domain:
-            label = f"{name}: no fit, above {FIT_MAX_FRACTION:g}\n(the boundary fills it)"
-        else:
-            label = f"{name}: too few uncertain {points} to fit"
         labelled = False  # the first series drawn carries the label
+        label = _label(name, u, points)
         for sel, face in ((fitted, color), (hit & ~fitted, "none")):
             if sel.any():
                 drawn = ax.errorbar(
@@ -67,24 +64,11 @@ def uncertainty_fits(
             if not labelled:
                 drawn.set_label(label)
                 handles.append(drawn)
-        if np.isfinite(u.alpha):
-            ax.plot(u.eps, np.exp(u.intercept) * u.eps**u.alpha, "--", lw=1, color=color)
-        if not u.power_law:  # the smaller and the larger sizes' own power laws
-            for part in u.scales():
-                if not np.isfinite(part.dimension):
-                    continue
-                e = np.geomspace(part.eps_low, part.eps_high, 20)
-                (line,) = ax.plot(
-                    e,
-                    np.exp(part.intercept) * e ** (2 - part.dimension),
-                    ":",
-                    lw=2.2,
-                    color=color,
-                    label=f"  dimension {part.dimension:.2f}"
-                    + (f" ± {part.dimension_se:.2f}" if np.isfinite(part.dimension_se) else "")
-                    + f" for ε from {part.eps_low:.2g} to {part.eps_high:.2g}",
-                )
-                handles.append(line)
+        if u.resolved:  # only a dimension the sample resolves gets its line
+            e = _span(u, u.eps[0], u.eps[-1])
+            ax.plot(e, np.exp(u.intercept) * e**u.alpha, "--", lw=1, color=color)
+        if np.isfinite(u.alpha) and not u.power_law:
+            handles += _parts(ax, u, color)
     ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
     # said in the lower right corner, empty while f grows with eps (a label on
     # the line itself met the points there)
@@ -110,6 +94,67 @@ def uncertainty_fits(
     return fig
 
 
+def _span(u, lo: float, hi: float) -> np.ndarray:
+    """20 sizes from the first to the last size in [lo, hi] that holds
+    uncertain starts (empty if fewer than two do): a fit is drawn where it
+    rests on counts, not across sizes with none."""
+    eps = np.asarray(u.eps, np.float64)
+    hit = eps[(eps >= lo) & (eps <= hi) & (np.asarray(u.fraction) > 0)]
+    hit = hit[hit <= eps[np.asarray(u.fraction) <= FIT_MAX_FRACTION].max(initial=0)]
+    if hit.size < 2:
+        return np.empty(0)
+    return np.geomspace(hit[0], hit[-1], 20)
+
+
+def _label(name: str, u, points: str) -> str:
+    """A series' legend entry: its exponent and dimension, or why there is
+    no dimension."""
+    if u.resolved:
+        return f"{name}: α = {u.alpha:.2f}, dimension {2 - u.alpha:.2f}" + (
+            f" ± {u.alpha_se:.2f}" if np.isfinite(u.alpha_se) else ""
+        )
+    if np.isfinite(u.alpha):
+        if u.uncertain_sizes < MIN_UNCERTAIN_SIZES:
+            why = f"uncertain {points} at {u.uncertain_sizes} sizes only"
+        elif not u.power_law:
+            why = f"not one power law ({u.misfit()})"
+        else:
+            lo, hi = u.flat() or (np.nan, np.nan)
+            why = f"flat for ε from {lo:.2g} to {hi:.2g}"
+        return f"{name}: α = {u.alpha:.2f}, no dimension resolved:\n{why}"
+    if u.fills_domain:
+        return f"{name}: no fit, above {FIT_MAX_FRACTION:g}\n(the boundary fills it)"
+    return f"{name}: too few uncertain {points} to fit"
+
+
+def _parts(ax, u, color) -> list:
+    """The smaller and the larger sizes' own power laws, in two styles."""
+    shades = (color, tuple(0.55 * np.asarray(mcolors.to_rgb(color))))
+    handles = []
+    for part, style, shade, which in zip(
+        u.scales(), (":", "-."), shades, ("smaller", "larger"), strict=False
+    ):
+        if not np.isfinite(part.dimension):
+            continue
+        e = _span(u, part.eps_low, part.eps_high)
+        if not e.size:
+            continue
+        flat = u.flat_p(part.eps_low, part.eps_high) >= FLAT_P or part.dimension >= 2
+        (line,) = ax.plot(
+            e,
+            np.exp(part.intercept) * e ** (2 - part.dimension),
+            style,
+            lw=2.2,
+            color=shade,
+            label=f"  dimension {part.dimension:.2f}"
+            + (f" ± {part.dimension_se:.2f}" if np.isfinite(part.dimension_se) else "")
+            + f" for ε from {part.eps_low:.2g} to {part.eps_high:.2g}"
+            + f" ({which} ε{', flat' if flat else ''})",
+        )
+        handles.append(line)
+    return handles
+
+
 def uncertainty_caption(points: str = "starts") -> str:
     """The caption of :func:`uncertainty_fits` in a report (``points``: what
     is perturbed, plural)."""
@@ -118,7 +163,11 @@ def uncertainty_caption(points: str = "starts") -> str:
         f"Fraction of ε-uncertain {points} against ε (log-log) with 95% intervals, and the "
         f"power law fitted where the fraction is at most {FIT_MAX_FRACTION:g} (hollow: above "
         "it, not fitted; "
-        f"triangles: no uncertain {one}, at the interval's upper end). Where one power law "
-        "does not fit, the smaller and the larger half of the fitted sizes have their own, "
-        "dotted."
+        f"triangles: no uncertain {one}, at the interval's upper end), dashed where the "
+        "sample resolves a dimension (uncertain "
+        f"{points} at {MIN_UNCERTAIN_SIZES} fitted sizes or more, one power law, and a "
+        "fraction that falls with ε, the smallest sizes included); the legend says why "
+        "where it does not. Where one power law does not fit, the smaller and the larger "
+        "half of the fitted sizes have their own (dotted, and dash-dotted darker), drawn "
+        f"between the sizes with uncertain {points}."
     )
