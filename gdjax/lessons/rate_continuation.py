@@ -77,6 +77,9 @@ def compute(
     if uncertainty == "auto":
         uncertainty = _validate.matched_uncertainty_starts(grid * grid * lrs, 3, UNCERTAINTY_STARTS)
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
+    if uncertainty:  # 3 rates, one after the other: one rate's points at a time
+        dtype = np.float64 if x64 else np.float32
+        fractal.check_uncertainty_memory(uncertainty, dtype=dtype, what="--uncertainty")
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     with jax.enable_x64(x64):  # one configuration, every refusal before compute
         config = basins.MapConfig(
@@ -215,6 +218,20 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
         "λ > 2 / lr: each step multiplies the error along that direction by |1 - lr λ| > 1. "
         "So each minimum's basin must vanish at its stability limit 2 / λ_max."
     )
+    reached = [v for v in cont.vanishing if v.last_seen is not None]
+    if not reached:
+
+        def share(key):
+            lo, hi = (100 * float(f(cont.fraction(key))) for f in (np.min, np.max))
+            return f"{lo:.0f}%" if f"{lo:.0f}" == f"{hi:.0f}" else f"{lo:.0f}-{hi:.0f}%"
+
+        rep.text(
+            "No start reached a minimum at any rate of the grid: every run ended not "
+            f"converged ({share('not_converged')} of the starts, over the rates) or diverged "
+            f"({share('diverged')}). No basin vanishes here; the figures show only these two "
+            "outcomes.",
+            note=True,
+        )
     rows = []
     for v in cont.vanishing:
         m = bmap.minima[v.minimum]
@@ -228,7 +245,10 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
                 "survives" if v.vanished_at is None else v.vanished_at,
             ]
         )
-    rep.table(["minimum", "f", "λ_max", "2 / λ_max", "last reached at lr", "gone from lr"], rows)
+    if rows:
+        rep.table(
+            ["minimum", "f", "λ_max", "2 / λ_max", "last reached at lr", "gone from lr"], rows
+        )
     for v in cont.vanishing:
         rep.text(vanishing_words(v, P.minimum_name(bmap, v.minimum)))
     rep.figure(
@@ -261,20 +281,27 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
     def udim(i):
         return "-" if i not in unc else unc[i].words()
 
-    rep.table(
-        ["lr", "box dimension", "uncertainty dimension", "Sb", "Sbb", "Sbb > log 2"],
-        [
+    if not three:
+        rep.text(
+            "No map of the grid has a boundary (each has one outcome everywhere): there is "
+            "no dimension or boundary entropy to measure, and no uncertainty exponent.",
+            note=True,
+        )
+    else:
+        rep.table(
+            ["lr", "box dimension", "uncertainty dimension", "Sb", "Sbb", "Sbb > log 2"],
             [
-                cont.lrs[i],
-                fr.box_dimension[i],
-                udim(i),
-                fr.basin_entropy[i],
-                fr.boundary_entropy[i],
-                "yes" if fr.boundary_entropy[i] > math.log(2) else "no",
-            ]
-            for i in three
-        ],
-    )
+                [
+                    cont.lrs[i],
+                    fr.box_dimension[i],
+                    udim(i),
+                    fr.basin_entropy[i],
+                    fr.boundary_entropy[i],
+                    "yes" if fr.boundary_entropy[i] > math.log(2) else "no",
+                ]
+                for i in three
+            ],
+        )
     if unc:
         n = next(iter(unc.values())).n
         rep.text(
@@ -284,7 +311,13 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
             "outcome. The fraction of uncertain starts scales as ε^α, and the boundary's "
             "dimension is 2 - α (Grebogi et al. 1983), 1 for smooth boundaries. It is fitted "
             f"where at most {100 * fractal.FIT_MAX_FRACTION:g}% of starts are uncertain, by "
-            "the maximum likelihood of the counts (sizes with no uncertain start included)."
+            "the maximum likelihood of the counts (sizes with no uncertain start included). "
+            "A dimension is given only where the sample resolves one: uncertain starts at "
+            f"{fractal.MIN_UNCERTAIN_SIZES} fitted sizes or more, one power law (χ²/dof at "
+            f"most {fractal.POWER_LAW_CHI2:g}, and one line per half of the sizes not better "
+            f"at p < {fractal.BEND_P:g}), and a fraction that falls with ε (slope 0 rejected "
+            f"at p < {fractal.FLAT_P:g}, and the smaller half of the sizes no likelier under "
+            "a flat fraction than under the power law); elsewhere the table says why not."
         )
         rep.figure(
             P.uncertainty_fits(cont),

@@ -8,6 +8,7 @@ import math
 
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -21,6 +22,7 @@ __all__ = [
     "map_panel",
     "minimum_name",
     "panel_indices",
+    "rate_cells",
     "uncertainty_fits",
 ]
 
@@ -33,10 +35,85 @@ def minimum_name(bmap, i: int) -> str:
     return f"min {i}{tag} ({loc})"
 
 
+def rate_cells(lrs) -> np.ndarray:
+    """The edges of the cells the figures give each measured rate: the
+    geometric midpoints between neighbours, the first and the last rate at
+    the ends (one rate alone: a factor 1.2 either side). A fraction is drawn
+    constant over its rate's cell: what was measured, nothing between."""
+    lrs = np.asarray(lrs, np.float64)
+    if lrs.size == 1:
+        return np.asarray([lrs[0] / 1.2, lrs[0] * 1.2])
+    mids = np.exp((np.log(lrs[1:]) + np.log(lrs[:-1])) / 2)
+    return np.concatenate([lrs[:1], mids, lrs[-1:]])
+
+
+def _rate_axis(ax, lrs, pad: float = 0.0) -> None:
+    """A log rate axis over the cells of ``lrs``, widened by ``pad`` of its
+    decades each side (markers at the ends stay whole; never past 1e307);
+    over many decades the ticks are every few decades inside the range
+    (matplotlib's own locator puts one beyond it, which overflows near the
+    float maximum)."""
+    edges = rate_cells(lrs)
+    d_lo, d_hi = math.log10(edges[0]), math.log10(edges[-1])
+    extra = pad * (d_hi - d_lo)
+    lo = 10.0 ** (d_lo - min(extra, max(0.0, 307 + d_lo)))
+    hi = 10.0 ** (d_hi + min(extra, max(0.0, 307 - d_hi)))
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    d0, d1 = math.ceil(math.log10(lo)), math.floor(math.log10(hi))
+    if d1 - d0 >= 10 or max(abs(d0), abs(d1)) > 200:
+        stride = max(1, math.ceil((d1 - d0 + 1) / 8))
+        ax.xaxis.set_major_locator(mticker.FixedLocator(10.0 ** np.arange(d0, d1 + 1, stride)))
+        ax.xaxis.set_minor_locator(mticker.NullLocator())
+
+
+def _limit_labels(ax, groups, title: str, fontsize: float) -> list:
+    """One label per group of stability limits above the axes, raised a row
+    where it would overlap a label to its left (read from the drawn
+    layout); the title ``title`` is set above the rows."""
+    fig = ax.figure
+    texts = [
+        ax.annotate(
+            "2/λ of min " + ", ".join(str(i) for _, i in group),
+            xy=(group[0][0], 1.0),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 3),
+            textcoords="offset points",
+            color="0.2",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+        for group in groups
+    ]
+    for _ in range(4):  # the layout moves as rows are added; settle it
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        rows: list[float] = []  # per row: the right edge of its last label
+        moved = False
+        for t in texts:
+            box = t.get_window_extent(renderer)
+            row = next((r for r, right in enumerate(rows) if box.x0 > right + 4), len(rows))
+            if row == len(rows):
+                rows.append(box.x1)
+            rows[row] = box.x1
+            offset = (0, 3 + 11 * row)
+            if tuple(t.xyann) != offset:
+                t.xyann = offset
+                moved = True
+        ax.set_title(title, fontsize=fontsize, pad=6 + (14 + 11 * (len(rows) - 1) if rows else 0))
+        if not moved:
+            break
+    return texts
+
+
 def fractions_vs_rate(cont) -> Figure:
     """Every outcome's fraction against the rate as stacked bands (minima in
-    their basin-map colours, then not converged and diverged), with a dashed
-    line at each minimum's stability limit 2 / lambda_max."""
+    their basin-map colours, then not converged and diverged), each
+    fraction constant over its rate's cell (:func:`rate_cells`: steps, not
+    a line between rates; ticks at the bottom mark the measured rates), with
+    a dashed line at each minimum's stability limit 2 / lambda_max, labelled
+    above the axes (labels that would overlap take another row)."""
     bmap = cont.bmap
     n_min = len(bmap.minima)
     colors = _basin_colors(n_min)
@@ -44,20 +121,48 @@ def fractions_vs_rate(cont) -> Figure:
     names = [minimum_name(bmap, i) for i in range(n_min)] + ["not converged", "diverged"]
     cols = colors[2:] + [colors[1], colors[0]]
     fig, ax = plt.subplots(figsize=(9.5, 5.2), layout="constrained")
-    ax.stackplot(
+    _rate_axis(ax, cont.lrs)  # first: autoscaling over hundreds of decades overflows
+    ax.set_autoscalex_on(False)
+    edges = rate_cells(cont.lrs)
+    below = np.zeros(len(cont.lrs))
+    for key, name, col in zip(keys, names, cols, strict=True):
+        frac = cont.fraction(key)
+        ax.stairs(
+            below + frac,
+            edges,
+            baseline=below.copy(),
+            fill=True,
+            color=col,
+            ec="0.3",
+            lw=0.3,
+            label=name,
+        )
+        below = below + frac
+    ax.plot(
         cont.lrs,
-        [cont.fraction(k) for k in keys],
-        colors=cols,
-        labels=names,
-        edgecolor="0.3",
-        linewidth=0.3,
+        np.zeros(len(cont.lrs)),
+        "^",
+        ms=5,
+        color="k",
+        clip_on=False,
+        label="measured rates (each drawn over its cell)",
     )
-    ax.set_xscale("log")
-    ax.set_xlim(cont.lrs[0], cont.lrs[-1])
     ax.set_ylim(0, 1)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("fraction of starts")
-    lo, hi = cont.lrs[0], cont.lrs[-1]
+    if not any(cont.fraction(str(i)).any() for i in range(n_min)):
+        ax.text(
+            0.5,
+            0.5,
+            "no start reached a minimum at any rate",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=11,
+            color="0.2",
+            bbox={"fc": "white", "ec": "0.6", "alpha": 0.9},
+        )
+    lo, hi = ax.get_xlim()
     shown = [(limit, i) for i, limit in enumerate(cont.stability_limits) if lo <= limit <= hi]
     for limit, i in shown:
         ax.axvline(limit, color=colors[i + 2], ls="--", lw=2)
@@ -67,18 +172,8 @@ def fractions_vs_rate(cont) -> Figure:
             groups[-1].append((limit, i))
         else:
             groups.append([(limit, i)])
-    for group in groups:
-        ax.text(
-            group[0][0],
-            1.01,
-            "2/λ of min " + ", ".join(str(i) for _, i in group),
-            color="0.2",
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            transform=ax.get_xaxis_transform(),
-        )
-    ax.plot([], [], color="0.3", ls="--", label="stability limit 2 / λ_max of a minimum")
+    if shown:
+        ax.plot([], [], color="0.3", ls="--", label="stability limit 2 / λ_max of a minimum")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     c = bmap.config
     _title(
@@ -88,6 +183,7 @@ def fractions_vs_rate(cont) -> Figure:
         fontsize=11,
         share=0.7,
     )
+    _limit_labels(ax, groups, ax.get_title(), 11)
     return fig
 
 
@@ -153,33 +249,68 @@ def map_panel(cont, indices=None) -> Figure:
 
 def fractal_measures(cont) -> Figure:
     """The box-counting dimension of the boundaries and the boundary basin
-    entropy against the rate, with Daza et al.'s log 2 threshold."""
+    entropy against the rate, with Daza et al.'s log 2 threshold. Where the
+    uncertainty exponent was measured, its dimension with its standard
+    error (± 1 s.e., the counts' sampling error) where the sample resolves
+    one (:attr:`gdjax.fractal.Uncertainty.resolved`), and a note of the
+    rates where it does not. A continuation whose maps have no boundary at
+    any rate says so in both panels."""
     fr = cont.fractal
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    a1.plot(cont.lrs, fr.box_dimension, "o-", ms=3, color="C0")
+    for ax in (a1, a2):  # the axis first: autoscaling over hundreds of decades overflows
+        _rate_axis(ax, cont.lrs, pad=0.03)
+        ax.set_autoscalex_on(False)
+    dims = np.asarray(fr.box_dimension, np.float64)
+    a1.plot(cont.lrs, dims, "o-", ms=3, color="C0", label="box counting (map pixels)")
     a1.axhline(1.0, color="0.5", ls=":", lw=1)
-    a1.text(cont.lrs[0], 1.0, " smooth curve (1)", va="bottom", fontsize=8, color="0.4")
+    a1.text(0.01, 1.0, " smooth curve (1)", va="bottom", fontsize=8, color="0.4",
+            transform=a1.get_yaxis_transform())  # fmt: skip
     unc = sorted(cont.uncertainty.items())
-    if unc:
-        a1.plot(
-            [cont.lrs[i] for i, _ in unc],
-            [u.dimension for _, u in unc],
-            "D",
+    shown = [(i, u) for i, u in unc if u.resolved]
+    if shown:
+        a1.errorbar(
+            [cont.lrs[i] for i, _ in shown],
+            [2 - u.alpha for _, u in shown],
+            yerr=[u.alpha_se if np.isfinite(u.alpha_se) else 0.0 for _, u in shown],
+            fmt="D",
             ms=6,
             mfc="none",
+            capsize=3,
             color="C1",
-            label="uncertainty dimension (re-run descents)",
+            label="uncertainty dimension ± 1 s.e. (re-run descents)",
         )
-        a1.plot([], [], "o-", ms=3, color="C0", label="box counting (map pixels)")
-        a1.legend(fontsize=8)
-    a1.set_xscale("log")
+    missing = [cont.lrs[i] for i, u in unc if not u.resolved]
+    if missing:
+        a1.text(
+            0.02,
+            0.02,
+            "uncertainty dimension not resolved at lr "
+            + ", ".join(f"{lr:.3g}" for lr in missing)
+            + "\n(the report's table says why)",
+            transform=a1.transAxes,
+            fontsize=8,
+            color="C1",
+            va="bottom",
+        )
+    if not np.isfinite(dims).any():
+        a1.text(
+            0.5,
+            0.5,
+            "no boundary at any rate:\nevery map has one outcome",
+            transform=a1.transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+            color="0.3",
+        )
+        a1.set_ylim(0.9, 2.1)
+    a1.legend(fontsize=8, loc="best")
     a1.set_xlabel("learning rate")
     a1.set_ylabel("dimension of the boundaries")
     a1.set_title("Dimension of the basin boundaries", fontsize=10)
     a2.plot(cont.lrs, fr.boundary_entropy, "o-", ms=3, color="C3", label="boundary entropy Sbb")
     a2.plot(cont.lrs, fr.basin_entropy, "s-", ms=3, color="C2", label="basin entropy Sb")
     a2.axhline(math.log(2), color="k", ls="--", lw=1, label="log 2 (Sbb above: fractal)")
-    a2.set_xscale("log")
     a2.set_xlabel("learning rate")
     a2.set_ylabel("entropy (nats)")
     a2.set_title(f"Basin entropies (Daza et al. 2016), boxes of {cont.box} px", fontsize=10)
