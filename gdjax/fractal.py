@@ -315,14 +315,17 @@ class Uncertainty(NamedTuple):
     def resolved(self) -> bool:
         """Whether the sample resolves a dimension: a fit
         (``alpha`` finite), uncertain starts at :data:`MIN_UNCERTAIN_SIZES`
-        fitted sizes or more, one power law (:attr:`power_law`), and a
-        fraction that falls with eps over the fitted sizes and over each
-        half of them (:meth:`flat` is None)."""
+        fitted sizes or more, one power law (:attr:`power_law`), a fraction
+        that falls with eps over the fitted sizes and over the smaller half
+        of them (:meth:`flat` is None), and that smaller half no likelier
+        under a flat fraction than under the power law (:meth:`departure`
+        is None)."""
         return (
             math.isfinite(self.alpha)
             and self.uncertain_sizes >= MIN_UNCERTAIN_SIZES
             and self.power_law
             and self.flat() is None
+            and self.departure() is None
         )
 
     def to_json(self) -> dict:
@@ -400,9 +403,10 @@ class Uncertainty(NamedTuple):
         at least :data:`FLAT_P`) or their slope is not positive; else of
         the smaller half of them (:meth:`scales`) if its counts are at
         least as likely under a flat fraction (its best one) as under the
-        power law fitted to every size (:meth:`floor_ratio` at most 1):
-        the smallest sizes, where the dimension is read, show a floor, not
-        the power law. None if neither."""
+        power law fitted to every size (:meth:`floor_ratio` at most 1) and
+        its own slope 0 is not rejected: the smallest sizes, where the
+        dimension is read, show a floor, not the power law. None if
+        neither."""
         eps = np.asarray(self.eps, np.float64)
         counts = self._counts()
         used = np.flatnonzero(_fitted(counts, self.n))
@@ -412,9 +416,28 @@ class Uncertainty(NamedTuple):
             p, alpha = _flat_test(eps, counts, self.n, mask)
             if p >= FLAT_P or alpha <= 0:
                 return float(eps[used[0]]), float(eps[used[-1]])
-        halves = _halves(counts, self.n)
+        part = self._off_law()
+        if part is not None and self.flat_p(*part) >= FLAT_P:
+            return part
+        return None
+
+    def departure(self) -> tuple[float, float] | None:
+        """Where the smallest sizes fall with eps, but not as the power law
+        of every size does: (eps_low, eps_high) of the smaller half of the
+        fitted sizes if a flat fraction is at least as likely there as that
+        power law (:meth:`floor_ratio` at most 1) while its own slope 0 is
+        rejected (more uncertain starts at small eps than the law predicts,
+        falling more slowly). None otherwise (:meth:`flat` covers a half
+        that does not fall)."""
+        part = self._off_law()
+        if part is not None and self.flat() is None:
+            return part
+        return None
+
+    def _off_law(self) -> tuple[float, float] | None:
+        halves = _halves(self._counts(), self.n)
         if halves and self.floor_ratio() <= 1:
-            return float(eps[halves[0][0]]), float(eps[halves[0][-1]])
+            return float(self.eps[halves[0][0]]), float(self.eps[halves[0][-1]])
         return None
 
     def floor_ratio(self) -> float:
@@ -477,6 +500,9 @@ class Uncertainty(NamedTuple):
             return f"not resolved: not one power law ({self.misfit()})" + "".join(
                 f"; {p}" for p in parts
             )
+        off = self.departure()
+        if off is not None:
+            return "not resolved: " + self._departure_words(*off)
         lo, hi = self.flat() or (math.nan, math.nan)
         return (
             f"not resolved: the fraction of uncertain starts does not fall with ε from "
@@ -484,6 +510,24 @@ class Uncertainty(NamedTuple):
             "(dimension 2, or outcomes that change under any perturbation) is as likely as "
             "the power law"
         )
+
+    def _departure_words(self, lo: float, hi: float) -> str:
+        text = (
+            f"for ε from {lo:.2g} to {hi:.2g} the fraction of uncertain starts falls more "
+            "slowly than the power law fitted to every size (a flat fraction is as likely "
+            "there as that law)"
+        )
+        small, large = self.scales()
+        if math.isfinite(small.dimension):
+            text += f": {small.dimension:.2f}{_pm(small.dimension_se)} there"
+        if math.isfinite(large.dimension) and not (
+            self.flat_p(large.eps_low, large.eps_high) >= FLAT_P
+        ):
+            text += (
+                f", {large.dimension:.2f}{_pm(large.dimension_se)} for ε from "
+                f"{large.eps_low:.2g} to {large.eps_high:.2g}"
+            )
+        return text
 
     def brief(self, points: str = "starts") -> str:
         """:meth:`words` for a table cell: "1.05 ± 0.01" where resolved,
@@ -498,6 +542,9 @@ class Uncertainty(NamedTuple):
             return f"not resolved: uncertain {points} at {self.uncertain_sizes} sizes"
         if not self.power_law:
             return "not resolved: not one power law"
+        off = self.departure()
+        if off is not None:
+            return f"not resolved: off the power law for ε up to {off[1]:.2g}"
         lo, hi = self.flat() or (math.nan, math.nan)
         return f"not resolved: flat for ε from {lo:.2g} to {hi:.2g}"
 

@@ -252,7 +252,7 @@ def fractal_measures(cont) -> Figure:
     entropy against the rate, with Daza et al.'s log 2 threshold. Where the
     uncertainty exponent was measured, its dimension with its standard
     error (± 1 s.e., the counts' sampling error) where the sample resolves
-    one (:attr:`gdjax.fractal.Uncertainty.resolved`), and a note of the
+    one (:attr:`gdjax.fractal.Uncertainty.resolved`), and a legend entry naming the
     rates where it does not. A continuation whose maps have no boundary at
     any rate says so in both panels."""
     fr = cont.fractal
@@ -280,17 +280,17 @@ def fractal_measures(cont) -> Figure:
             label="uncertainty dimension ± 1 s.e. (re-run descents)",
         )
     missing = [cont.lrs[i] for i, u in unc if not u.resolved]
-    if missing:
-        a1.text(
-            0.02,
-            0.02,
-            "uncertainty dimension not resolved at lr "
+    if missing:  # a legend entry: placed where it hides no point
+        a1.plot(
+            [],
+            [],
+            "D",
+            ms=6,
+            mfc="none",
+            mec="0.6",
+            label="uncertainty dimension not resolved at lr "
             + ", ".join(f"{lr:.3g}" for lr in missing)
             + "\n(the report's table says why)",
-            transform=a1.transAxes,
-            fontsize=8,
-            color="C1",
-            va="bottom",
         )
     if not np.isfinite(dims).any():
         a1.text(
@@ -304,7 +304,7 @@ def fractal_measures(cont) -> Figure:
             color="0.3",
         )
         a1.set_ylim(0.9, 2.1)
-    a1.legend(fontsize=8, loc="best")
+    a1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.15))  # below: hides no point
     a1.set_xlabel("learning rate")
     a1.set_ylabel("dimension of the boundaries")
     a1.set_title("Dimension of the basin boundaries", fontsize=10)

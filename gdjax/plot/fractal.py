@@ -28,7 +28,9 @@ def uncertainty_fits(
     uncertain start (fitted too, as a count of 0) is a triangle at its
     interval's upper end. The fitted line (dashed) is drawn only where the
     sample resolves a dimension (:attr:`gdjax.fractal.Uncertainty.resolved`;
-    the legend says why not). Where one power law does not fit, the smaller
+    the legend says why not). Where one power law does not fit, or the
+    smaller sizes fall more slowly than it
+    (:meth:`gdjax.fractal.Uncertainty.departure`), the smaller
     and the larger half of the sizes get their own lines
     (:meth:`gdjax.fractal.Uncertainty.scales`): the smaller dotted in the
     series' colour, the larger dash-dotted in a darker shade, each only
@@ -67,7 +69,7 @@ def uncertainty_fits(
         if u.resolved:  # only a dimension the sample resolves gets its line
             e = _span(u, u.eps[0], u.eps[-1])
             ax.plot(e, np.exp(u.intercept) * e**u.alpha, "--", lw=1, color=color)
-        if np.isfinite(u.alpha) and not u.power_law:
+        if np.isfinite(u.alpha) and (not u.power_law or u.departure() is not None):
             handles += _parts(ax, u, color)
     ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
     # said in the lower right corner, empty while f grows with eps (a label on
@@ -118,6 +120,8 @@ def _label(name: str, u, points: str) -> str:
             why = f"uncertain {points} at {u.uncertain_sizes} sizes only"
         elif not u.power_law:
             why = f"not one power law ({u.misfit()})"
+        elif u.departure() is not None:
+            why = f"the sizes up to ε {u.departure()[1]:.2g} fall more slowly than the law"
         else:
             lo, hi = u.flat() or (np.nan, np.nan)
             why = f"flat for ε from {lo:.2g} to {hi:.2g}"
