@@ -103,7 +103,8 @@ def run(
 ) -> dict:
     """:func:`gdjax.lessons.rate_continuation.compute` with a progress bar,
     then its ``write``; returns continuation.json's content."""
-    with progress_bar("maps", "start", not no_progress) as progress:
+    stages = ["uncertainty exponent"]  # after the maps: its perturbed starts
+    with progress_bar("maps", "start", not no_progress, stages) as progress:
         cont = lesson.compute(progress=progress, seed=seed, **options)
     return lesson.write(out, cont, panels)
 
