@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import matplotlib
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -36,6 +37,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------
 # 1D lessons.
+
+_ZERO_COLOR = "white"  # a distance of exactly 0: no colour of viridis, nor the diverged grey
 
 
 def curve_1d(surface: Surface, traj: Trajectory | None = None, ax=None) -> Figure:
@@ -202,8 +205,9 @@ def learning_journey(
 def error_grid(sw: Sweep, *, rule: int = 0, start: int = 0, title: str | None = None) -> Figure:
     """Heatmap of ``|x - target|`` (or the gradient norm) over lr x epochs.
 
-    Diverged cells are grey ("div"), converged ones in bold; each cell's text
-    is black or white, whichever reads on its colour.
+    Diverged cells are grey ("div"), converged ones in bold; a cell exactly
+    at the target (0 in the run's dtype, below any log scale) reads "0" on
+    white; each cell's text is black or white, whichever reads on its colour.
     """
     if sw.target is not None:
         err = np.abs(np.asarray(sw.value[rule, start]) - np.asarray(sw.target))
@@ -214,21 +218,34 @@ def error_grid(sw: Sweep, *, rule: int = 0, start: int = 0, title: str | None = 
         what = "|grad f|"
     diverged = np.asarray(sw.diverged[rule, start])
     converged = np.asarray(sw.converged[rule, start])
-    err = np.where(diverged, np.nan, np.maximum(err.astype(np.float64), 1e-12))
+    err = np.where(diverged, np.nan, err.astype(np.float64))
+    zero = err == 0  # exactly at the target (in the run's dtype): no point on a log scale
     n_lr, n_ep = err.shape
     width = min(10.0, max(6.0, 2.2 + 0.8 * n_ep))
     height = min(9.0, max(3.6, 1.6 + 0.4 * n_lr))
     fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     norm = _log_norm(err)
-    im = ax.imshow(err, cmap=cmap, norm=norm, aspect="auto", origin="lower")
+    im = ax.imshow(np.where(zero, np.nan, err), cmap=cmap, norm=norm, aspect="auto", origin="lower")
+    if zero.any():  # a colour of their own, on top of the scale's image
+        ax.imshow(
+            np.ma.masked_array(np.zeros_like(err), ~zero),
+            cmap=mcolors.ListedColormap([_ZERO_COLOR]),
+            aspect="auto",
+            origin="lower",
+        )
     size = 10 if n_ep <= 4 and n_lr <= 8 else 7 if n_ep <= 10 else 6
     for (i, j), e in np.ndenumerate(err):
-        rgba = cmap.get_bad() if diverged[i, j] else cmap(norm(e))
+        if diverged[i, j]:
+            rgba, text = cmap.get_bad(), "div"
+        elif zero[i, j]:
+            rgba, text = mcolors.to_rgba(_ZERO_COLOR), "0"
+        else:
+            rgba, text = cmap(norm(e)), f"{e:.0e}"
         ax.text(
             j,
             i,
-            "div" if diverged[i, j] else f"{e:.0e}",
+            text,
             ha="center",
             va="center",
             fontsize=size,
@@ -239,9 +256,13 @@ def error_grid(sw: Sweep, *, rule: int = 0, start: int = 0, title: str | None = 
     ax.set_yticks(range(n_lr), [f"{v:g}" for v in np.asarray(sw.lr)])
     ax.set_xlabel("epochs")
     ax.set_ylabel("learning rate")
-    text = title or f"{what} after n epochs (bold: < tol = {_num(sw.tol)}; grey: diverged)"
+    key = f"bold: < tol = {_num(sw.tol)}; grey: diverged"
+    if zero.any():
+        key += "; white: exactly 0"
+    text = title or f"{what} after n epochs ({key})"
     _title(ax, text, fontsize=11, share=0.8)
-    fig.colorbar(im, ax=ax, label=what)
+    if np.any(err > 0):  # a scale only for what was measured on it
+        fig.colorbar(im, ax=ax, label=what)
     return fig
 
 
@@ -497,21 +518,46 @@ def loss_along_paths(
 def rules_comparison(
     trajs: Trajectory, labels: Sequence[str], *, target: float, tol: float
 ) -> Figure:
-    """Lesson D's side-by-side: x vs epoch, |x - target| (log) and lr vs epoch."""
+    """Lesson D's side-by-side: x vs epoch, |x - target| (log) and lr vs epoch.
+
+    A distance of exactly 0 (x = target in the run's dtype) has no place on
+    the log axis: its epochs are marked on the axis bottom (a triangle in the
+    run's colour), and the legend says they are exactly 0.
+    """
     params = np.asarray(trajs.params)
     lrs = np.asarray(trajs.lr)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.8), layout="constrained")
     epochs = np.arange(params.shape[1])
+    dist = np.abs(params.astype(np.float64) - target)
     for i, label in enumerate(labels):
         axes[0].plot(epochs, params[i], label=label)
-        axes[1].semilogy(epochs, np.maximum(np.abs(params[i] - target), 1e-12), label=label)
+        zero = dist[i] == 0
+        (line,) = axes[1].semilogy(epochs, np.where(zero, np.nan, dist[i]), label=label)
+        if zero.any():
+            axes[1].plot(
+                epochs[zero],
+                np.zeros(zero.sum()),
+                "v",
+                color=line.get_color(),
+                ms=4,
+                mec="k",
+                mew=0.4,
+                transform=axes[1].get_xaxis_transform(),
+                clip_on=False,
+                zorder=5,
+            )
         axes[2].plot(epochs[:-1], lrs[i], label=label)
     axes[0].axhline(target, color="k", ls=":", lw=1)
     axes[1].axhline(tol, color="k", ls=":", lw=1, label=f"tol = {_num(tol)}")
+    if np.any(dist == 0):
+        axes[1].plot(
+            [], [], "v", color="0.6", mec="k", mew=0.4, label="|x - x*| exactly 0 (axis bottom)"
+        )
     for ax, name in zip(axes, ["x", "|x - x*|", "learning rate"], strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-    axes[1].legend(fontsize=8)
+    # below the panels: inside, it would cover the lines or the marks on the axis bottom
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
     axes[0].set_title("parameter")
     axes[1].set_title("distance to the minimum")
     axes[2].set_title("learning rate used")
