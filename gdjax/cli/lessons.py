@@ -42,10 +42,27 @@ from gdjax.lessons.chapter import CHAPTER_POLICIES
 __all__ = ["LESSONS", "LESSON_SIZES", "STUDIES", "add_parsers", "folder", "run_all", "run_one"]
 
 
+def _float32_positive(name: str):
+    """argparse type of a lesson's rate or tol: finite, > 0 and held by
+    float32 (:func:`gdjax.lessons.gd_1d.check_float32`), refused in one line
+    before any compute."""
+    parse = positive_float(name)
+
+    def parse_float32(text: str) -> float:
+        value = parse(text)
+        try:
+            gd_1d.check_float32(name, value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    return parse_float32
+
+
 def _options_1d(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lr",
-        type=positive_float("--lr"),
+        type=_float32_positive("--lr"),
         default=0.01,
         help="learning rate of the main run (default: %(default)s)",
     )
@@ -57,19 +74,19 @@ def _options_1d(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--large-lr",
-        type=positive_float("--large-lr"),
+        type=_float32_positive("--large-lr"),
         default=1.0,
         help="a learning rate that is too large (default: %(default)s)",
     )
     parser.add_argument(
         "--small-lr",
-        type=positive_float("--small-lr"),
+        type=_float32_positive("--small-lr"),
         default=0.001,
         help="a learning rate that is too small (default: %(default)s)",
     )
     parser.add_argument(
         "--tol",
-        type=positive_float("--tol"),
+        type=_float32_positive("--tol"),
         default=0.01,
         help="arrival: |x - 0.5| < tol (default: %(default)s)",
     )
@@ -88,13 +105,13 @@ def _options_2d(parser: argparse.ArgumentParser) -> None:
 def _options_dynamic_lr(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lr",
-        type=positive_float("--lr"),
+        type=_float32_positive("--lr"),
         default=0.3,
         help="lr_0 of the fixed and time-based rules (default: %(default)s)",
     )
     parser.add_argument(
         "--grad-scale",
-        type=positive_float("--grad-scale"),
+        type=_float32_positive("--grad-scale"),
         default=0.02,
         help="scale of the gradient-based rule (default: %(default)s)",
     )
@@ -106,7 +123,7 @@ def _options_dynamic_lr(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tol",
-        type=positive_float("--tol"),
+        type=_float32_positive("--tol"),
         default=0.01,
         help="arrival: |x - 0.5| < tol (default: %(default)s)",
     )

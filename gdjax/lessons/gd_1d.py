@@ -16,7 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import gdjax
-from gdjax import plot
+from gdjax import _validate, plot
+from gdjax.descent import DEFAULT_BOUND
+from gdjax.maps.config import available_memory
 from gdjax.report import Report, write_json
 from gdjax.runs import command_line
 
@@ -76,7 +78,17 @@ def compute(
 ) -> Journey:
     """Descends the parabola with ``lr``, ``small_lr`` and ``large_lr`` (one
     vmapped call; the large one again in float64) and sweeps lr x epochs;
-    arrival means ``|x - 0.5| < tol``."""
+    arrival means ``|x - 0.5| < tol``.
+
+    Raises:
+        ValueError: before any compute, for a rate or tol that float32 does
+            not hold (:func:`check_float32`), or for more epochs than the
+            trajectories' memory allows (:func:`check_epochs_memory`).
+    """
+    for name, value in (("lr", lr), ("small_lr", small_lr), ("large_lr", large_lr), ("tol", tol)):
+        check_float32(name, value)
+    epochs = _validate.check_count("epochs", epochs)
+    check_epochs_memory(epochs)
     surface, target, x0 = quadratic_problem(seed)
     lrs = jnp.array([lr, small_lr, large_lr])
     trajs = jax.vmap(lambda r: gdjax.descend(surface, x0, steps=epochs, lr=r))(lrs)
@@ -88,6 +100,46 @@ def compute(
         big64_step = int(big64.diverged_step)
     sw = gdjax.sweep(surface, x0, jnp.array(SWEEP_LRS), epochs=SWEEP_EPOCHS, target=target, tol=tol)
     return Journey(surface, seed, x0, target, lrs, trajs, big64_final, big64_step, sw)
+
+
+FLOAT32_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+"""The positive float32 numbers with full precision: the lessons' rates and
+tolerances run in float32, where a number outside this range turns into 0,
+inf or a subnormal approximation."""
+
+BYTES_PER_EPOCH = 400
+"""Host memory lesson A needs per epoch, a measured ~320 bytes with some
+margin (three float32 trajectories, the float64 one, their copies and the
+figures' lines), on top of :data:`BASE_BYTES`."""
+
+BASE_BYTES = 1 << 30
+
+
+def check_float32(name: str, value) -> None:
+    """Raises ValueError unless ``value`` is finite, > 0 and within
+    :data:`FLOAT32_RANGE` (``name`` says which argument or option)."""
+    _validate.check_positive(name, value)
+    lo, hi = FLOAT32_RANGE
+    if not lo <= float(value) <= hi:
+        with np.errstate(over="ignore", under="ignore"):
+            cast = float(np.float32(value))
+        raise ValueError(
+            f"{name} must be between {lo:.2g} and {hi:.2g} (the lesson computes in float32, "
+            f"where {float(value):g} becomes {cast:g}), got {value!r}"
+        )
+
+
+def check_epochs_memory(epochs: int, what: str = "epochs") -> None:
+    """Refuses, before any compute, more epochs than the memory available
+    holds (:data:`BYTES_PER_EPOCH` each); ``what`` names ``epochs``."""
+    need = BASE_BYTES + (int(epochs) + 1) * BYTES_PER_EPOCH
+    have = available_memory()
+    if have is not None and need > have:
+        fits = max(0, have - BASE_BYTES) // BYTES_PER_EPOCH - 1
+        raise ValueError(
+            f"{what} {int(epochs):,}: the trajectories need about {need / 2**30:,.1f} GiB of "
+            f"memory, and {have / 2**30:.1f} GiB is available; use at most {fits:,} epochs"
+        )
 
 
 def to_json(journey: Journey) -> dict:
@@ -102,6 +154,7 @@ def to_json(journey: Journey) -> dict:
             "distance": abs(float(trajs.params[i, -1]) - target),
             "diverged": bool(trajs.diverged[i]),
             "diverged_step": int(trajs.diverged_step[i]),
+            "last_finite_step": _last_finite_step(trajs.lr[i]),
         }
     runs["large_lr"]["final_x_float64"] = journey.large_final_x64
     runs["large_lr"]["diverged_step_float64"] = journey.large_diverged_step64
@@ -125,6 +178,10 @@ def to_json(journey: Journey) -> dict:
         "epochs": journey.epochs,
         "tol": float(sw.tol),
         "runs": runs,
+        "runs_note": "diverged_step: the step from which |x| stayed beyond the divergence "
+        f"bound ({DEFAULT_BOUND:g}) or met a non-finite value, -1: did not diverge; "
+        "last_finite_step: the step whose x is final_x when the next step would have "
+        "overflowed (the run stopped there), null: every step was taken",
         "sweep": {
             "lr": list(SWEEP_LRS),
             "epochs": list(SWEEP_EPOCHS),
@@ -186,17 +243,23 @@ def _report(out: Path, journey: Journey, res: dict) -> None:
         "that diverges is drawn until it leaves them.",
     )
     r.table(
-        ["lr", "x after epochs", "|x - 0.5|", "diverged (step)"],
+        ["lr", f"x after {res['epochs']} epochs", "|x - 0.5|", "diverged"],
         [
             [
                 v["lr"],
-                v["final_x"],
+                _final_x_words(v),
                 v["distance"],
-                f"yes ({v['diverged_step']})" if v["diverged"] else "no",
+                f"yes, at step {v['diverged_step']}" if v["diverged"] else "no",
             ]
             for v in (main, small, large)
         ],
     )
+    if any(v["last_finite_step"] is not None for v in (main, small, large)):
+        r.text(
+            f"A run diverges at the step from which |x| stays beyond {DEFAULT_BOUND:g} (or "
+            "meets a non-finite value). One whose next step would overflow float32 stops at "
+            "its last finite point: its x and |x - 0.5| are that point's, at the step shown."
+        )
     r.text(
         f"lr = {large['lr']:g} in float64: x after {res['epochs']} epochs = "
         f"{large['final_x_float64']:.3e} (the lesson's ~1e70). In float32 the run overflows; "
@@ -204,7 +267,14 @@ def _report(out: Path, journey: Journey, res: dict) -> None:
     )
     r.heading("Learning rate x epochs")
     r.figure(
-        plot.error_grid(sw), "lr_epochs_grid", "|x - 0.5| after n epochs for each learning rate."
+        plot.error_grid(sw),
+        "lr_epochs_grid",
+        "|x - 0.5| after n epochs for each learning rate."
+        + (
+            " A white cell reading 0 is exactly 0: x = 0.5 in float32."
+            if np.any(np.asarray(sw.value) == journey.target)
+            else ""
+        ),
     )
     r.figure(
         plot.epochs_to_arrive(sw),
@@ -219,6 +289,25 @@ def _report(out: Path, journey: Journey, res: dict) -> None:
     r.heading("Command")
     r.code(command_line())
     r.write(out)
+
+
+def _last_finite_step(lr) -> int | None:
+    """The step a run stopped at because its next step would not be finite
+    (gdjax records a rate of 0 for a step not taken), or None."""
+    stopped = np.flatnonzero(np.asarray(lr) == 0)
+    return int(stopped[0]) if stopped.size else None
+
+
+def _number(v: float) -> str:
+    """A number as the report's tables write it."""
+    return f"{v:.4g}" if v == 0 or 1e-3 <= abs(v) < 1e5 else f"{v:.3e}"
+
+
+def _final_x_words(run: dict) -> str:
+    """A run's x after the epochs, or its last finite x and where it stopped."""
+    if run["last_finite_step"] is None:
+        return _number(run["final_x"])
+    return f"{_number(run['final_x'])} (last finite, step {run['last_finite_step']})"
 
 
 def _float64_note(large: dict, epochs: int) -> str | None:
