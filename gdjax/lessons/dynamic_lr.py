@@ -18,7 +18,7 @@ import numpy as np
 
 import gdjax
 from gdjax import plot
-from gdjax.lessons.gd_1d import quadratic_problem
+from gdjax.lessons.gd_1d import check_float32, quadratic_problem
 from gdjax.report import Report, write_json
 from gdjax.runs import command_line
 
@@ -55,7 +55,11 @@ def compute(
     *, seed: int = 0, lr: float = 0.3, grad_scale: float = 0.02, epochs: int = 50, tol: float = 0.01
 ) -> Rules:
     """Runs the three rules side by side (one vmapped call) and sweeps lr_0;
-    arrival means ``|x - 0.5| < tol`` within ``epochs``."""
+    arrival means ``|x - 0.5| < tol`` within ``epochs``; a rate, scale or
+    tol that float32 does not hold is refused before any compute
+    (:func:`gdjax.lessons.gd_1d.check_float32`)."""
+    for name, value in (("lr", lr), ("grad_scale", grad_scale), ("tol", tol)):
+        check_float32(name, value)
     surface, target, x0 = quadratic_problem(seed)
     rates = jnp.array([lr, lr, grad_scale])
     trajs = gdjax.descend(surface, x0, steps=epochs, lr=rates, rule=gdjax.RULES)
@@ -73,7 +77,7 @@ def to_json(rules: Rules) -> dict:
     side = {
         rule: {
             "lr": float(rates[r]),
-            "epochs_to_arrive": int(rules.side.converged_step[r, 0, r]),
+            "epochs_to_arrive": _epoch(rules.side.converged_step[r, 0, r]),
             "final_x": float(trajs.params[r, -1]),
             "final_error": abs(float(trajs.params[r, -1]) - target),
             "diverged": bool(trajs.diverged[r]),
@@ -85,13 +89,14 @@ def to_json(rules: Rules) -> dict:
     div = np.asarray(sw.diverged[:, 0, :, -1])
     winners = []
     for j, v in enumerate(SWEEP_LRS):
-        k = {rule: int(arrive[r, j]) for r, rule in enumerate(gdjax.RULES)}
-        arrived = {rule: n for rule, n in k.items() if n >= 0}
+        k = {rule: _epoch(arrive[r, j]) for r, rule in enumerate(gdjax.RULES)}
+        first = _first_to_arrive(k)
         winners.append(
             {
                 "lr": v,
                 "epochs_to_arrive": k,
-                "fastest": min(arrived, key=arrived.get) if arrived else None,
+                "first_to_arrive": first,
+                "fastest": first[0] if len(first) == 1 else None,
             }
         )
     return {
@@ -105,14 +110,54 @@ def to_json(rules: Rules) -> dict:
         "sweep": {
             "lr": list(SWEEP_LRS),
             "rules": list(gdjax.RULES),
-            "epochs_to_arrive": arrive.tolist(),
-            "final_error": np.where(div, -1.0, err).tolist(),
+            "epochs_to_arrive": [[_epoch(n) for n in row] for row in arrive],
+            "final_error": [
+                [None if d else float(e) for e, d in zip(erow, drow, strict=True)]
+                for erow, drow in zip(err, div, strict=True)
+            ],
             "diverged": div.tolist(),
-            "note": "-1 in epochs_to_arrive: not within tol after N epochs; "
-            "-1 in final_error: diverged",
+            "note": "null in epochs_to_arrive: not within tol after N epochs; "
+            "null in final_error: diverged",
         },
         "fastest_by_lr": winners,
+        "fastest_note": "first_to_arrive: every rule that arrives at the earliest epoch "
+        "(two or more: a tie; empty: none arrives); fastest: the one rule strictly "
+        "fastest, null for a tie or when none arrives",
     }
+
+
+def _epoch(step) -> int | None:
+    """An epoch of arrival for JSON: None (null) for never (gdjax's -1)."""
+    step = int(step)
+    return step if step >= 0 else None
+
+
+def _first_to_arrive(epochs: dict) -> list[str]:
+    """The rules that arrive at the earliest epoch (a tie when several; none
+    when no rule arrives)."""
+    arrived = {rule: k for rule, k in epochs.items() if k is not None}
+    if not arrived:
+        return []
+    best = min(arrived.values())
+    return [rule for rule, k in arrived.items() if k == best]
+
+
+def _when(k: int | None) -> str:
+    """An epoch of arrival in words."""
+    return "never" if k is None else str(k)
+
+
+def _arrival(k: int | None, epochs: int) -> str:
+    """When a rule arrives, in words."""
+    return f"never arrives within {epochs} epochs" if k is None else f"arrives at epoch {k}"
+
+
+def _fastest_words(w: dict) -> str:
+    """The fastest rule of a ``fastest_by_lr`` entry in words: a rule, a tie, or none."""
+    first = w["first_to_arrive"]
+    if len(first) > 1:
+        return f"tie ({', '.join(first)})"
+    return first[0] if first else "none"
 
 
 def write(out: str | Path, rules: Rules) -> dict:
@@ -136,7 +181,13 @@ def write(out: str | Path, rules: Rules) -> dict:
     rep.figure(
         plot.rules_comparison(rules.trajs, labels, target=target, tol=tol),
         "rules",
-        "The three rules side by side (one vmapped call).",
+        "The three rules side by side (one vmapped call)."
+        + (
+            " A distance of exactly 0 (x = 0.5 in float32) has no place on the log axis: "
+            "triangles on its bottom mark those epochs."
+            if np.any(np.asarray(rules.trajs.params) == target)
+            else ""
+        ),
     )
     rep.table(
         ["rule", "lr / scale", "epochs to arrive", "final |x - 0.5|", "diverged"],
@@ -144,7 +195,7 @@ def write(out: str | Path, rules: Rules) -> dict:
             [
                 rule,
                 v["lr"],
-                v["epochs_to_arrive"] if v["epochs_to_arrive"] >= 0 else "never",
+                _when(v["epochs_to_arrive"]),
                 v["final_error"],
                 v["diverged"],
             ]
@@ -155,18 +206,16 @@ def write(out: str | Path, rules: Rules) -> dict:
         plot.arrival_by_rule(rules.sweep, reference=(CRITICAL_LR, "lr = 1/f'' = 1/6")),
         "arrival_vs_lr",
         "Epochs to arrive against lr_0 (the gradient rule: against its scale). "
-        "Missing points never arrived within N epochs (or diverged).",
+        "Runs that did not arrive within N epochs sit in the band above the N line "
+        "(open triangle: not within tol; cross: diverged).",
     )
     rep.table(
         ["lr_0 / scale", *gdjax.RULES, "fastest"],
         [
             [
                 w["lr"],
-                *[
-                    w["epochs_to_arrive"][r] if w["epochs_to_arrive"][r] >= 0 else "never"
-                    for r in gdjax.RULES
-                ],
-                w["fastest"] or "none",
+                *[_when(w["epochs_to_arrive"][r]) for r in gdjax.RULES],
+                _fastest_words(w),
             ]
             for w in winners
         ],
@@ -184,13 +233,17 @@ def run(out: Path, *, seed: int = 0, **options) -> dict:
 
 
 def _verdict(res) -> str:
-    side = res["side_by_side"]
+    side, n = res["side_by_side"], res["epochs"]
     fixed, time_ = side["fixed"]["epochs_to_arrive"], side["time"]["epochs_to_arrive"]
     wins = [w["lr"] for w in res["fastest_by_lr"] if w["fastest"] == "time"]
+    first = [(w["lr"], w["first_to_arrive"]) for w in res["fastest_by_lr"]]
+    ties = [lr for lr, rules in first if len(rules) > 1 and "time" in rules]
+    tied = f", and ties for fastest at lr_0 in {ties}" if ties else ""
     return (
         f"The lesson claims time-based decay arrives after about 10 epochs instead of 50. Here, "
-        f"at lr_0 = {side['time']['lr']:g}: time-based {time_}, fixed {fixed} epochs "
-        f"(-1: never). Over the sweep, time-based is strictly fastest at lr_0 in {wins}: "
+        f"at lr_0 = {side['time']['lr']:g}, time-based {_arrival(time_, n)}; fixed "
+        f"{_arrival(fixed, n)}. Over the sweep, time-based is strictly fastest at lr_0 in "
+        f"{wins}{tied}: "
         "decay helps only when lr_0 overshoots (lr_0 > 1/f'' = 1/6); below that it only slows "
         "the steps down. The gradient rule shrinks its own steps as it nears the bottom "
         "(error falls like 1/epoch), so it rarely arrives at a tight tolerance, and a large "
@@ -206,11 +259,11 @@ def summary(res: dict) -> str:
         k = v["epochs_to_arrive"]
         lines.append(
             f"  {rule:5s} ({'scale' if rule == 'grad' else 'lr'} {v['lr']:g}): "
-            f"{'arrives at epoch ' + str(k) if k >= 0 else 'does not arrive'}, "
+            f"{'does not arrive' if k is None else f'arrives at epoch {k}'}, "
             f"final |x - 0.5| = {v['final_error']:.2e}"
         )
     lines.append(
         "  fastest rule by lr_0: "
-        + ", ".join(f"{w['lr']:g}: {w['fastest'] or 'none'}" for w in res["fastest_by_lr"])
+        + ", ".join(f"{w['lr']:g}: {_fastest_words(w)}" for w in res["fastest_by_lr"])
     )
     return "\n".join(lines)
