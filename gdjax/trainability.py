@@ -41,11 +41,17 @@ __all__ = [
     "TrainabilityMap",
     "Window",
     "boundary_point",
+    "box_dimension_se",
     "classifier",
     "make_problem",
     "network_map",
     "surface_map",
+    "pixel_resolution",
     "uncertainty",
+    "unresolved",
+    "with_error",
+    "working_dtype",
+    "zoom_window",
     "zoom_windows",
 ]
 
@@ -115,6 +121,63 @@ SURFACE_WINDOW = Window(-2.0, 0.495, 3.0, 0.99)
 
 
 # --------------------------------------------------------------------------
+# Resolution: pixels the working precision tells apart.
+
+
+def working_dtype() -> np.dtype:
+    """The precision maps are computed in: float64 under ``jax.enable_x64``,
+    else float32."""
+    return np.dtype(jnp.result_type(float))
+
+
+def pixel_resolution(log: bool, extent: float, dtype=None) -> float:
+    """The smallest pixel step, in axis units (log10 units on a log axis),
+    that ``dtype`` (default: :func:`working_dtype`) resolves on an axis
+    whose coordinates reach ``extent`` in absolute value: two float
+    spacings, so that the rounded values of adjacent pixels differ and are
+    near evenly spaced. A rate 10^v is held to a relative spacing of the
+    dtype's epsilon, and its log10 coordinate v (float64) to one float64
+    spacing of ``extent``; a linear value to one spacing of ``extent``."""
+    dtype = working_dtype() if dtype is None else np.dtype(dtype)
+    extent = abs(float(extent))
+    coord = float(np.spacing(np.float64(extent)))
+    if log:
+        return 2 * max(float(np.finfo(dtype).eps) / math.log(10), coord)
+    return 2 * max(float(np.spacing(np.asarray(extent, dtype))), coord)
+
+
+def unresolved(
+    window: Window, logs, resolution: int, dtype=None, extent=None
+) -> tuple[int, float, float] | None:
+    """None when ``resolution`` pixels per side of ``window`` are resolved
+    in ``dtype`` (:func:`pixel_resolution`); else (axis 0 or 1, the pixel
+    step, the smallest step resolved there) for the first axis that is not.
+    ``extent`` (|cx|, |cy| bounds) stands for the window's own largest
+    coordinates where its centre is not known yet (a zoom: those of the map
+    it will be taken from)."""
+    steps = (window.wx / max(resolution - 1, 1), window.wy / max(resolution - 1, 1))
+    if extent is None:
+        extent = (abs(window.cx) + window.wx / 2, abs(window.cy) + window.wy / 2)
+    for k in (0, 1):
+        res = pixel_resolution(logs[k], extent[k], dtype)
+        if not steps[k] >= res:
+            return k, steps[k], res
+    return None
+
+
+def _check_resolved(window: Window, names, logs, resolution: int) -> None:
+    bad = unresolved(window, logs, resolution)
+    if bad is not None:
+        k, step, res = bad
+        unit = " decades" if logs[k] else ""
+        raise ValueError(
+            f"the window's {resolution} pixels per side are {step:.2g}{unit} apart on "
+            f"{names[k]}, below what {working_dtype().name} resolves there "
+            f"({res:.2g}{unit}): their values would not be distinct"
+        )
+
+
+# --------------------------------------------------------------------------
 # The network.
 
 
@@ -128,15 +191,23 @@ class Problem(NamedTuple):
 
 
 def make_problem(key, width: int = 8) -> Problem:
-    """The paper's network and dataset for ``width`` hidden units."""
+    """The paper's network and dataset for ``width`` hidden units, drawn in
+    float32 and held in the working precision (float64 under
+    ``jax.enable_x64``): a float64 map trains the same network as a float32
+    one, only computed more precisely."""
     width = _validate.check_count("width", width)
     k0, k1, kx, ky = jax.random.split(key, 4)
     n_params = width * width + width
+    dtype = working_dtype()
+
+    def normal(k, shape):
+        return jax.random.normal(k, shape, jnp.float32).astype(dtype)
+
     return Problem(
-        jax.random.normal(k0, (width, width)),
-        jax.random.normal(k1, (width, 1)),
-        jax.random.normal(kx, (n_params, width)),
-        jax.random.normal(ky, (n_params, 1)),
+        normal(k0, (width, width)),
+        normal(k1, (width, 1)),
+        normal(kx, (n_params, width)),
+        normal(ky, (n_params, 1)),
     )
 
 
@@ -232,15 +303,20 @@ def network_map(
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainabilityMap:
     """The network's map over (lr of layer 0, lr of layer 1), log axes
-    centred at 10^cx, 10^cy (``window`` in log10 units)."""
+    centred at 10^cx, 10^cy (``window`` in log10 units), computed in the
+    working precision (:func:`working_dtype`; its pixel function ``fn``
+    too, so call :func:`uncertainty` under the same ``jax.enable_x64``).
+    A window whose pixels that precision does not tell apart
+    (:func:`unresolved`) is refused."""
     resolution = _validate.check_count("resolution", resolution)
     steps = _validate.check_count("steps", steps)
     if steps < 20:
         raise ValueError(f"steps must be at least 20 (the last 20 losses decide), got {steps}")
     window = NETWORK_WINDOW if window is None else window
+    _check_resolved(window, ("lr_0", "lr_1"), (True, True), resolution)
     problem = make_problem(jax.random.key(seed), width)
     x, y, gx, gy = _grid(window, ("lr_0", "lr_1"), (True, True), resolution)
-    dtype = jnp.result_type(float)
+    dtype = working_dtype()
 
     def fn(a, b):
         return _network_chunk(problem, a.astype(dtype), b.astype(dtype), steps)
@@ -261,10 +337,12 @@ def surface_map(
 ) -> TrainabilityMap:
     """A surface's map over (lr, momentum) from one start: gradient descent
     with heavy-ball momentum (optax.sgd); trainable = converged (|grad| <
-    tol). The lr axis is log (log10 units in ``window``), momentum linear."""
+    tol). The lr axis is log (log10 units in ``window``), momentum linear;
+    precision and resolution as in :func:`network_map`."""
     surf = _get_surface(surface)
     window = SURFACE_WINDOW if window is None else window
     resolution = _validate.check_count("resolution", resolution)
+    _check_resolved(window, ("lr", "momentum"), (True, False), resolution)
     x, y, gx, gy = _grid(window, ("lr", "momentum"), (True, False), resolution)
     if np.any(gy < 0) or np.any(gy >= 1):
         raise ValueError("the momentum axis must lie in [0, 1): adjust the window's cy and wy")
@@ -363,19 +441,75 @@ def boundary_point(tmap: TrainabilityMap) -> tuple[float, float]:
     return coord(tmap.x, ix[k]), coord(tmap.y, iy[k])
 
 
+def zoom_window(parent: Window, centre, factor: float = 8.0, y_limits=None) -> Window:
+    """A window ``factor`` times narrower than ``parent``, centred on
+    ``centre`` and shifted where it must be to lie inside ``parent`` (so
+    its outline on the parent's map is whole); with ``y_limits`` (lo, hi)
+    its y axis also stays inside them (momentum < 1), narrowed if it must."""
+    if not factor > 1:
+        raise ValueError(f"factor must be > 1 (a zoom is narrower), got {factor}")
+    wx, wy = parent.wx / factor, parent.wy / factor
+    lo_y, hi_y = parent.cy - parent.wy / 2, parent.cy + parent.wy / 2
+    if y_limits is not None:
+        lo_y, hi_y = max(lo_y, y_limits[0]), min(hi_y, y_limits[1])
+        wy = min(wy, hi_y - lo_y)
+
+    def inside(c, w, lo, hi):
+        return min(max(c, lo + w / 2), hi - w / 2)
+
+    cx, cy = centre
+    return Window(
+        inside(cx, wx, parent.cx - parent.wx / 2, parent.cx + parent.wx / 2),
+        inside(cy, wy, lo_y, hi_y),
+        wx,
+        wy,
+    )
+
+
 def zoom_windows(
     window: Window, centre, levels: int = 4, factor: float = 8.0, y_limits=None
 ) -> list[Window]:
-    """``levels`` windows, each ``factor`` times narrower, centred on
-    ``centre``; with ``y_limits`` (lo, hi), each window is shifted (and
-    narrowed if it must) to keep its y axis inside them (momentum < 1)."""
-    cx, cy = centre
-    out = []
-    for k in range(levels):
-        wx, wy, y = window.wx / factor**k, window.wy / factor**k, cy
-        if y_limits is not None:
-            lo, hi = y_limits
-            wy = min(wy, hi - lo)
-            y = min(max(cy, lo + wy / 2), hi - wy / 2)
-        out.append(Window(cx, y, wx, wy))
+    """``levels`` nested windows centred on ``centre``: the first ``factor``
+    times narrower than ``window``, each next ``factor`` times narrower than
+    the one before, each inside the one before (:func:`zoom_window`)."""
+    out, parent = [], window
+    for _ in range(levels):
+        parent = zoom_window(parent, centre, factor, y_limits)
+        out.append(parent)
     return out
+
+
+def box_dimension_se(box: fractal.BoxDimension) -> float:
+    """The standard error of a box-counting dimension: of the slope of the
+    least-squares line through (log size, log count), from its residuals
+    (nan with fewer than three sizes or without a boundary)."""
+    x = np.log(np.asarray(box.sizes, np.float64))
+    counts = np.asarray(box.counts, np.float64)
+    if x.size < 3 or not np.isfinite(box.dimension) or np.any(counts <= 0):
+        return math.nan
+    y = np.log(counts)
+    resid = y - (box.intercept - box.dimension * x)
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    return float(math.sqrt(float(np.sum(resid**2)) / (x.size - 2) / sxx))
+
+
+def with_error(value: float, se: float) -> str:
+    """``value ± se`` with no more digits than the error supports: the
+    error to one significant digit (two when it starts with 1), the value to
+    the same decimal place; ``value`` to 2 decimals when ``se`` is not
+    finite (no error known), and with 3 significant digits, marked exact,
+    when the error is 0."""
+    if not math.isfinite(value):
+        return "-"
+    if not math.isfinite(se) or se < 0:
+        return f"{value:.2f}"
+    if se == 0:
+        return f"{value:.3g} (the points lie on the line: no error from the fit)"
+    lead = math.floor(math.log10(se))
+    digits = 2 if round(se / 10**lead, 6) < 2 else 1
+    places = max(0, digits - 1 - lead)
+    scale = 10.0 ** (lead - digits + 1)
+    se_r = round(se / scale) * scale
+    if digits == 1 and se_r >= 10.0 ** (lead + 1) * (1 - 1e-9):  # 0.0096 -> 0.01
+        places = max(0, places - 1)
+    return f"{value:.{places}f} ± {se_r:.{places}f}"

@@ -87,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         "--zoom-levels",
         type=int,
         default=d["zoom_levels"],
-        help="zooms into the boundary, each 8x narrower (default: %(default)s)",
+        help="zooms into the boundary, each 8x narrower than the map or zoom before it and "
+        "inside it (zoom k: 8^(k+1)x narrower than the map); deeper zooms than the "
+        "precision resolves are refused (default: %(default)s)",
     )
     parser.add_argument(
         "--zoom-grid",
@@ -103,6 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         "of each zoom's boundary (about 25 s a zoom at 4096 here)",
         "trainings",
         flag="--zoom-uncertainty",
+    )
+    parser.add_argument(
+        "--x64",
+        action="store_true",
+        help="compute in float64, as the paper does (the same network; about twice the time "
+        "on a CPU): float32 rounding perturbs every training in the deep zooms, and resolves "
+        "no window narrower than about 1e-7 decades per pixel",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -32,8 +32,10 @@ __all__ = [
     "MIN_GRID",
     "PIXEL_BYTES",
     "UNCERTAINTY_STARTS",
+    "ZOOM_FACTOR",
     "ZOOM_GRID",
     "Study",
+    "check_resolution",
     "compute",
     "run",
     "summary",
@@ -52,6 +54,10 @@ loss, and their copies on the way), for the refusal before compute."""
 ZOOM_GRID = 256
 """Pixels per side of each zoom at full size (``"auto"``: half the map's
 side, at most this)."""
+
+ZOOM_FACTOR = 8.0
+"""Each zoom is this many times narrower than the map or zoom it is taken
+from (zoom k: ``ZOOM_FACTOR ** (k + 1)`` times narrower than the map)."""
 
 UNCERTAINTY_STARTS = 4096
 """Random points per perturbation size of the main map's uncertainty
@@ -87,6 +93,7 @@ def compute(
     zoom_grid: int | str = "auto",
     uncertainty: int | str = "auto",
     zoom_uncertainty: int = 0,
+    x64: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Study:
     """Validates, computes the map (in ``zoom``'s window if given: (cx, cy,
@@ -97,7 +104,12 @@ def compute(
     perturbation size (0: not measured; ``"auto"``: as many as cost about
     what the map costs, up to :data:`UNCERTAINTY_STARTS`; drawn from
     ``seed``), and each
-    zoom's from ``zoom_uncertainty`` (0: not measured). ``progress`` gets
+    zoom's from ``zoom_uncertainty`` (0: not measured); everything in
+    float64 with ``x64`` (the same network, drawn in float32), else
+    float32. Zoom k is 8^(k+1) times narrower than the map, inside the map
+    or zoom before it. A window whose pixels, or an uncertainty exponent
+    whose perturbations, the precision does not resolve is refused before
+    any compute (:func:`check_resolution`). ``progress`` gets
     (trainings done, trainings) of the main map, then of the zooms
     together, then of the uncertainty exponent, then of the zooms' ones
     together."""
@@ -144,6 +156,52 @@ def compute(
     else:
         base = T.SURFACE_WINDOW if surface else T.NETWORK_WINDOW
     steps = steps if steps is not None else (1000 if surface else 100)
+    check_resolution(
+        base,
+        surface is not None,
+        grid=grid,
+        zoom_given=zoom is not None,
+        zoom_levels=zoom_levels,
+        zoom_grid=zoom_grid,
+        uncertainty=uncertainty,
+        zoom_uncertainty=zoom_uncertainty,
+        x64=x64,
+    )
+    with jax.enable_x64(x64):
+        return _compute(
+            base,
+            surface=surface,
+            start=start,
+            seed=seed,
+            grid=grid,
+            steps=steps,
+            width=width,
+            zoom_levels=zoom_levels,
+            zoom_grid=zoom_grid,
+            uncertainty=uncertainty,
+            zoom_uncertainty=zoom_uncertainty,
+            precision="float64" if x64 else "float32",
+            progress=progress,
+        )
+
+
+def _compute(
+    base: T.Window,
+    *,
+    surface,
+    start,
+    seed,
+    grid,
+    steps,
+    width,
+    zoom_levels,
+    zoom_grid,
+    uncertainty,
+    zoom_uncertainty,
+    precision,
+    progress,
+) -> Study:
+    """:func:`compute`'s work, validated, in the working precision."""
 
     def one(window, resolution, report=None):
         if surface:
@@ -158,11 +216,12 @@ def compute(
     box = main.box_dimension()
     zooms = []
     if zoom_levels > 0 and box.boundary_pixels:
-        # each zoom centres on the most intricate boundary point of the map before it
+        # each zoom centres on the most intricate boundary point of the map
+        # before it, 8x narrower than that map and inside it
         limits = T.MOMENTUM_LIMITS if surface else None
         centre, current = T.boundary_point(main), main
         for k in range(zoom_levels):
-            window = T.zoom_windows(base, centre, k + 1, y_limits=limits)[-1]
+            window = T.zoom_window(current.window, centre, ZOOM_FACTOR, y_limits=limits)
             # the zooms report as one task
             current = one(window, zoom_grid, _progress.part(progress, k, zoom_levels))
             zooms.append(current)
@@ -177,6 +236,7 @@ def compute(
         "zoom_levels": zoom_levels,
         "zoom_grid": zoom_grid,
         "zoom_uncertainty": zoom_uncertainty,
+        "precision": precision,
         "seed": seed,
     }
     unc = None
@@ -197,6 +257,96 @@ def compute(
     return Study(main, zooms, box, settings, unc, tuple(zoom_unc))
 
 
+def _unit(log: bool) -> str:
+    return " decades" if log else ""
+
+
+def check_resolution(
+    base: T.Window,
+    surface: bool,
+    *,
+    grid: int,
+    zoom_given: bool,
+    zoom_levels: int,
+    zoom_grid: int,
+    uncertainty: int,
+    zoom_uncertainty: int,
+    x64: bool,
+) -> None:
+    """Refuses, before compute, what the working precision (float64 with
+    ``x64``, else float32) does not resolve, naming the option and saying
+    where --x64 would help: the map's pixels (:func:`gdjax.trainability.unresolved`),
+    each zoom's (its centre is not known yet: the bound is the map's
+    largest coordinates), and the perturbations of the uncertainty
+    exponents (:func:`gdjax.fractal.uncertainty_exponent` refuses sizes
+    under :data:`gdjax.fractal.MIN_EPS_SPACINGS` float spacings of the
+    coordinates, and needs them below 1% of the window)."""
+    dtype = np.dtype(np.float64 if x64 else np.float32)
+    names = ("lr", "momentum") if surface else ("lr_0", "lr_1")
+    logs = (True, not surface)
+    extent = (abs(base.cx) + base.wx / 2, abs(base.cy) + base.wy / 2)
+
+    def hint(fine_in_float64: bool) -> str:
+        if x64:
+            return ""
+        if fine_in_float64:
+            return "; --x64 may help: float64 resolves it"
+        return " (nor would float64: give a wider window)"
+
+    def zoom(k: int) -> T.Window:
+        f = ZOOM_FACTOR ** (k + 1)
+        return T.Window(base.cx, base.cy, base.wx / f, base.wy / f)
+
+    bad = T.unresolved(base, logs, grid, dtype)
+    if bad is not None:
+        k, step, res = bad
+        flag = "--zoom" if zoom_given else "--grid"
+        raise ValueError(
+            f"{flag}: the map's {grid} pixels per side would be {step:.2g}{_unit(logs[k])} "
+            f"apart on {names[k]}, below {dtype.name}'s resolution there "
+            f"({res:.2g}{_unit(logs[k])}): their values would not be distinct"
+            + hint(T.unresolved(base, logs, grid, np.float64) is None)
+        )
+    for k in range(zoom_levels):
+        bad = T.unresolved(zoom(k), logs, zoom_grid, dtype, extent)
+        if bad is not None:
+            a, step, res = bad
+            deepest = k
+            while deepest < zoom_levels and (
+                T.unresolved(zoom(deepest), logs, zoom_grid, np.float64, extent) is None
+            ):
+                deepest += 1
+            raise ValueError(
+                f"--zoom-levels {zoom_levels}: zoom {k}, {ZOOM_FACTOR:g}^{k + 1} times "
+                f"narrower than the map, would have its {zoom_grid} pixels per side "
+                f"{step:.2g}{_unit(logs[a])} apart on {names[a]}, below {dtype.name}'s "
+                f"resolution at these values ({res:.2g}{_unit(logs[a])}): they would not be "
+                f"distinct; use --zoom-levels {k} or fewer"
+                + (
+                    f"; --x64 may help: float64 resolves --zoom-levels {deepest}"
+                    if deepest > k and not x64
+                    else ""
+                )
+            )
+    biggest = max(extent)
+    smallest = fractal.MIN_EPS_SPACINGS * float(np.spacing(np.asarray(biggest, dtype)))
+    smallest64 = fractal.MIN_EPS_SPACINGS * float(np.spacing(np.float64(biggest)))
+    checks = [(uncertainty, "--uncertainty", "the map's window", base)]
+    checks += [
+        (zoom_uncertainty, "--zoom-uncertainty", f"zoom {k}'s window", zoom(k))
+        for k in range(zoom_levels)
+    ]
+    for n, flag, what, window in checks:
+        width = max(window.wx, window.wy)
+        if n and not smallest < 1e-2 * width:
+            raise ValueError(
+                f"{flag} {n}: {what}, {width:.3g} wide at coordinates up to {biggest:.3g}, is "
+                f"too narrow for {dtype.name} perturbations (the smallest, "
+                f"{fractal.MIN_EPS_SPACINGS} float spacings, is {smallest:.2g}, not below 1% "
+                f"of the width); give {flag} 0" + hint(smallest64 < 1e-2 * width)
+            )
+
+
 def _axis(a: T.Axis) -> dict:
     return {"name": a.name, "values": a.values.tolist(), "log": a.log}
 
@@ -208,6 +358,7 @@ def to_json(study: Study) -> dict:
         "window": m.window._asdict(),
         "converged_fraction": m.converged_fraction,
         "box_dimension": None if not np.isfinite(study.box.dimension) else study.box.dimension,
+        "box_dimension_se": _finite(T.box_dimension_se(study.box)),
         "box_sizes": study.box.sizes.tolist(),
         "box_counts": study.box.counts.tolist(),
         "zooms": [
@@ -215,6 +366,7 @@ def to_json(study: Study) -> dict:
                 "window": z.window._asdict(),
                 "converged_fraction": z.converged_fraction,
                 "box_dimension": _finite(z.box_dimension().dimension),
+                "box_dimension_se": _finite(T.box_dimension_se(z.box_dimension())),
                 "uncertainty": _json_or_none(study, k),
             }
             for k, z in enumerate(study.zooms)
@@ -251,6 +403,17 @@ def _finite(v):
     return None if not np.isfinite(v) else float(v)
 
 
+def _dim(d: dict, key: str = "box_dimension") -> str:
+    """A box dimension (JSON) with its standard error, to the digits the
+    error supports (none from two box sizes); "-" without a boundary."""
+    if d[key] is None:
+        return "-"
+    se = d.get(key + "_se")
+    if se is None:  # a line through two box sizes: nothing to estimate it from
+        return f"{d[key]:.2f} (no error: 2 box sizes)"
+    return T.with_error(d[key], se)
+
+
 def write(out: str | Path, study: Study) -> dict:
     """trainability.json (with converged.npy, the map as booleans), the
     figures and report.html."""
@@ -265,17 +428,37 @@ def write(out: str | Path, study: Study) -> dict:
         else f"a width-{study.settings['width']} tanh network, "
         f"{res['settings']['steps']} full-batch steps"
     )
+    precision = study.settings["precision"]
     rep = Report("Trainability map")
+    shade = (
+        "Blue: training converged (the mean of the last 20 losses, normalised by the first, "
+        "is below 1), shaded by the rank of the sum of the normalised losses among the blue "
+        "pixels (darker: trains more slowly); red: it diverged, shaded by the rank of the sum "
+        "of their inverses among the red pixels (darker: diverges more slowly)."
+        if study.settings["mode"] == "network"
+        else "Blue: descent converged (|grad| < 1e-3), shaded by the rank of |final loss| / "
+        "max(|loss at the start|, 1) among the blue pixels (darker: larger); red: it did not "
+        "converge, darker where it diverged, lighter where it stayed bounded."
+    )
     rep.text(
         f"{m.converged.size:,} trainings of {what}, one per pixel, as one vmapped program "
-        f"in {m.seconds:.1f} s ({res['pixels_per_second']:.0f} pixels/s). Blue: training "
-        "converged (the mean of the last 20 losses, normalised by the first, is below 1), "
-        "shaded by the sum of the normalised losses; red: it diverged, shaded by how fast."
+        f"in {precision}, in {m.seconds:.1f} s ({res['pixels_per_second']:.0f} pixels/s). "
+        + shade
+        + " Equal scores share a shade; the colour bars give the ranks."
     )
-    rep.figure(plot.trainability.trainability_map(m, what), "trainability", "The map.")
+    rep.figure(
+        plot.trainability.trainability_map(
+            m, what, zoom=study.zooms[0].window if study.zooms else None
+        ),
+        "trainability",
+        "The map" + ("; the window of zoom 0 is outlined." if study.zooms else "."),
+    )
     dim = res["box_dimension"]
+    sizes = res["box_sizes"]
     rep.text(
-        f"Box-counting dimension of the boundary: {dim:.3f} (1 for a smooth curve)."
+        f"Box-counting dimension of the boundary: {_dim(res)} (the fit over box sizes "
+        f"{sizes[0]} to {sizes[-1]} pixels, with the standard error of its slope; 1 for a "
+        "smooth curve)."
         if dim is not None
         else "This map has no boundary: every pixel trains, or every pixel diverges.",
         note=True,
@@ -284,8 +467,11 @@ def write(out: str | Path, study: Study) -> dict:
         rep.figure(
             plot.trainability.zoom_sequence(study.zooms),
             "zoom_sequence",
-            f"{len(study.zooms)} zooms into a point of the boundary, each 8x narrower, "
-            f"{study.settings['zoom_grid']}^2 pixels each; the next window is outlined.",
+            f"{len(study.zooms)} zooms into a point of the boundary, each "
+            f"{ZOOM_FACTOR:g}x narrower than the map or zoom before it (zoom k: "
+            f"{ZOOM_FACTOR:g}^(k+1)x narrower than the map) and inside it, "
+            f"{study.settings['zoom_grid']}^2 pixels each, in {precision}; each panel outlines "
+            "the next window.",
         )
         measured = any(z["uncertainty"] is not None for z in res["zooms"])
         rep.table(
@@ -296,7 +482,7 @@ def write(out: str | Path, study: Study) -> dict:
                     k,
                     f"{z['window']['wx']:.3g}, {z['window']['wy']:.3g}",
                     f"{100 * z['converged_fraction']:.1f}%",
-                    "-" if z["box_dimension"] is None else f"{z['box_dimension']:.3f}",
+                    _dim(z),
                 ]
                 + ([_short(z["uncertainty"])] if measured else [])
                 for k, z in enumerate(res["zooms"])
@@ -315,7 +501,11 @@ def write(out: str | Path, study: Study) -> dict:
                 note=True,
             )
     if dim is not None:
-        rep.figure(plot.trainability.box_counting(study.box), "box_counting", "The fit.")
+        rep.figure(
+            plot.trainability.box_counting(study.box, se=T.box_dimension_se(study.box)),
+            "box_counting",
+            "The fit over the box sizes counted (its slope's standard error in the legend).",
+        )
     u = res["uncertainty"]
     unit = "log10 units" if m.x.log else "units of the axes"
     if u is not None:
@@ -327,7 +517,7 @@ def write(out: str | Path, study: Study) -> dict:
             "when the three do not all train or all diverge. The fraction of uncertain points "
             "scales as ε^α, and the boundary's dimension is 2 - α (Grebogi et al. 1983): "
             + study.uncertainty.words()
-            + ("" if dim is None else f", against {dim:.3f} from box counting on the map.")
+            + ("" if dim is None else f", against {_dim(res)} from box counting on the map.")
             + (
                 ""
                 if study.uncertainty.power_law
@@ -355,13 +545,13 @@ def run(out: Path, *, seed: int = 0, progress=None, **options) -> dict:
 
 
 def summary(res: dict) -> str:
-    dim = res["box_dimension"]
     n = len(res["axes"]["x"]["values"]) * len(res["axes"]["y"]["values"])
     u = res.get("uncertainty")
     return (
         f"trainability: {n:,} pixels in {res['seconds']:.1f} s, "
-        f"{100 * res['converged_fraction']:.1f}% trainable, boundary dimension "
-        + ("-" if dim is None else f"{dim:.3f}")
+        f"{100 * res['converged_fraction']:.1f}% trainable "
+        f"({res['settings'].get('precision', 'float32')}), boundary dimension "
+        + _dim(res)
         + (
             ""
             if u is None
@@ -369,7 +559,7 @@ def summary(res: dict) -> str:
         )
         + "".join(
             f"\n  zoom {k}: width {z['window']['wx']:.3g}, dimension "
-            + ("-" if z["box_dimension"] is None else f"{z['box_dimension']:.3f}")
+            + _dim(z)
             + ("" if z.get("uncertainty") is None else f", uncertainty {_short(z['uncertainty'])}")
             for k, z in enumerate(res["zooms"])
         )
