@@ -23,6 +23,8 @@ import gdjax
 from gdjax import basins, plot, runs
 from gdjax._progress import Progress
 from gdjax.descent import Trajectory
+from gdjax.maps.critical import claim_radius
+from gdjax.plot.basins import NOISE, value_scale, value_text
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
@@ -73,7 +75,7 @@ def compute(
         bmap = basins.run_map(config, key=jax.random.key(seed), progress=progress)
         crit = basins.critical_points(config.surface, domain=bmap.domain)
         # a few full trajectories for the map (not for every start)
-        shown = bmap.starts[np.linspace(0, len(bmap.starts) - 1, SHOWN_PATHS).astype(int)]
+        shown = bmap.starts[shown_starts(bmap)]
         surf, steps, lr, rule = config.surface, config.steps, config.lr, config.rule
         trajs = jax.vmap(lambda x: gdjax.descend(surf, x, steps=steps, lr=lr, rule=rule))(
             jnp.asarray(shown)
@@ -83,6 +85,21 @@ def compute(
         bmap.labels, KS, key=jax.random.key(seed + 1), targets=bmap.global_minima or (-3,)
     )
     return BasinStudy(bmap, crit, trajs, KS, exact, simulated, seed)
+
+
+def shown_starts(bmap: basins.BasinMap) -> np.ndarray:
+    """The indices of the :data:`SHOWN_PATHS` starts whose full paths the map
+    draws: on a grid, a 4 x 3 lattice of its cells away from the edges (its
+    first and last starts are corners of the box, where a flat surface such as
+    peaks does not move them: a lone dot, no path); else evenly spaced."""
+    n = len(bmap.starts)
+    if bmap.grid is None:
+        return np.linspace(0, n - 1, min(SHOWN_PATHS, n)).astype(int)
+    rows, cols = bmap.grid
+    nx, ny = 4, SHOWN_PATHS // 4
+    xs = ((np.arange(nx) + 0.5) * cols / nx).astype(int)
+    ys = ((np.arange(ny) + 0.5) * rows / ny).astype(int)
+    return np.unique((ys[:, None] * cols + xs[None, :]).ravel())
 
 
 def to_json(study: BasinStudy) -> dict:
@@ -171,16 +188,22 @@ def _report(out, bmap, crit, trajs, res) -> None:
             plot.basin_scatter(bmap, crit, max_points=20000),
             "basin_scatter",
             f"{shown:,} of the random starts, each coloured by the minimum it reaches; "
-            "white: not converged, grey: diverged.",
+            "white with a black edge: not converged, grey: diverged.",
         )
+    scale = value_scale([m.value for m in bmap.minima] + [c.value for c in crit])
     rep.heading("Minima found (sorted by value; 0 is the lowest; * global)")
+    rep.text(
+        f"Values f of the surface here and below to 4 significant digits; |f| up to {NOISE:g} "
+        f"x {scale:.4g} (the largest |f| at a critical point, or 1) reads 0: float64 "
+        "round-off of Newton's refinement (basins.json holds every value as computed)."
+    )
     rep.table(
         ["label", "location", "f", "Hessian eigenvalues", "basin fraction", "95% CI"],
         [
             [
                 f"{i}*" if i in bmap.global_minima else i,
                 point(m.location),
-                m.value,
+                value_text(m.value, scale),
                 point(m.eigenvalues),
                 bmap.fractions[str(i)][0],
                 f"[{bmap.fractions[str(i)][1]:.4f}, {bmap.fractions[str(i)][2]:.4f}]",
@@ -200,11 +223,24 @@ def _report(out, bmap, crit, trajs, res) -> None:
         ],
     )
     rep.heading("Critical points")
-    rep.table(
-        ["kind", "location", "f", "Hessian eigenvalues"],
-        [[c.kind, point(c.location), c.value, point(c.eigenvalues)] for c in crit],
+    rep.text(
+        "Found by Newton's method from a grid of starts over the domain; a minimum that the "
+        "runs reached shows its label and the values of the table above."
     )
-    rep.heading("Random restarts (lesson C)")
+    rows = []
+    for c in crit:
+        label = matching_minimum(bmap, c)
+        shown = c if label is None else bmap.minima[label]
+        rows.append(
+            [
+                c.kind if label is None else f"min (label {label})",
+                point(shown.location),
+                value_text(shown.value, scale),
+                point(shown.eigenvalues),
+            ]
+        )
+    rep.table(["kind", "location", "f", "Hessian eigenvalues"], rows)
+    rep.heading("Random restarts")
     rep.text(
         f"A restart succeeds when it reaches a global minimum (labels "
         f"{', '.join(map(str, bmap.global_minima)) or 'none found'}); p = "
@@ -223,9 +259,33 @@ def _report(out, bmap, crit, trajs, res) -> None:
     )
     rep.heading("Command and configuration")
     rep.code(res["command"])
-    skip = ("minima", "critical_points", "fractions", "best_of_k", "versions", "command")
-    rep.code("\n".join(f"{k}: {short(v)}" for k, v in res.items() if k not in skip))
+    rep.code(configuration(res))
     rep.write(out)
+
+
+def configuration(res: dict) -> str:
+    """basins.json's configuration for people, one ``key: value`` a line;
+    what was not set (None, an empty batch) is left out: a map of random
+    starts has no grid, and says its starts."""
+    skip = ("minima", "critical_points", "fractions", "best_of_k", "versions", "command")
+    return "\n".join(
+        f"{k}: {short(v)}"
+        for k, v in res.items()
+        if k not in skip and v is not None and not (isinstance(v, list | dict) and not v)
+    )
+
+
+def matching_minimum(bmap: basins.BasinMap, c: basins.CriticalPoint) -> int | None:
+    """The label of the map's minimum that the critical point ``c`` is (a
+    minimum within a tenth of the claim radius, the distance within which
+    two refinements are one point), or None."""
+    if c.kind != "min":
+        return None
+    radius = claim_radius(bmap.domain) / 10
+    for i, m in enumerate(bmap.minima):
+        if np.hypot(*np.subtract(c.location, m.location)[:2]) <= radius:
+            return i
+    return None
 
 
 def outcome(res: dict) -> str:
@@ -241,19 +301,26 @@ def outcome(res: dict) -> str:
             f"{100 * fr['diverged']['fraction']:.1f}% diverged): try more steps or another lr."
         )
     glob = res["global_minima"]
-    f_min = res["minima"][glob[0]]["value"]
+    f_min = value_text(res["minima"][glob[0]]["value"], json_scale(res))
     which = ", ".join(str(i) for i in glob)
     tie = (
-        f"Minima {which} are tied for the lowest value (f = {f_min:.6g}, within a relative "
+        f"Minima {which} are tied for the lowest value (f = {f_min}, within a relative "
         f"{res['global_tol']:g}) and all count as global"
         if len(glob) > 1
-        else f"Minimum {which} (f = {f_min:.6g}) is the global minimum"
+        else f"Minimum {which} (f = {f_min}) is the global minimum"
     )
     pg = res["p_global"]
     return (
         f"{tie}: {100 * pg['fraction']:.2f}% of starts reach one "
         f"[{100 * pg['ci_low']:.2f}, {100 * pg['ci_high']:.2f}]; "
         f"{100 * conv:.2f}% reach some minimum."
+    )
+
+
+def json_scale(res: dict) -> float:
+    """:func:`gdjax.plot.basins.value_scale` of a basins.json's minima and critical points."""
+    return value_scale(
+        [m["value"] for m in res["minima"]] + [c["value"] for c in res.get("critical_points", ())]
     )
 
 
@@ -279,12 +346,13 @@ def summary(res: dict) -> str:
         f"{res['timing']['seconds']:.1f} s "
         f"({res['timing']['restart_steps_per_second']:.3g} restart-steps/s)"
     ]
+    scale = json_scale(res)
     for i, m in enumerate(res["minima"]):
         f = res["fractions"][str(i)]
         star = " (global)" if i in res["global_minima"] else ""
         lines.append(
             f"  min {i}{star} at ({m['location'][0]:.4f}, {m['location'][1]:.4f}), "
-            f"f = {m['value']:.4f}: {100 * f['fraction']:.2f}% "
+            f"f = {value_text(m['value'], scale)}: {100 * f['fraction']:.2f}% "
             f"[{100 * f['ci_low']:.2f}, {100 * f['ci_high']:.2f}]"
         )
     for k in ("not_converged", "diverged"):

@@ -23,7 +23,44 @@ from gdjax.plot._style import (
     surface_grid,
 )
 
-__all__ = ["basin_map", "basin_scatter", "best_of_k_curve", "convergence_time_map"]
+__all__ = [
+    "NOISE",
+    "basin_map",
+    "basin_scatter",
+    "best_of_k_curve",
+    "convergence_time_map",
+    "value_scale",
+    "value_text",
+]
+
+NOISE = 1e-12
+"""A surface's value at a critical point within ``NOISE`` times the scale of
+its values (:func:`value_scale`) of 0 is 0 up to float64 round-off: Newton's
+method refines each point in float64, and two refinements of one minimum
+differ there (himmelblau's minima read 0, 7.9e-31 and 4e-26)."""
+
+
+def value_scale(values) -> float:
+    """The scale of a surface's values at its critical points: max(1, max |f|)."""
+    finite = [abs(float(v)) for v in values if np.isfinite(v)]
+    return max([1.0, *finite])
+
+
+def value_text(v: float, scale: float = 1.0) -> str:
+    """A surface's value at a critical point as every figure and table shows
+    it: 4 significant digits, and "0" within round-off of 0 (|v| <=
+    :data:`NOISE` x ``scale``, the scale of the values: :func:`value_scale`)."""
+    v = float(v)
+    if not np.isfinite(v):
+        return str(v)
+    if abs(v) <= NOISE * scale:
+        return "0"
+    return f"{v:.4g}"
+
+
+_NOT_CONVERGED_EDGE = "k"  # white points with a black edge, as the legend's white box
+_NOT_CONVERGED_LW = 0.6  # points: about 1 px at the saved 110 dpi
+_MIN_EDGE = 0.4  # the thinnest edge of a not-converged point (points; 0.6 px at 110 dpi)
 
 
 def _basin_title(bmap, what: str) -> str:
@@ -38,24 +75,33 @@ def _basin_title(bmap, what: str) -> str:
     return f"{what}: {bmap.surface.name}, {rule}, {steps} step{'' if steps == 1 else 's'}, {starts}"
 
 
-def _basin_legend(bmap, colors, critical) -> tuple[list, list[str]]:
+def _basin_legend(bmap, colors, critical, points: bool = False) -> tuple[list, list[str]]:
+    """The legend of a basin figure: each minimum, not converged, diverged,
+    the critical points. ``points``: outcomes as the scatter's markers (circles),
+    else as the map's boxes."""
+
     def pct(key):
         return f"{100 * bmap.fractions[key][0]:.1f}%" if key in bmap.fractions else "?"
 
+    def patch(face, edge="none"):
+        if points:
+            return plt.Line2D(
+                [], [], ls="", marker="o", ms=7, mfc=face, mec=edge, mew=_NOT_CONVERGED_LW
+            )
+        return plt.Rectangle((0, 0), 1, 1, fc=face, ec=edge, lw=_NOT_CONVERGED_LW)
+
     handles, names = [], []
     glob = set(getattr(bmap, "global_minima", ()))
+    scale = value_scale([m.value for m in bmap.minima] + [c.value for c in critical])
     for i, m in enumerate(bmap.minima):
-        handles.append(plt.Rectangle((0, 0), 1, 1, fc=colors[i + 2]))
+        handles.append(patch(colors[i + 2]))
         loc = ", ".join(f"{v:.2f}" for v in m.location)
         tag = " (global)" if i in glob else ""
-        names.append(f"min {i}{tag}: ({loc}), f = {m.value:.3g}, {pct(str(i))}")
+        names.append(f"min {i}{tag}: ({loc}), f = {value_text(m.value, scale)}, {pct(str(i))}")
     if not bmap.minima:
         handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", ec="none"))
         names.append("no minimum reached")
-    handles += [
-        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
-        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
-    ]
+    handles += [patch(colors[1], _NOT_CONVERGED_EDGE), patch(colors[0])]
     names += [f"not converged, {pct('not_converged')}", f"diverged, {pct('diverged')}"]
     kinds = [c.kind for c in critical]
     for kind, (m, col, size) in _CRITICAL_MARKERS.items():
@@ -65,7 +111,7 @@ def _basin_legend(bmap, colors, critical) -> tuple[list, list[str]]:
     return handles, names
 
 
-def _basin_axes(fig, ax, bmap, critical, title: str) -> None:
+def _basin_axes(fig, ax, bmap, critical, title: str, points: bool = False, extra=()) -> None:
     (x0, x1), (y0, y1) = bmap.domain
     X, Y, Z = surface_grid(bmap.surface, 200, bmap.domain)
     if np.all(np.isfinite(Z)) and np.ptp(Z) > 0:
@@ -76,7 +122,10 @@ def _basin_axes(fig, ax, bmap, critical, title: str) -> None:
     ax.set_aspect("equal")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    handles, names = _basin_legend(bmap, _basin_colors(len(bmap.minima)), critical)
+    handles, names = _basin_legend(bmap, _basin_colors(len(bmap.minima)), critical, points)
+    for handle, name in extra:
+        handles.append(handle)
+        names.append(name)
     ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
     _title(ax, title, fontsize=11, share=0.6)
 
@@ -101,20 +150,27 @@ def basin_map(
         vmax=n_min + 1.5,
         interpolation="nearest",
     )
+    extra = []
     if trajs is not None:
-        for path in np.asarray(trajs.params):
+        paths = np.asarray(trajs.params)
+        for path in paths:
             ax.plot(path[:, 0], path[:, 1], "-", color="k", lw=1)
             ax.plot(path[0, 0], path[0, 1], "o", color="k", ms=3)
-    _basin_axes(fig, ax, bmap, critical, title or _basin_title(bmap, "Basins of attraction"))
+        if len(paths):
+            handle = plt.Line2D([], [], color="k", lw=1, marker="o", ms=3, markevery=[0])
+            extra.append((handle, f"{len(paths)} example paths (dot: the start)"))
+    title = title or _basin_title(bmap, "Basins of attraction")
+    _basin_axes(fig, ax, bmap, critical, title, extra=extra)
     return fig
 
 
 def basin_scatter(bmap, critical=(), max_points: int = 20000) -> Figure:
     """Random starts (a BasinMap with ``grid is None``, or any map) as points
     coloured by the basin they reach, with basin_map's colours and legend:
-    white (grey edge) not converged, grey diverged; minima and critical
-    points marked. Draws an even random subsample of ``max_points`` starts
-    (fixed seed, so the figure is reproducible)."""
+    white with a black edge (as the legend's box in basin_map) not converged,
+    grey diverged; minima and critical points marked. Draws an even random
+    subsample of ``max_points`` starts (fixed seed, so the figure is
+    reproducible)."""
     starts = np.asarray(bmap.starts)
     labels = np.asarray(bmap.labels)
     n = len(labels)
@@ -124,19 +180,20 @@ def basin_scatter(bmap, critical=(), max_points: int = 20000) -> Figure:
     colors = _basin_colors(len(bmap.minima))
     fig, ax = plt.subplots(figsize=(9.5, 6.2), layout="constrained")
     size = float(np.clip(16000 / max(len(labels), 1), 1.5, 30.0))
-    edge = np.where(labels == -1, 1.0, 0.0)  # white points need an edge to be seen
+    white = labels == -1  # white on white: seen by their black edge
+    edge = float(np.clip(0.3 * math.sqrt(size), _MIN_EDGE, _NOT_CONVERGED_LW))
     ax.scatter(
         starts[:, 0],
         starts[:, 1],
         c=[colors[lab + 2] for lab in labels],
         s=size,
-        edgecolors="0.45",
-        linewidths=0.3 * edge * min(1.0, math.sqrt(size / 4)),
+        edgecolors=[_NOT_CONVERGED_EDGE if w else "none" for w in white],
+        linewidths=np.where(white, edge, 0.0),
         rasterized=len(labels) > 2000,
     )
     shown = f" ({len(labels):,} shown)" if len(labels) < n else ""
     title = _basin_title(bmap, "Basins of attraction") + shown
-    _basin_axes(fig, ax, bmap, critical, title)
+    _basin_axes(fig, ax, bmap, critical, title, points=True)
     return fig
 
 
