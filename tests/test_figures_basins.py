@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from types import SimpleNamespace
 
 import jax
 import matplotlib.pyplot as plt
@@ -20,7 +21,7 @@ from matplotlib.lines import Line2D
 
 from gdjax import basins, plot
 from gdjax.cli import main as cli_main
-from gdjax.lessons import local_minima
+from gdjax.lessons import local_minima, optimizer_maps
 from gdjax.plot._style import _luminance
 
 SAVED_DPI = 110  # png_bytes
@@ -189,3 +190,67 @@ def test_basin_map_names_its_example_paths_and_none_starts_in_a_corner():
     assert sorted((ln.get_xdata()[0], ln.get_ydata()[0]) for ln in dots) == sorted(
         map(tuple, starts)
     )
+
+
+# --------------------------------------------------------------------------
+# 4. The optimizers' agreement: the colours span the values shown (0.550 to
+# 0.595 were one colour on a 0-1 scale), and every number reads on its cell.
+
+
+def _agreement(values) -> SimpleNamespace:
+    names = ["gd", "momentum", "nesterov", "adam"][: len(values)]
+    return SimpleNamespace(agreement=np.asarray(values), names=names)
+
+
+def test_agreement_colours_span_the_values_and_every_number_reads_on_its_cell():
+    a = np.array(
+        [
+            [0.595, 0.550, 0.560, 0.571],
+            [0.550, 0.590, 0.585, 0.552],
+            [0.560, 0.585, 0.593, 0.566],
+            [0.571, 0.552, 0.566, 0.580],
+        ]
+    )
+    fig = plot.optimizers.agreement_matrix(_agreement(a))
+    ax, cax = fig.axes
+    im = ax.images[0]
+    assert im.norm.vmin == pytest.approx(0.550) and im.norm.vmax == pytest.approx(0.595)
+    cells = im.cmap(im.norm(a))
+    lum = np.array([[_luminance(c) for c in row] for row in cells])
+    assert lum.max() - lum.min() > 0.5  # the lowest and the highest cells differ
+    assert "0.550 to 0.595" in cax.get_ylabel()  # the colour bar says what it spans
+    ticks = [t.get_text() for t in cax.get_yticklabels()]
+    assert ticks[0] == "0.550" and ticks[-1] == "0.595"
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    for (i, j), t in texts.items():
+        assert t.get_text() == f"{a[i, j]:.3f}"
+        assert _contrast(t.get_color(), cells[i, j]) >= 4.5
+
+
+def test_agreement_of_one_value_draws_one_colour_and_says_so():
+    fig = plot.optimizers.agreement_matrix(_agreement(np.full((2, 2), 0.5)))
+    ax, cax = fig.axes
+    im = ax.images[0]
+    assert im.norm.vmin < 0.5 < im.norm.vmax
+    assert "every cell 0.500" in cax.get_ylabel()
+    assert [t.get_text() for t in cax.get_yticklabels()] == ["0.500"]
+
+
+# --------------------------------------------------------------------------
+# 5. The optimizers' maps: tick labels at least 9 points (13.75 px in the PNG).
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    return optimizer_maps.compute("peaks", grid=16, steps=200, optimizers=["gd", "momentum"])
+
+
+def test_optimizer_maps_ticks_read_at_nine_points_or_more(comparison):
+    fig = plot.optimizers.maps_side_by_side(comparison)
+    fig.canvas.draw()
+    maps = [ax for ax in fig.axes if ax.images]
+    assert len(maps) == 2
+    for ax in maps:
+        labels = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+        assert labels and min(t.get_fontsize() for t in labels) >= 9
+        assert ax.xaxis.label.get_fontsize() >= 9 and ax.yaxis.label.get_fontsize() >= 9
