@@ -161,7 +161,8 @@ def curves_caption(result) -> str:
         train_part = (
             f"Train loss and train accuracy {every} ({points} "
             f"point{'s' if points > 1 else ''} per epoch of {spe} minibatches), each averaged "
-            "over the epoch so far"
+            "over the epoch so far: the line breaks where an epoch starts its average again, "
+            "and a dot marks each epoch's mean"
         )
     else:
         train_part = (
@@ -222,7 +223,8 @@ def write_training_report(
     _add_data(report, result)
     if extra is not None:
         extra(report)
-    report.figure(plot.training_curves(result, titles=names), "curves", curves_caption(result))
+    # each model titled by its schedule in words (names are file-safe slugs)
+    report.figure(plot.training_curves(result), "curves", curves_caption(result))
     if len(names) > 1:
         report.figure(
             plot.policy_comparison(result, names=names, groups=groups),

@@ -19,10 +19,13 @@ import pytest
 from matplotlib import colors as mcolors
 from matplotlib.lines import Line2D
 
-from gdjax import basins, plot
+from gdjax import basins, plot, train
 from gdjax.cli import main as cli_main
 from gdjax.lessons import local_minima, optimizer_maps
+from gdjax.lessons.chapter import chapter_schedule
 from gdjax.plot._style import _luminance
+from gdjax.plot.training import training_curves
+from gdjax.report import write_training_report
 
 SAVED_DPI = 110  # png_bytes
 
@@ -254,3 +257,101 @@ def test_optimizer_maps_ticks_read_at_nine_points_or_more(comparison):
         labels = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
         assert labels and min(t.get_fontsize() for t in labels) >= 9
         assert ax.xaxis.label.get_fontsize() >= 9 and ax.yaxis.label.get_fontsize() >= 9
+
+
+# --------------------------------------------------------------------------
+# 6. LeNet curves: a running average restarts with every epoch, so the line
+# breaks there and a dot marks each epoch's mean; the title is in words.
+
+
+def _lenet_result(epochs=3, per_epoch=3, schedules=("constant",), seeds=(0,)):
+    configs = [
+        train.TrainConfig(schedule=chapter_schedule(s), epochs=epochs, seed=k)
+        for s in schedules
+        for k in seeds
+    ]
+    rows, curves = [], []
+    for _ in configs:
+        # within an epoch the average falls from 2 - e; the epoch's mean is 1.5 - e
+        curve = [
+            {
+                "epoch": e + (i + 1) / (per_epoch + 0.5),  # no point at the epoch's end
+                "train_loss": 2.0 - e - 0.1 * i,
+                "train_acc": 0.3 + 0.2 * e + 0.01 * i,
+            }
+            for e in range(epochs)
+            for i in range(per_epoch)
+        ]
+        rows.append(
+            [
+                {
+                    "epoch": e + 1,
+                    "train_loss": 1.5 - e,
+                    "train_acc": 0.4 + 0.2 * e,
+                    "test_acc": 0.35 + 0.2 * e,
+                    "lr": 0.3,
+                    "seconds": 1.0,
+                }
+                for e in range(epochs)
+            ]
+        )
+        curves.append(curve)
+    return train.RunResult(configs, rows, curves, 0.0, None, {"steps_per_epoch": 4})
+
+
+@pytest.mark.parametrize("key", ["train_loss", "train_acc"])
+def test_training_curves_break_at_each_epoch_and_mark_its_mean(key):
+    result = _lenet_result()
+    fig = plot.training_curves(result)
+    ax = fig.axes[0 if key == "train_loss" else 1]
+    name = "train loss" if key == "train_loss" else "train accuracy"
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    mine = {label: ln for label, ln in lines.items() if label.startswith(name)}
+    running = next(ln for label, ln in mine.items() if "running" in label)
+    xs, ys = np.asarray(running.get_xdata(), float), np.asarray(running.get_ydata(), float)
+    # drawn where measured, and no segment joins two epochs
+    curve = result.curves[0]
+    assert xs[np.isfinite(ys)].tolist() == [p["epoch"] for p in curve]
+    for a, b, ya, yb in zip(xs[:-1], xs[1:], ys[:-1], ys[1:], strict=True):
+        if np.isfinite(ya) and np.isfinite(yb):
+            assert np.ceil(a) == np.ceil(b), (a, b)
+    assert np.isnan(ys).sum() == 2  # two breaks between three epochs
+    # each epoch's mean (the value at its end), drawn as a dot and named
+    means = next(ln for label, ln in mine.items() if "epoch mean" in label)
+    assert means is not running and means.get_marker() == "o" and means.get_linestyle() == "None"
+    assert list(means.get_xdata()) == [1, 2, 3]
+    assert list(means.get_ydata()) == [e[key] for e in result.epochs[0]]
+    legend = fig.axes[0 if key == "train_loss" else 1].get_legend()
+    assert {t.get_text() for t in legend.get_texts()} >= {running.get_label(), means.get_label()}
+
+
+def test_training_curves_titles_are_words_not_slugs():
+    fig = plot.training_curves(_lenet_result())
+    assert fig.axes[0].get_title() == "constant, base lr 0.3"
+    seeds = _lenet_result(schedules=("constant", "multi_factor"), seeds=(0, 1))
+    titles = [ax.get_title() for ax in plot.training_curves(seeds).axes if ax.get_title()]
+    assert titles[0] == "constant, base lr 0.3, seed 0"
+    assert titles[3].replace("\n", " ") == (
+        "multi factor, base lr 0.5, milestones 15/30, factor 0.5, seed 1"
+    )
+    assert not [t for t in titles if "_" in t or ":" in t or "=" in t]
+
+
+def test_lenet_report_titles_its_curves_in_words(tmp_path, monkeypatch):
+    """The report passed the models' file-safe names (constant_base_lr_0.3)
+    as the curves' titles."""
+    drawn = []
+
+    def spy(result, **kwargs):
+        fig = training_curves(result, **kwargs)
+        drawn.append([ax.get_title() for ax in fig.axes if ax.get_title()])
+        return fig
+
+    monkeypatch.setattr(plot, "training_curves", spy)
+    result = _lenet_result()
+    result.meta.update(
+        train_examples=12, test_examples=4, param_count=1, mode="single", backend="cpu", devices=1
+    )
+    write_training_report(tmp_path, result, ["constant_base_lr_0.3"], "LeNet")
+    assert drawn == [["constant, base lr 0.3"]]
+    assert "the line breaks where an epoch starts its average again" in _text(_page(tmp_path))

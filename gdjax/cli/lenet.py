@@ -201,9 +201,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     dataset = fashion_mnist(data_dir)
     # redrawn after every epoch, written atomically (a kill never leaves half an image)
-    curves = plot.live(
-        lambda r: plot.training_curves(r, titles=r.meta.get("names")), path=out / "curves.png"
-    )
+    curves = plot.live(plot.training_curves, path=out / "curves.png")  # titled in words
     if len(configs) == 1:
         result = train.train(
             configs[0],

@@ -8,13 +8,60 @@ import os
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
 from gdjax import runs
+from gdjax import schedules as S
+from gdjax._format import short_number
 from gdjax.plot._style import _title, png_bytes, run_colors
 
-__all__ = ["live", "policy_comparison", "training_curves"]
+__all__ = ["live", "model_titles", "policy_comparison", "schedule_words", "training_curves"]
+
+
+def schedule_words(config) -> str:
+    """A model's schedule (and its optimizer, when not plain SGD) in words for
+    a title: ``constant:base_lr=0.3`` reads "constant, base lr 0.3";
+    ``multi_factor:...,milestones=15/30`` reads "multi factor, base lr 0.5,
+    milestones 15/30, factor 0.5"."""
+    schedule = config.schedule
+    if isinstance(schedule, S.Schedule):
+        parts = [schedule.name.replace("_", " ")]
+        for key, value in schedule.args:
+            if isinstance(value, tuple | list):
+                value = "/".join(short_number(v) for v in value)
+            else:
+                value = short_number(value)
+            parts.append(f"{key.replace('_', ' ')} {value}")
+        words = ", ".join(parts)
+    else:
+        words = config.schedule_name  # an optax callable: optax:NAME
+    if config.optimizer != "sgd" or config.settings:
+        settings = "".join(f", {k} {short_number(v)}" for k, v in config.settings)
+        words = f"{config.optimizer}{settings}; {words}"
+    return words
+
+
+def model_titles(result) -> list[str]:
+    """Each model's title in words (:func:`schedule_words`), with its seed
+    when another model has the same words."""
+    words = [schedule_words(c) for c in result.configs]
+    return [
+        f"{w}, seed {c.seed}" if words.count(w) > 1 else w
+        for w, c in zip(words, result.configs, strict=True)
+    ]
+
+
+def _by_epoch(points, key) -> tuple[np.ndarray, np.ndarray]:
+    """Within-epoch points as one line broken at each epoch's end: a running
+    average restarts with every epoch, so a segment never joins two epochs
+    (a point at x in (e - 1, e] belongs to epoch e)."""
+    xs = np.asarray([p["epoch"] for p in points], dtype=np.float64)
+    ys = np.asarray([p[key] for p in points], dtype=np.float64)
+    epoch = np.ceil(xs - 1e-9)
+    breaks = np.flatnonzero(np.diff(epoch) != 0) + 1
+    return np.insert(xs, breaks, np.nan), np.insert(ys, breaks, np.nan)
 
 
 def _curve_axes(ax_loss, ax_acc, result, m: int, title: str | None = None) -> None:
@@ -22,17 +69,18 @@ def _curve_axes(ax_loss, ax_acc, result, m: int, title: str | None = None) -> No
     ``ax_acc``. The within-epoch points (every ``log_every`` minibatches)
     when the run has them, else the per-epoch points only."""
     curve, epochs = result.curves[m], result.epochs[m]
-    # the within-epoch points, or (fewer than log_every minibatches an epoch) the epoch averages
-    points, style, note = (
-        (curve, {}, "") if curve else (epochs, {"marker": "o", "ms": 3}, " (epoch average)")
-    )
-    xs = [p["epoch"] for p in points]
+    xs = [p["epoch"] for p in (curve or epochs)]
     for ax, key, color, name in (
         (ax_loss, "train_loss", "C0", "train loss"),
         (ax_acc, "train_acc", "C1", "train accuracy"),
     ):
-        if points:
-            ax.plot(xs, [p[key] for p in points], color=color, label=name + note, **style)
+        ends = ([e["epoch"] for e in epochs], [e[key] for e in epochs])
+        if curve:  # running averages over the epoch so far, one segment per epoch
+            ax.plot(*_by_epoch(curve, key), color=color, label=f"{name}, running mean in epoch")
+            if epochs:
+                ax.plot(*ends, ls="", marker="o", ms=4, color=color, label=f"{name}, epoch mean")
+        elif epochs:  # fewer than log_every minibatches an epoch: the epoch averages
+            ax.plot(*ends, color=color, marker="o", ms=3, label=f"{name} (epoch average)")
     if epochs:
         ax_acc.plot(
             [e["epoch"] for e in epochs],
@@ -60,15 +108,18 @@ def _curve_axes(ax_loss, ax_acc, result, m: int, title: str | None = None) -> No
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_xlabel("epoch")
     ax_loss.tick_params(labelbottom=False)
-    _title(ax_loss, title or result.configs[m].schedule_name, fontsize=10)
+    _title(ax_loss, title or model_titles(result)[m], fontsize=10)
 
 
 def training_curves(result, *, titles: Sequence[str] | None = None) -> Figure:
     """The chapter's plot for each model: train loss (top) and train and test
     accuracy (bottom) against epochs, the x axis from the first point. Train
     points come every ``log_every`` minibatches (averaged over the epoch so
-    far) when an epoch has that many, else once per epoch; test accuracy
-    every epoch. One column per model, three columns at most."""
+    far: the line breaks where each epoch starts its average again, and a dot
+    marks each epoch's mean) when an epoch has that many, else once per
+    epoch; test accuracy every epoch. One column per model, three columns at
+    most, each titled ``titles[m]`` or its schedule in words
+    (:func:`model_titles`)."""
     k = len(result.configs)
     cols = min(k, 3)
     rows = -(-k // cols)
