@@ -8,6 +8,7 @@ reports from their HTML text."""
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 from types import SimpleNamespace
@@ -18,8 +19,10 @@ import numpy as np
 import pytest
 from matplotlib import colors as mcolors
 from matplotlib.lines import Line2D
+from PIL import Image
 
 from gdjax import basins, plot, train
+from gdjax import continuation as C
 from gdjax.cli import main as cli_main
 from gdjax.lessons import local_minima, optimizer_maps
 from gdjax.lessons.chapter import chapter_schedule
@@ -355,3 +358,50 @@ def test_lenet_report_titles_its_curves_in_words(tmp_path, monkeypatch):
     write_training_report(tmp_path, result, ["constant_base_lr_0.3"], "LeNet")
     assert drawn == [["constant, base lr 0.3"]]
     assert "the line breaks where an epoch starts its average again" in _text(_page(tmp_path))
+
+
+# --------------------------------------------------------------------------
+# 5b. The continuation's maps.gif: every frame has axes, its rate and share
+# in the title, and the maps' legend (its frames had no ticks and no legend);
+# maps.png's ticks at 9 points.
+
+
+@pytest.fixture(scope="module")
+def small_continuation():
+    return C.continuation("peaks", lrs=np.geomspace(1e-3, 0.2, 4), grid=16, steps=200)
+
+
+def test_continuation_gif_frames_have_axes_title_and_legend(small_continuation, monkeypatch):
+    closed = []
+    close = plt.close
+
+    def spy(fig=None):
+        closed.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", spy)
+    gif = plot.continuation.animation(small_continuation)
+    fig = closed[-1]  # the figure every frame was drawn on, as its last frame left it
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "x" and ax.get_ylabel() == "y"
+    labels = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 4 and min(t.get_fontsize() for t in labels) >= 9
+    assert "lr = 0.2" in ax.get_title() and "to the global min" in ax.get_title()
+    (legend,) = fig.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[-2:] == ["not converged", "diverged"]
+    assert sum(t.startswith("min ") for t in texts) == len(small_continuation.bmap.minima) >= 3
+    frames = Image.open(io.BytesIO(gif))
+    assert frames.n_frames == 4
+    width, height = frames.size
+    assert width > height  # the legend beside the map
+
+
+def test_continuation_map_panel_ticks_read_at_nine_points_or_more(small_continuation):
+    fig = plot.continuation.map_panel(small_continuation)
+    fig.canvas.draw()
+    maps = [ax for ax in fig.axes if ax.images]
+    assert maps
+    for ax in maps:
+        labels = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+        assert labels and min(t.get_fontsize() for t in labels) >= 9

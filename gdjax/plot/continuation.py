@@ -209,6 +209,17 @@ def _draw_map(ax, bmap, labels, colors) -> None:
     ax.set_aspect("equal")
 
 
+def _map_legend(bmap, colors) -> tuple[list, list[str]]:
+    """The basin maps' legend: each minimum, not converged, diverged."""
+    handles = [plt.Rectangle((0, 0), 1, 1, fc=colors[k + 2]) for k in range(len(bmap.minima))]
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
+        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
+    ]
+    names = [minimum_name(bmap, k) for k in range(len(bmap.minima))]
+    return handles, [*names, "not converged", "diverged"]
+
+
 def map_panel(cont, indices=None) -> Figure:
     """The basin maps at a few rates (default: six spread over the grid),
     in the same colours, minima marked."""
@@ -231,18 +242,12 @@ def map_panel(cont, indices=None) -> Figure:
         _mark_critical(ax, minima)
         glob = sum(float(bmap.fractions[str(g)].fraction[i]) for g in bmap.global_minima)
         ax.set_title(f"lr = {cont.lrs[i]:.3g}: {100 * glob:.0f}% to the global min", fontsize=9)
-        ax.set_xlabel("x", fontsize=8)
-        ax.set_ylabel("y", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_xlabel("x", fontsize=9)
+        ax.set_ylabel("y", fontsize=9)
+        ax.tick_params(labelsize=9)
     for ax in list(axes.flat)[len(indices) :]:
         ax.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, fc=colors[k + 2]) for k in range(len(minima))]
-    handles += [
-        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
-        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
-    ]
-    names = [minimum_name(bmap, k) for k in range(len(minima))] + ["not converged", "diverged"]
-    fig.legend(handles, names, loc="outside right upper", fontsize=8)
+    fig.legend(*_map_legend(bmap, colors), loc="outside right upper", fontsize=8)
     fig.suptitle(f"Basin maps of gradient descent on {bmap.surface.name} at growing rates")
     return fig
 
@@ -328,22 +333,31 @@ def uncertainty_fits(cont) -> Figure:
 
 def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -> bytes:
     """An animated GIF of the basin map as the rate grows (one frame per
-    rate, about ``seconds`` long in all); returns its bytes."""
+    rate, about ``seconds`` long in all), with axes, the rate and the share
+    reaching the global minimum in each frame's title, and map_panel's
+    legend; returns its bytes."""
     from PIL import Image
 
     bmap = cont.bmap
     grids = bmap.label_grid()
     colors = _basin_colors(len(bmap.minima))
     frames = []
-    fig, ax = plt.subplots(figsize=(size, size + 0.4), dpi=dpi, layout="constrained")
+    fig, ax = plt.subplots(figsize=(size + 2.6, size + 0.4), dpi=dpi, layout="constrained")
+    fig.legend(*_map_legend(bmap, colors), loc="outside right upper", fontsize=9)
     try:
         for i, lr in enumerate(cont.lrs):
             ax.clear()
             _draw_map(ax, bmap, grids[i], colors)
             _mark_critical(ax, list(bmap.minima))
-            ax.set_title(f"{bmap.surface.name}, gradient descent, lr = {lr:.4g}", fontsize=10)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            glob = sum(float(bmap.fractions[str(g)].fraction[i]) for g in bmap.global_minima)
+            ax.set_title(
+                f"{bmap.surface.name}, gradient descent, lr = {lr:.4g}:\n"
+                f"{100 * glob:.0f}% to the global min",
+                fontsize=10,
+            )
+            ax.set_xlabel("x", fontsize=10)
+            ax.set_ylabel("y", fontsize=10)
+            ax.tick_params(labelsize=10)  # 11 px at 80 dpi
             fig.canvas.draw()
             rgba = np.asarray(fig.canvas.buffer_rgba())
             frames.append(Image.fromarray(rgba[..., :3]).quantize(colors=64, dither=0))
