@@ -174,10 +174,11 @@ def _report(out, bmap, crit, trajs, res) -> None:
             "basin_map",
             "Each start coloured by the minimum it reaches; white: not converged"
             + (
-                " (on peaks, starts on the flat outer plateau crawl and never settle)."
+                " (on peaks, starts on the flat outer plateau crawl and never settle)"
                 if bmap.surface.name == "peaks"
-                else "; grey: diverged."
-            ),
+                else "; grey: diverged"
+            )
+            + f"; black: {len(trajs.params)} example paths, each from the dot at its start.",
         )
         rep.figure(
             plot.convergence_time_map(bmap), "convergence_time", "How many steps each start needs."
