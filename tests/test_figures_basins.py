@@ -405,3 +405,29 @@ def test_continuation_map_panel_ticks_read_at_nine_points_or_more(small_continua
     for ax in maps:
         labels = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
         assert labels and min(t.get_fontsize() for t in labels) >= 9
+
+
+# --------------------------------------------------------------------------
+# One word per outcome: "not converged" (basins.json's not_converged)
+# everywhere, where some figures said "reached no minimum" or "no minimum".
+
+_OTHER_WORDS = re.compile(r"reached no minimum|\bno minimum\b(?! reached)")
+
+
+def _figure_text(fig) -> str:
+    texts = [t.get_text() for t in fig.findobj(match=lambda a: hasattr(a, "get_text"))]
+    return " | ".join(texts)
+
+
+def test_every_outcome_has_one_word_in_figures_and_reports(comparison, tmp_path):
+    bmap = basins.map_basins("peaks", grid=24, lr=0.01, steps=200)
+    for fig in (
+        plot.basins.convergence_time_map(bmap),
+        plot.optimizers.maps_side_by_side(comparison),
+    ):
+        words = _figure_text(fig)
+        assert "not converged" in words and not _OTHER_WORDS.search(words), words
+    optimizer_maps.write(tmp_path, comparison)
+    tables = _tables(_page(tmp_path))
+    header = next(t[0] for t in tables.values() if t and "optimizer" in t[0])
+    assert "not converged" in header and not _OTHER_WORDS.search(" ".join(header)), header

@@ -228,7 +228,7 @@ def _report(out: Path, cmp: O.Comparison, res: dict) -> None:
     )
     rep.heading("Fractions")
     keys = list(cmp.fractions)
-    names = {"diverged": "diverged", "not_converged": "no minimum"}
+    names = {"diverged": "diverged", "not_converged": "not converged"}
     rep.table(
         ["optimizer", "lr", *(names.get(k, f"min {k}") for k in keys), "gradient test passed"],
         [

@@ -244,7 +244,7 @@ def convergence_time_map(bmap) -> Figure:
         plt.Rectangle((0, 0), 1, 1, fc=_DIVERGED_COLOR),
     ]
     names = [
-        f"reached no minimum ({100 * np.mean(labels == -1):.1f}%)",
+        f"not converged ({100 * np.mean(labels == -1):.1f}%)",
         f"diverged ({100 * np.mean(div):.1f}%)",
     ]
     ax.legend(

@@ -64,7 +64,7 @@ def maps_side_by_side(cmp) -> Figure:
         plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
     ]
     names = [minimum_name(bmap, j) for j in range(n_min)]
-    names += ["reached no minimum", "diverged"]
+    names += ["not converged", "diverged"]
     fig.legend(handles, names, loc="outside right upper", fontsize=8)
     c = bmap.config
     fig.suptitle(
