@@ -431,3 +431,10 @@ def test_every_outcome_has_one_word_in_figures_and_reports(comparison, tmp_path)
     tables = _tables(_page(tmp_path))
     header = next(t[0] for t in tables.values() if t and "optimizer" in t[0])
     assert "not converged" in header and not _OTHER_WORDS.search(" ".join(header)), header
+
+
+def test_the_printed_summary_says_not_converged_in_words(himmelblau_report):
+    """The terminal summary printed the JSON key, "not_converged: 49.10%"."""
+    res = json.loads((himmelblau_report / "basins.json").read_text())
+    text = local_minima.summary(res)
+    assert "  not converged: " in text and "not_converged" not in text

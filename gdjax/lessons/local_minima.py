@@ -356,8 +356,8 @@ def summary(res: dict) -> str:
             f"f = {value_text(m['value'], scale)}: {100 * f['fraction']:.2f}% "
             f"[{100 * f['ci_low']:.2f}, {100 * f['ci_high']:.2f}]"
         )
-    for k in ("not_converged", "diverged"):
-        lines.append(f"  {k}: {100 * res['fractions'][k]['fraction']:.2f}%")
+    for k, words in (("not_converged", "not converged"), ("diverged", "diverged")):
+        lines.append(f"  {words}: {100 * res['fractions'][k]['fraction']:.2f}%")
     kinds = [c["kind"] for c in res["critical_points"]]
     lines.append(
         f"  critical points: {kinds.count('min')} min, {kinds.count('saddle')} "
