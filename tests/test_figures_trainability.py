@@ -177,10 +177,25 @@ def test_a_surface_maps_bars_say_what_its_shade_means():
     tmap = _synthetic(T.NETWORK_WINDOW)
     x = T.Axis("lr", tmap.x.values, True)
     y = T.Axis("momentum", np.linspace(0, 0.99, tmap.y.values.size), False)
-    fig = plot.trainability.trainability_map(tmap._replace(x=x, y=y))
-    labels = [b.xaxis.get_label().get_text() for b in _bars(fig)]
-    assert any(label.startswith("converged (blue): rank of |final loss|") for label in labels)
-    assert any("bounded (lighter) or diverged (darker)" in label for label in labels)
+    # red: a descent that stayed bounded (score 0) or diverged (score 1)
+    diverged = (np.arange(32 * 32).reshape(32, 32) % 7 == 0).astype(np.float64)
+    score = np.where(tmap.converged, tmap.score, diverged)
+    surface = tmap._replace(x=x, y=y, score=score)
+    fig = plot.trainability.trainability_map(surface)
+    blue, red = _bars(fig)
+    assert blue.xaxis.get_label().get_text().startswith("converged (blue): rank of |final loss|")
+    assert red.xaxis.get_label().get_text() == "did not converge (red): stayed bounded or diverged"
+    assert [t.get_text() for t in red.xaxis.get_ticklabels()] == ["bounded", "diverged"]
+    # two shades, not ranks: every bounded pixel one, every diverged one
+    rgb = plot.trainability.colours(surface)
+    for flag, u in ((0, 0.25), (1, 0.75)):
+        pixels = rgb[~surface.converged & (score == flag)]
+        assert len(pixels) > 5
+        np.testing.assert_allclose(pixels, np.broadcast_to(_bar_colour(red, u), pixels.shape))
+    # all bounded: still the bounded shade (a rank made them the median)
+    only = surface._replace(score=np.where(surface.converged, score, 0.0))
+    pixels = plot.trainability.colours(only)[~surface.converged]
+    np.testing.assert_allclose(pixels, np.broadcast_to(_bar_colour(red, 0.25), pixels.shape))
 
 
 def test_equal_scores_share_a_shade():

@@ -7,8 +7,10 @@ descent; arXiv 2402.06184), or, with --surface, gradient descent with
 momentum on a surface over (lr, momentum). Zooms into the boundary at the same
 resolution show its structure at every scale; its box-counting dimension is
 measured, and its uncertainty exponent from trainings re-run at perturbations
-far below a pixel. Writes trainability.json, the map, the zoom sequence and
-report.html.
+far below a pixel. Each zoom is 8x narrower than the map or zoom before it
+and is outlined there. It runs in float32; --x64 computes in float64, as the
+paper does. A window whose pixels the precision cannot tell apart is refused.
+Writes trainability.json, the map, the zoom sequence and report.html.
 """
 
 from __future__ import annotations

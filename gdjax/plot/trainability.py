@@ -24,11 +24,15 @@ SHADES = {
     ),
     "surface": (
         ("converged (blue): rank of |final loss| / max(|loss at start|, 1)", "least", "most"),
-        ("did not converge (red): bounded (lighter) or diverged (darker)", "bounded", "diverged"),
+        ("did not converge (red): stayed bounded or diverged", "bounded", "diverged"),
     ),
 }
 """What a shade means, per kind of map: for the trainable side, then the
 other, the colour bar's label and the words at its light and dark ends."""
+
+BINARY = {"surface": (0.3, 0.9)}
+"""Kinds whose red side is two shades, not a rank: the shade (on the red
+bar's 0..1) of a bounded and of a diverged descent (its score: 0 or 1)."""
 
 
 def _blue(u):
@@ -63,9 +67,15 @@ def shade_ranks(tmap) -> np.ndarray:
 def colours(tmap) -> np.ndarray:
     """An RGB image in the paper's colours: trainable blue, the rest red,
     shaded by :func:`shade_ranks` (darker: larger |score|; on the network
-    map, slower training and slower divergence: :data:`SHADES`)."""
+    map, slower training and slower divergence: :data:`SHADES`); on a
+    surface map the red side is two shades, bounded and diverged
+    (:data:`BINARY`)."""
     u = shade_ranks(tmap)
-    v = np.where(np.asarray(tmap.converged), _blue(u), _red(u))
+    conv = np.asarray(tmap.converged)
+    if _kind(tmap) in BINARY:  # did not converge: bounded or diverged, two shades
+        bounded, diverged = BINARY[_kind(tmap)]
+        u = np.where(conv, u, np.where(np.asarray(tmap.score) > 0, diverged, bounded))
+    v = np.where(conv, _blue(u), _red(u))
     return matplotlib.colormaps["RdBu"](v)[..., :3]
 
 
@@ -78,7 +88,9 @@ def _colour_bars(fig, axes, kind: str) -> list:
     shade, then the other's (:data:`SHADES`)."""
     bars = []
     for (label, light, dark), side in zip(SHADES[kind], (_blue, _red), strict=True):
-        cmap = ListedColormap(matplotlib.colormaps["RdBu"](side(np.linspace(0, 1, 256))))
+        two = side is _red and kind in BINARY
+        levels = np.asarray(BINARY[kind]) if two else np.linspace(0, 1, 256)
+        cmap = ListedColormap(matplotlib.colormaps["RdBu"](side(levels)))
         bar = fig.colorbar(
             ScalarMappable(Normalize(0, 1), cmap),
             ax=axes,
@@ -87,7 +99,10 @@ def _colour_bars(fig, axes, kind: str) -> list:
             aspect=40,
             pad=0.02,
         )
-        bar.set_ticks([0, 0.5, 1], labels=[light, "median", dark])
+        if two:  # one half of the bar per outcome
+            bar.set_ticks([0.25, 0.75], labels=[light, dark])
+        else:
+            bar.set_ticks([0, 0.5, 1], labels=[light, "median", dark])
         bar.ax.tick_params(labelsize=7)
         bar.set_label(label, fontsize=8)
         bars.append(bar)
