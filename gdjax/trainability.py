@@ -37,11 +37,13 @@ from gdjax.descent import descend_final, optimizer
 from gdjax.surfaces import get as _get_surface
 
 __all__ = [
+    "MAX_WIDTH",
     "Axis",
     "TrainabilityMap",
     "Window",
     "boundary_point",
     "box_dimension_se",
+    "check_width",
     "classifier",
     "make_problem",
     "network_map",
@@ -190,12 +192,30 @@ class Problem(NamedTuple):
     y: jax.Array
 
 
+MAX_WIDTH = 64
+"""The widest network a map trains: each pixel trains its own w^2 + w weights
+on (w^2 + w) x w data, so one step costs about w^4 per pixel (the paper's
+figures use 16; 64 already costs 256 times a width-16 map)."""
+
+
+def check_width(width) -> int:
+    """``width`` as a count in 1..:data:`MAX_WIDTH`; raises ValueError naming
+    ``--width`` otherwise."""
+    width = _validate.check_count("width", width)
+    if width > MAX_WIDTH:
+        raise ValueError(
+            f"--width {width:,}: at most {MAX_WIDTH} hidden units (each pixel trains its own "
+            f"{width:,}^2 weights on {width:,}^3 numbers of data; the paper uses 16)"
+        )
+    return width
+
+
 def make_problem(key, width: int = 8) -> Problem:
     """The paper's network and dataset for ``width`` hidden units, drawn in
     float32 and held in the working precision (float64 under
     ``jax.enable_x64``): a float64 map trains the same network as a float32
     one, only computed more precisely."""
-    width = _validate.check_count("width", width)
+    width = check_width(width)
     k0, k1, kx, ky = jax.random.split(key, 4)
     n_params = width * width + width
     dtype = working_dtype()

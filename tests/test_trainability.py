@@ -171,6 +171,7 @@ def test_cli_writes_json_and_figures(tmp_path):
         # refused before compute (they failed after it, or with a traceback)
         ({"grid": 2}, "--grid must be at least 16"),
         ({"zoom_grid": 8}, "--zoom-grid must be at least 16"),
+        ({"width": 10_000_000}, "--width 10,000,000: at most 64 hidden units"),
         ({"surface": "quadratic"}, "--surface quadratic is 1D"),
         ({"grid": 10_000_000}, "use --grid"),
         # below the float resolution (issue 21): a map of 16 equal rates read

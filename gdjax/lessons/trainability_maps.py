@@ -128,6 +128,8 @@ def compute(
             raise ValueError(
                 f"--surface {surf.name} is {surf.dim}D; a trainability map descends a 2D surface"
             )
+    if surface is None:
+        T.check_width(width)
     grid = _validate.check_count("grid", grid)
     if grid < MIN_GRID:
         raise ValueError(
@@ -390,15 +392,11 @@ def _json_or_none(study: Study, k: int) -> dict | None:
 
 
 def _short(u: dict | None) -> str:
-    """An uncertainty exponent (JSON) in a table cell."""
+    """An uncertainty exponent (JSON) in a table cell: its dimension where the
+    sample resolves it, else why not (:meth:`gdjax.fractal.Uncertainty.brief`)."""
     if u is None:
         return "-"
-    unc = fractal.Uncertainty.from_json(u)
-    if u["dimension"] is not None:
-        se = unc.alpha_se
-        text = f"{unc.dimension:.2f}" + (f" ± {se:.2f}" if np.isfinite(se) else "")
-        return text if unc.power_law else f"{text} (not one power law)"
-    return "fills the window" if unc.fills_domain else "too few uncertain points"
+    return fractal.Uncertainty.from_json(u).brief("points")
 
 
 def _finite(v):
@@ -519,7 +517,11 @@ def write(out: str | Path, study: Study) -> dict:
             "when the three do not all train or all diverge. The fraction of uncertain points "
             "scales as ε^α, and the boundary's dimension is 2 - α (Grebogi et al. 1983): "
             + study.uncertainty.words()
-            + ("" if dim is None else f", against {_dim(res)} from box counting on the map.")
+            + (
+                f", against {_dim(res)} from box counting on the map."
+                if dim is not None and study.uncertainty.resolved
+                else "."
+            )
             + (
                 ""
                 if study.uncertainty.power_law
