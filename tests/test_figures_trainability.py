@@ -252,12 +252,9 @@ def test_box_counting_without_an_error_says_no_more_than_two_decimals():
 
 def test_the_zoom_table_gives_no_dimension_the_sample_cannot_resolve():
     """The zoom table printed the fitted 2 - alpha of an unresolved fit."""
-    from gdjax import fractal
-    from gdjax.lessons import trainability_maps
-
     eps = np.geomspace(8e-6, 0.8, 12)  # the lesson's 512-point case: flat at small eps
     counts = [2, 2, 3, 1, 2, 5, 1, 6, 9, 12, 26, 82]
     u = fractal.Uncertainty.from_counts(eps, counts, 512)
     assert not u.resolved
-    cell = trainability_maps._short(u.to_json())
+    cell = TM._short(u.to_json())
     assert cell.startswith("not resolved") and f"{u.dimension:.2f}" not in cell
