@@ -86,6 +86,8 @@ def _smaller(argv: list[str], out: Path) -> list[str]:
         extra = HIGH_DIM
     if any(t in args for t in TRAINS):
         extra = {f: SMALLER[f] for f in ("--subset", "--test-subset", "--epochs")}
+        if "lr-scheduling" in args:  # its policies in one compiled program, not one each
+            extra["--mode"] = "population"
         if "--sharpness" in args:
             extra["--sharpness-examples"] = "64"
     if any(m in args for m in MAPS) and "--grid" not in args and "--starts" not in args:

@@ -237,7 +237,7 @@ def test_arrival_plot_shows_runs_that_never_arrive():
 
 
 # --------------------------------------------------------------------------
-# 5. convergence_time: starts that reached no minimum are masked.
+# 5. convergence_time: starts that did not converge are masked.
 
 
 def test_convergence_time_masks_starts_that_reached_no_minimum():
@@ -250,7 +250,7 @@ def test_convergence_time_masks_starts_that_reached_no_minimum():
     data = fig.axes[0].images[0].get_array()
     np.testing.assert_array_equal(np.ma.getmaskarray(data), labels < 0)
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert any("no minimum" in t for t in texts)
+    assert any("not converged" in t for t in texts)
 
 
 # --------------------------------------------------------------------------
