@@ -5,12 +5,24 @@
 * Rank promotion raises and dtype promotion is strict, so silent broadcasting
   and float32/float64 mixing fail loudly.
 * Warnings are errors (pyproject's filterwarnings); exceptions are listed there.
+* One persistent compilation cache for the whole run (both xdist workers and
+  the processes the tests start): a program that several tests compile with
+  the same shapes (a LeNet step, a basin map) is compiled once per run. The
+  folder is new for each run, so nothing carries over between runs.
 """
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the main process makes the folder's name; the xdist workers inherit it
+_OURS = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OURS:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gdjax-tests-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -45,3 +57,10 @@ def x64():
     """Runs a test with float64 enabled."""
     with jax.enable_x64(True):
         yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The run's compilation cache goes with the run (removed by the main
+    process, once every worker has finished)."""
+    if _OURS and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(_CACHE, ignore_errors=True)

@@ -21,10 +21,11 @@ from gdjax.lessons.trainability_maps import summary as res_summary
 def test_each_pixel_equals_training_that_network_alone(window):
     m = T.network_map(window, resolution=8, steps=60)
     problem = T.make_problem(jax.random.key(0), 8)
+    alone = jax.jit(T._train_one, static_argnums=3)  # one network at a time, compiled once
     disagree = 0
     for i in range(8):
         for j in range(8):
-            conv, _, final = T._train_one(problem, m.x.values[j], m.y.values[i], 60)
+            conv, _, final = alone(problem, m.x.values[j], m.y.values[i], 60)
             disagree += bool(conv) != bool(m.converged[i, j])
             if window.cx < 0:  # small rates: the same numbers up to rounding
                 assert float(final) == pytest.approx(float(m.final_loss[i, j]), rel=1e-5)
