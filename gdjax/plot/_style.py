@@ -111,6 +111,13 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
+def _centre_note(ax, text: str, **style) -> None:
+    """A note in the middle of a panel that has nothing to draw (no start
+    converged, no boundary): boxed in white unless ``style`` says otherwise."""
+    style = {"bbox": {"fc": "w", "ec": "0.5"}, **style}
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", **style)
+
+
 def _luminance(rgba) -> float:
     """Relative luminance (WCAG) of a colour, 0 (black) to 1 (white)."""
     r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3])

@@ -18,6 +18,7 @@ from gdjax.plot._style import (
     _CRITICAL_MARKERS,
     _DIVERGED_COLOR,
     _basin_colors,
+    _centre_note,
     _mark_critical,
     _title,
     surface_grid,
@@ -257,15 +258,7 @@ def convergence_time_map(bmap) -> Figure:
         frameon=False,
     )
     if not data.count():
-        ax.text(
-            0.5,
-            0.5,
-            f"no start reached a minimum ({n:,} starts)",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            bbox={"fc": "w", "ec": "0.5"},
-        )
+        _centre_note(ax, f"no start reached a minimum ({n:,} starts)")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     _title(ax, _basin_title(bmap, "Convergence time"), fontsize=11, share=0.85)
@@ -282,14 +275,6 @@ def best_of_k_curve(ks, exact, simulated) -> Figure:
     ax.set_ylabel("P(best of k reaches\na global minimum)")
     ax.set_ylim(-0.02, 1.02)
     if not np.any(np.asarray(exact, dtype=np.float64) > 0):
-        ax.text(
-            0.5,
-            0.5,
-            "no start reached a global minimum (p = 0):\nrestarts cannot help",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            bbox={"fc": "w", "ec": "0.5"},
-        )
+        _centre_note(ax, "no start reached a global minimum (p = 0):\nrestarts cannot help")
     ax.legend(loc="lower right", fontsize=9)
     return fig

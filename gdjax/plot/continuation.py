@@ -12,7 +12,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdjax.plot._style import _basin_colors, _mark_critical, _title
+from gdjax.plot._style import _basin_colors, _centre_note, _mark_critical, _title
 from gdjax.plot.fractal import uncertainty_fits as _uncertainty_fits
 
 __all__ = [
@@ -151,13 +151,9 @@ def fractions_vs_rate(cont) -> Figure:
     ax.set_xlabel("learning rate")
     ax.set_ylabel("fraction of starts")
     if not any(cont.fraction(str(i)).any() for i in range(n_min)):
-        ax.text(
-            0.5,
-            0.5,
+        _centre_note(
+            ax,
             "no start reached a minimum at any rate",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
             fontsize=11,
             color="0.2",
             bbox={"fc": "white", "ec": "0.6", "alpha": 0.9},
@@ -298,15 +294,12 @@ def fractal_measures(cont) -> Figure:
             + "\n(the report's table says why)",
         )
     if not np.isfinite(dims).any():
-        a1.text(
-            0.5,
-            0.5,
+        _centre_note(
+            a1,
             "no boundary at any rate:\nevery map has one outcome",
-            transform=a1.transAxes,
-            ha="center",
-            va="center",
             fontsize=10,
             color="0.3",
+            bbox=None,
         )
         a1.set_ylim(0.9, 2.1)
     a1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.15))  # below: hides no point
