@@ -8,7 +8,7 @@ command then ran to the end)."""
 import signal
 import sys
 
-INTERRUPTED = 130
+INTERRUPTED = 130  # gdjax.cli._common.INTERRUPTED, not imported: this runs before gdjax is
 
 
 def main() -> int:
