@@ -33,6 +33,7 @@ __all__ = [
     "Minimum",
     "Surface",
     "ackley",
+    "double_well",
     "get",
     "himmelblau",
     "names",
@@ -97,6 +98,18 @@ class Surface:
 def quadratic(x: Float[Array, ""]) -> Float[Array, ""]:
     """Lesson A's parabola, 3x^2 - 3x + 4, minimum 3.25 at x = 0.5."""
     return 3.0 * x * x - 3.0 * x + 4.0
+
+
+def double_well(x: Float[Array, ""]) -> Float[Array, ""]:
+    """The symmetric double well x^4/4 - x^2/2: two global minima of value
+    -1/4 at x = -1 and x = +1, a maximum at 0.
+
+    Its gradient descent map is the cubic ``x -> x - lr (x^3 - x)``; the
+    curvature at either minimum is f''(+-1) = 2, so the minima are stable
+    for lr < 1 and the first period doubling (a symmetric 2-cycle around
+    each minimum) is at lr = 1 (see :mod:`gdjax.attractors`).
+    """
+    return 0.25 * x**4 - 0.5 * x * x
 
 
 def peaks(p: Float[Array, "2"]) -> Float[Array, ""]:
@@ -180,6 +193,15 @@ _SURFACES: dict[str, Surface] = {
             (_m((0.5,), 3.25, True),),
             True,
             "3 x^2 - 3 x + 4",
+        ),
+        Surface(
+            "double_well",
+            double_well,
+            1,
+            ((-2.0, 2.0),),
+            (_m((-1.0,), -0.25, True), _m((1.0,), -0.25, True)),
+            True,
+            "x^4 / 4 - x^2 / 2",
         ),
         Surface(
             "peaks",
