@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from gdjax import _chunks, _validate, fractal, runs
@@ -55,7 +54,6 @@ __all__ = [
     "map_to_disk",
     "plan",
     "preview_map",
-    "simulate_best_of_k",
 ]
 
 PREVIEW = 1024  # the preview's side (at most), for figures
@@ -413,22 +411,6 @@ def _finish(config, p: Plan, tiles: _Tiles, labels_file, box: int):
     tally = np.asarray([counts.get(v, 0) for v in range(-2, len(minima))], np.int64)
     preview = lut[tiles.preview.astype(np.int64) + 2]
     return tuple(minima[i] for i in order), tally, dim, entropy, preview
-
-
-def simulate_best_of_k(labels: np.ndarray, ks, *, key, targets, trials: int = 2000) -> np.ndarray:
-    """:func:`gdjax.maps.summary.simulate_best_of_k` on a label file (a memory
-    map): only the drawn restarts are read."""
-    flat = labels.reshape(-1)
-    out = []
-    for k in np.asarray(ks):
-        key, sub = jax.random.split(key)
-        idx = np.asarray(jax.random.randint(sub, (trials, int(k)), 0, flat.shape[0]))
-        order = np.argsort(idx, axis=None)  # read the file in order
-        values = np.empty(idx.size, flat.dtype)
-        values[order] = flat[idx.ravel()[order]]
-        hit = np.isin(values.reshape(idx.shape), np.asarray(targets))
-        out.append(float(hit.any(axis=1).mean()))
-    return np.asarray(out)
 
 
 def preview_map(dmap: DiskMap, surface: str | Surface) -> BasinMap:
