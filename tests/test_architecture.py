@@ -23,6 +23,7 @@ NUMERIC = (
     "gdjax._engine",
     "gdjax._registry",
     "gdjax._validate",
+    "gdjax.attractors",
     "gdjax.continuation",
     "gdjax.descent",
     "gdjax.fractal",

@@ -101,6 +101,7 @@ PUBLIC_MODULES = [
     "gdjax.schedules",
     "gdjax.descent",
     "gdjax.basins",
+    "gdjax.attractors",
     "gdjax.maps",
     "gdjax.maps.config",
     "gdjax.maps.runner",
