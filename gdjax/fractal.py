@@ -725,7 +725,7 @@ def uncertainty_exponent(
     key: Array,
     eps: ArrayLike | None = None,
     n: int = 1 << 15,
-    chunk: int = 1 << 14,
+    chunk_size: int = 1 << 14,
     progress: Callable[[int, int], None] | None = None,
 ) -> Uncertainty:
     """The fraction f(eps) of eps-uncertain starts and its exponent.
@@ -734,7 +734,7 @@ def uncertainty_exponent(
     x + eps u or x - eps u another outcome than x, for a random unit vector u
     (one per start). f(eps) ~ eps^alpha, and the boundary's dimension is
     2 - alpha (Grebogi et al. 1983). ``classify`` maps (m, 2) starts to (m,)
-    integer outcomes; it is called on chunks of ``chunk`` starts (the last
+    integer outcomes; it is called on chunks of ``chunk_size`` starts (the last
     one padded), so a jitted one compiles once.
 
     Args:
@@ -748,13 +748,13 @@ def uncertainty_exponent(
             (float32 unless x64 is on) the perturbed points would round
             onto their starts.
         n: starts per eps.
-        chunk: starts per call of ``classify``.
+        chunk_size: starts per call of ``classify``.
         progress: called with (points classified, points) after each
             call of ``classify`` (3 n points per eps).
     """
     dom = _validate.check_domain(domain, 2)
     n = _validate.check_count("n", n)
-    chunk = _validate.check_count("chunk", chunk)
+    chunk = _validate.check_count("chunk_size", chunk_size)
     width = max(hi - lo for lo, hi in dom)
     dtype = jnp.result_type(float)
     biggest = max(abs(v) for d in dom for v in d)

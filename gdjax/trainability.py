@@ -268,13 +268,13 @@ def _network_chunk(problem, lr0, lr1, steps: int):
     return jax.vmap(lambda a, b: _train_one(problem, a, b, steps))(lr0, lr1)
 
 
-def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk: int, progress):
+def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk_size: int, progress):
     """Runs ``fn(x_chunk, y_chunk)`` over flat pixel arrays through the one
     chunk loop (:func:`gdjax._chunks.run_chunks`), sharded over all devices."""
     mesh = Mesh(np.asarray(jax.devices()), ("pixels",))
     shard = NamedSharding(mesh, PartitionSpec("pixels"))
     total = xs.size
-    chunk = _chunks.sharded_size(chunk, total, jax.device_count())
+    chunk = _chunks.sharded_size(chunk_size, total, jax.device_count())
     outs = []
 
     def call(parts):
@@ -289,10 +289,12 @@ def _run_pixels(fn, xs: np.ndarray, ys: np.ndarray, chunk: int, progress):
     return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
 
 
-def _map(fn, x: Axis, y: Axis, gx, gy, window: Window, chunk: int, progress) -> TrainabilityMap:
+def _map(
+    fn, x: Axis, y: Axis, gx, gy, window: Window, chunk_size: int, progress
+) -> TrainabilityMap:
     """Runs ``fn`` over every pixel and shapes the results as a map."""
     t0 = time.perf_counter()
-    conv, score, final = _run_pixels(fn, gx, gy, chunk, progress)
+    conv, score, final = _run_pixels(fn, gx, gy, chunk_size, progress)
     shape = (len(y.values), len(x.values))
     return TrainabilityMap(
         x,
@@ -319,7 +321,7 @@ def network_map(
     steps: int = 200,
     width: int = 8,
     seed: int = 0,
-    chunk: int = 1 << 14,
+    chunk_size: int = 1 << 14,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainabilityMap:
     """The network's map over (lr of layer 0, lr of layer 1), log axes
@@ -341,7 +343,7 @@ def network_map(
     def fn(a, b):
         return _network_chunk(problem, a.astype(dtype), b.astype(dtype), steps)
 
-    return _map(fn, x, y, gx, gy, window, chunk, progress)
+    return _map(fn, x, y, gx, gy, window, chunk_size, progress)
 
 
 def surface_map(
@@ -352,7 +354,7 @@ def surface_map(
     resolution: int = 256,
     steps: int = 1000,
     tol: float = 1e-3,
-    chunk: int = 1 << 14,
+    chunk_size: int = 1 << 14,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainabilityMap:
     """A surface's map over (lr, momentum) from one start: gradient descent
@@ -384,13 +386,15 @@ def surface_map(
             final,
         )
 
-    return _map(fn, x, y, gx, gy, window, chunk, progress)
+    return _map(fn, x, y, gx, gy, window, chunk_size, progress)
 
 
-def classifier(tmap: TrainabilityMap, chunk: int = 1 << 14) -> Callable[[np.ndarray], np.ndarray]:
+def classifier(
+    tmap: TrainabilityMap, chunk_size: int = 1 << 14
+) -> Callable[[np.ndarray], np.ndarray]:
     """Points of a map's window, (m, 2) in window units (log10 on a log
     axis), -> 1 where training converges, 0 where it does not: the map's
-    own pixel function, run in chunks sharded like the map's (``chunk``
+    own pixel function, run in chunks sharded like the map's (``chunk_size``
     points each: pass arrays of that length to avoid padding). At the pixel
     centres it gives the map."""
     if tmap.fn is None:
@@ -400,7 +404,7 @@ def classifier(tmap: TrainabilityMap, chunk: int = 1 << 14) -> Callable[[np.ndar
     def classify(points):
         p = np.asarray(points, np.float64)
         a, b = (10.0 ** p[:, k] if logs[k] else p[:, k] for k in (0, 1))
-        converged, _, _ = _run_pixels(tmap.fn, a, b, chunk, None)
+        converged, _, _ = _run_pixels(tmap.fn, a, b, chunk_size, None)
         return converged.astype(np.int32)
 
     return classify
@@ -412,7 +416,7 @@ def uncertainty(
     key: jax.Array,
     n: int = 1 << 12,
     eps=None,
-    chunk: int = 1 << 14,
+    chunk_size: int = 1 << 14,
     progress: Callable[[int, int], None] | None = None,
 ) -> fractal.Uncertainty:
     """The uncertainty exponent of a map's boundary
@@ -425,15 +429,15 @@ def uncertainty(
     Args:
         tmap: a map from :func:`network_map` or :func:`surface_map`.
         key: a ``jax.random.key`` for the points and directions.
-        n, eps, chunk, progress: as in
+        n, eps, chunk_size, progress: as in
             :func:`gdjax.fractal.uncertainty_exponent` (``progress`` gets
             trainings done, trainings).
     """
-    classify = classifier(tmap, chunk)
+    classify = classifier(tmap, chunk_size)
     w = tmap.window
     dom = ((w.cx - w.wx / 2, w.cx + w.wx / 2), (w.cy - w.wy / 2, w.cy + w.wy / 2))
     return fractal.uncertainty_exponent(
-        classify, dom, key=key, n=n, eps=eps, chunk=chunk, progress=progress
+        classify, dom, key=key, n=n, eps=eps, chunk_size=chunk_size, progress=progress
     )
 
 

@@ -162,7 +162,7 @@ def test_cli_writes_json_and_report(tmp_path):
             "grid": 32,
             "steps": 300,
             "optimizers": ["gd", "momentum", "rmsprop"],
-            "rate": [("rmsprop", 0.005)],
+            "lr": [("rmsprop", 0.005)],
             "momentum": 0.8,
             "no_progress": True,
         },
@@ -191,7 +191,9 @@ def test_cli_writes_json_and_report(tmp_path):
     "options, message",
     [
         ({"b1": 0.8, "optimizers": ["gd"]}, "--b1 goes with adam"),
-        ({"rate": [("adam", 0.1)], "optimizers": ["gd"]}, "adam is not in --optimizers"),
+        ({"lr": [("adam", 0.1)], "optimizers": ["gd"]}, "adam is not in --optimizers"),
+        ({"lr": [(None, 0.1), (None, 0.2)]}, "give --lr VALUE once"),
+        ({"lr": [("adam", 0.1), ("adam", 0.2)]}, "--lr adam=... is given twice"),
         ({"surface": "nope"}, "nope"),
     ],
 )

@@ -24,14 +24,17 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _rate(text: str) -> tuple[str, float]:
+def _lr(text: str) -> tuple[str | None, float]:
+    """``--lr VALUE`` (every optimizer) or ``--lr NAME=VALUE`` (one)."""
     name, eq, value = text.partition("=")
+    if not eq:
+        return None, positive_float("--lr")(text)
     name = name.strip()
-    if not eq or name not in O.PRESETS:
+    if name not in O.PRESETS:
         raise argparse.ArgumentTypeError(
-            f"--rate takes NAME=VALUE with NAME one of {', '.join(O.PRESETS)}, got {text!r}"
+            f"--lr takes VALUE or NAME=VALUE with NAME one of {', '.join(O.PRESETS)}, got {text!r}"
         )
-    return name, positive_float("--rate")(value)
+    return name, positive_float(f"--lr {name}")(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = None) -> None:
@@ -64,19 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
     )
     parser.add_argument(
         "--lr",
-        type=positive_float("--lr"),
-        default=None,
-        help="one rate for every optimizer (default: each one's own, "
-        + ", ".join(f"{p.name} {p.lr:g}" for p in O.PRESETS.values())
-        + ")",
-    )
-    parser.add_argument(
-        "--rate",
-        type=_rate,
+        type=_lr,
         action="append",
         default=None,
-        metavar="NAME=VALUE",
-        help="one optimizer's rate, e.g. adam=0.05 (repeat for several; overrides --lr)",
+        metavar="[NAME=]VALUE",
+        help="the rate of every optimizer (VALUE), or of one (NAME=VALUE, e.g. adam=0.05; "
+        "repeat for several; overrides VALUE for that one) (default: each one's own, "
+        + ", ".join(f"{p.name} {p.lr:g}" for p in O.PRESETS.values())
+        + ")",
     )
     parser.add_argument(
         "--momentum",

@@ -113,7 +113,7 @@ def _tridiagonal_hits(key, d: int, n: int):
 
 
 def goe_minimum_fraction(
-    key, ds=range(1, 9), *, samples: int = 1 << 22, chunk: int = 1 << 20, progress=None
+    key, ds=range(1, 9), *, samples: int = 1 << 22, chunk_size: int = 1 << 20, progress=None
 ) -> Goe:
     """The fraction of GOE matrices with all eigenvalues positive, for each
     d, from ``samples`` matrices each (in jitted chunks)."""
@@ -121,7 +121,7 @@ def goe_minimum_fraction(
     if ds.size == 0 or np.any(ds < 1):
         raise ValueError(f"dimensions must be >= 1, got {ds.tolist()}")
     samples = _validate.check_count("samples", samples)
-    chunk = min(_validate.check_count("chunk", chunk), samples)
+    chunk = min(_validate.check_count("chunk_size", chunk_size), samples)
     n_chunks = -(-samples // chunk)
     hits = []
     for j, d in enumerate(ds):

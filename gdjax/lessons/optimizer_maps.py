@@ -13,6 +13,7 @@ Writes optimizers.json, the figures and report.html.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +28,38 @@ from gdjax.runs import command_line
 __all__ = ["build_presets", "compute", "escapes", "run", "summary", "to_json", "write"]
 
 
+def _rates(lr) -> tuple[float | None, dict[str, float]]:
+    """``lr`` as (the rate of every optimizer, each named one's rate): a
+    number, a mapping name -> rate, or the CLI's ``--lr`` items, pairs
+    (None or a name, rate)."""
+    if lr is None:
+        return None, {}
+    if isinstance(lr, Mapping):
+        return None, {str(k): float(v) for k, v in lr.items()}
+    if not isinstance(lr, list | tuple):
+        return float(lr), {}
+    every = [v for name, v in lr if name is None]
+    if len(every) > 1:
+        raise ValueError(f"give --lr VALUE once (the rate of every optimizer), got {len(every)}")
+    named: dict[str, float] = {}
+    for name, v in lr:
+        if name is None:
+            continue
+        if name in named:
+            raise ValueError(f"--lr {name}=... is given twice")
+        named[name] = float(v)
+    return (every[0] if every else None), named
+
+
 def build_presets(
-    optimizers, lr=None, rate=None, momentum=None, b1=None, b2=None, decay=None
+    optimizers, lr=None, momentum=None, b1=None, b2=None, decay=None
 ) -> list[O.Preset]:
-    """The CLI's options as presets; a setting no chosen optimizer has is refused."""
-    rates = dict(rate or ())
+    """The CLI's options as presets; a setting no chosen optimizer has is
+    refused. ``lr``: see :func:`compute`."""
+    lr, rates = _rates(lr)
     for name in rates:
         if name not in optimizers:
-            raise ValueError(f"--rate {name}=... but {name} is not in --optimizers")
+            raise ValueError(f"--lr {name}=... but {name} is not in --optimizers")
     owners = {
         key: tuple(n for n in O.PRESETS if key in _registry.OPTIMIZERS[n].family_settings)
         for key in ("momentum", "b1", "b2", "decay")
@@ -57,8 +82,7 @@ def compute(
     steps: int = 2000,
     tol: float = 1e-3,
     optimizers=None,
-    lr: float | None = None,
-    rate=None,
+    lr=None,
     momentum: float | None = None,
     b1: float | None = None,
     b2: float | None = None,
@@ -68,8 +92,11 @@ def compute(
     progress=None,
 ) -> O.Comparison:
     """Validates (before any compute), then runs every optimizer from the
-    same grid of starts (:func:`gdjax.optimizers.compare`)."""
-    presets = build_presets(list(optimizers or O.PRESETS), lr, rate, momentum, b1, b2, decay)
+    same grid of starts (:func:`gdjax.optimizers.compare`). ``lr``: one
+    rate for every optimizer, a mapping ``{name: rate}``, or pairs
+    ``(name or None, rate)`` as ``--lr`` gives them (default: each
+    optimizer's own)."""
+    presets = build_presets(list(optimizers or O.PRESETS), lr, momentum, b1, b2, decay)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     # one configuration (its rate and rule become the presets'): refusals before compute
     config = basins.MapConfig(surface, grid=grid, steps=steps, tol=tol, domain=dom)
