@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
 
 __all__ = [
     "COMMAND",
@@ -165,19 +166,35 @@ def put(tree: Any, sharding) -> Any:
     return jax.tree.map(one, tree)
 
 
-def fetch(tree: Any) -> Any:
-    """Every array of ``tree`` as NumPy, whole: an array sharded over several
-    processes is gathered onto each of them first (a collective: every
-    process must call it, in the same order)."""
+def _identity(xs):
+    return xs
 
-    def one(x):
+
+def fetch(tree: Any) -> Any:
+    """Every array of ``tree`` as NumPy, whole: the arrays sharded over
+    several processes are gathered onto each of them first, all of one mesh
+    in one program (one collective, compiled once per tree's shapes, where
+    gathering leaf by leaf compiled and synchronised once per leaf). A
+    collective: every process must call it, in the same order."""
+    leaves, treedef = jax.tree.flatten(tree)
+    out = [None] * len(leaves)
+    by_mesh: dict[Any, list[int]] = {}
+    for i, x in enumerate(leaves):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             if x.sharding.is_fully_replicated:  # every process holds it whole
-                return np.asarray(x.addressable_data(0))
-            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-        return np.asarray(x)
-
-    return jax.tree.map(one, tree)
+                out[i] = np.asarray(x.addressable_data(0))
+            elif isinstance(x.sharding, NamedSharding):
+                by_mesh.setdefault(x.sharding.mesh, []).append(i)
+            else:
+                out[i] = np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        else:
+            out[i] = np.asarray(x)
+    for mesh, idx in by_mesh.items():
+        whole = NamedSharding(mesh, PartitionSpec())
+        gathered = jax.jit(_identity, out_shardings=[whole] * len(idx))([leaves[i] for i in idx])
+        for i, g in zip(idx, gathered, strict=True):
+            out[i] = np.asarray(g.addressable_data(0))
+    return jax.tree.unflatten(treedef, out)
 
 
 def agree(value: bool) -> bool:
