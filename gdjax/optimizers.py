@@ -52,7 +52,6 @@ from gdjax.descent import optimizer
 
 __all__ = [
     "PRESETS",
-    "SETTINGS",
     "Comparison",
     "FamilyState",
     "Preset",
@@ -65,7 +64,7 @@ __all__ = [
     "twin",
 ]
 
-SETTINGS = (
+_SETTINGS = (
     "momentum",
     "dampening",
     "nesterov",
@@ -237,7 +236,7 @@ def _batch(presets: Sequence[Preset]) -> tuple[np.ndarray, dict[str, np.ndarray]
     """The presets as one batch of data: rates and settings, one row each."""
     rows = [{**_DEFAULTS, **p.settings} for p in presets]
     lr = np.asarray([p.lr for p in presets], np.float64)
-    return lr, {k: np.asarray([r[k] for r in rows], np.float64) for k in SETTINGS}
+    return lr, {k: np.asarray([r[k] for r in rows], np.float64) for k in _SETTINGS}
 
 
 def agreement(labels: ArrayLike) -> np.ndarray:

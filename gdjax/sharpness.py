@@ -41,7 +41,6 @@ from jaxtyping import Array, Float
 from gdjax import _registry
 
 __all__ = [
-    "ADAPTIVE",
     "EDGE",
     "Edge",
     "Sharpness",
@@ -54,7 +53,7 @@ __all__ = [
     "top_eigenvalue",
 ]
 
-ADAPTIVE = frozenset(name for name, r in _registry.OPTIMIZERS.items() if r.adaptive)
+_ADAPTIVE = frozenset(name for name, r in _registry.OPTIMIZERS.items() if r.adaptive)
 """Optimizers whose step is preconditioned: the 2/lr limit does not apply to
 the plain Hessian's top eigenvalue."""
 
@@ -155,7 +154,7 @@ def stability_limit(
     (on a quadratic of that curvature): ``2 / lr`` for plain gradient
     descent, ``(2 + 2 beta) / lr`` with heavy-ball momentum ``beta``,
     ``(2 + 2 beta) / (lr (1 + 2 beta))`` with Nesterov's; None for adaptive
-    optimizers (:data:`ADAPTIVE`), whose limit applies to a preconditioned
+    optimizers (``adaptive`` in the registry), whose limit applies to a preconditioned
     Hessian.
 
     Args:
