@@ -831,7 +831,11 @@ def period_doublings(
     period ``q = 2^(k-1)``, is approached like ``|m|^(steps / q)`` with its
     multiplier ``m`` near -1, so the steps a run needs grow with ``q``. The
     runs that bracket the k-th doubling take ``transient * 2^(k-1)`` steps
-    (the scan's take ``transient``): each doubling is then located low by
+    (the scan's take ``transient``; the scan's bracket is re-read with
+    them first, moving up the scan's rates until one still reads ``2^k``: a
+    rate the shorter scan saw at ``2^k`` may only have been flipping, and a
+    bisection of a bracket wholly below the doubling would end at its upper
+    end, a scan rate). Each doubling is then located low by
     about the same share of its own interval, a bias that cancels to first
     order in :func:`feigenbaum`'s ratios. Each run then measures ``max(2^(k+1),
     512)`` steps (its Lyapunov exponent tells chaos from runs still moving).
@@ -892,16 +896,49 @@ def period_doublings(
                 ks.append(k)
                 lo.append(rates[found[0]])
                 hi.append(rates[found[1]])
+
+        def confirm(k: int, lo_k, hi_k, steps: int):
+            """The scan read its bracket with ``transient`` steps, where the
+            k-th doubling's runs take ``steps``: with more steps a run just
+            below the doubling, which still flipped, settles and reads below
+            2^k. Re-reads the bracket's upper end and the scan's rates above
+            it with ``steps`` (``sections - 1`` at a time: the refinement's
+            program) and returns the first that reads 2^k or past it, with
+            the last one below it (or ``lo_k``); None if none does."""
+            j = int(np.searchsorted(rates, hi_k))
+            while j < rates.size:
+                cand = rates[j : j + sections - 1]
+                padded = np.concatenate([cand, np.repeat(cand[-1:], sections - 1 - cand.size)])
+                lev = levels(padded, steps)[: cand.size]
+                found = _crossing(np.concatenate([[-np.inf], lev]), k)
+                if found is not None:
+                    a, b = found
+                    return (lo_k if a == 0 else cand[a - 1]), cand[b - 1]
+                below = np.flatnonzero(lev < k)
+                if below.size:
+                    lo_k = cand[below[-1]]
+                j += cand.size
+            return None
+
         frac = np.arange(1, sections, dtype=np.float64) / sections
         for i, k in enumerate(ks):
+            steps = transient * 2 ** (k - 1)
+            if steps != transient:
+                confirmed = confirm(k, lo[i], hi[i], steps)
+                if confirmed is None:
+                    lo[i] = hi[i] = None  # no doubling with this doubling's transient
+                    continue
+                lo[i], hi[i] = confirmed
             while float(hi[i]) - float(lo[i]) > tol:
                 inside = (float(lo[i]) + (float(hi[i]) - float(lo[i])) * frac).astype(dt)
                 grid = np.concatenate([[lo[i]], inside, [hi[i]]]).astype(dt)
-                lev = levels(inside, transient * 2 ** (k - 1))
+                lev = levels(inside, steps)
                 a, b = _crossing(np.concatenate([[-np.inf], lev, [np.inf]]), k)
                 if grid[a] == lo[i] and grid[b] == hi[i]:
                     break  # nothing settled inside, or no rate between the ends
                 lo[i], hi[i] = grid[a], grid[b]
+        kept = [i for i in range(len(ks)) if lo[i] is not None]
+        ks, lo, hi = [ks[i] for i in kept], [lo[i] for i in kept], [hi[i] for i in kept]
     periods = 2 ** np.asarray(ks, np.int64)
     lo64, hi64 = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     return Doublings(periods, (lo64 + hi64) / 2, lo64, hi64, float(tol))
