@@ -16,6 +16,15 @@ a :class:`MapConfig` checked once -> :func:`run_map` (the one runner) -> a
 gradient norm still above ``tol`` at the last step) and ``DIVERGED`` (-2:
 non-finite, or beyond ``bound``). Never a NaN.
 
+Beyond a minimum's stability limit the runs that end not converged are on
+periodic orbits around it, chaotic, or still moving:
+``gdjax.maps.orbit_labels.map_basins`` (and ``run_map`` of a
+``MapConfig(attractors=True)``) labels them (labels -3, -4, ... for the
+attractors of ``BasinMap.attractors``; :mod:`gdjax.maps.summary`). This
+module's :func:`map_basins` and :func:`run_map` map minima only: they cannot
+call it, because :mod:`gdjax.attractors` imports :mod:`gdjax.continuation`,
+which imports this module.
+
 ``critical_points`` finds every critical point in the domain (minima,
 saddles, maxima) by Newton's method on the gradient from a grid of starts.
 """

@@ -14,6 +14,14 @@ the error grows by ``|1 - lr * lambda| > 1`` per step. Each minimum's
 continuation measures where it does, and the fractal measures
 (:mod:`gdjax.fractal`) of each map show how the boundaries roughen as the
 rate grows.
+
+Beyond a minimum's limit its starts do not stop: gradient descent there has
+periodic orbits around the minimum (period 2 just past the limit, then 4,
+...) and chaos. A continuation of maps with attractor labelling
+(``MapConfig(attractors=True)``, mapped by
+:func:`gdjax.maps.orbit_labels.run_map`; :func:`from_maps` measures them)
+labels them, and :attr:`Continuation.destinations` says where each vanished
+basin's starts go at the rates beyond it.
 """
 
 from __future__ import annotations
@@ -32,11 +40,14 @@ from gdjax.surfaces import Surface
 
 __all__ = [
     "Continuation",
+    "Destination",
     "FractalMeasures",
     "Vanishing",
     "check_rates",
     "continuation",
     "classifier",
+    "destinations",
+    "from_maps",
     "stability_limit",
     "measure",
     "uncertainty",
@@ -80,6 +91,29 @@ class Vanishing(NamedTuple):
     past_limit: int = 0
 
 
+class Destination(NamedTuple):
+    """Where the starts of a vanished basin go, over a range of rates.
+
+    Attributes:
+        minimum: the basin's minimum.
+        label: the outcome most of its starts reach over the range (a label
+            of the maps: a minimum, an attractor, -1, -2).
+        outcome: that outcome's key in the fractions ("period 2 around min
+            0", "chaotic", "moving", "1", ...).
+        lr_from, lr_to: the first and last rate of the grid in the range.
+        share: the mean share, over the range's rates, of the basin's starts
+            that reach it (the basin: the starts that reached the minimum at
+            the last rate it was seen).
+    """
+
+    minimum: int
+    label: int
+    outcome: str
+    lr_from: float
+    lr_to: float
+    share: float
+
+
 @dataclasses.dataclass(frozen=True)
 class Continuation:
     """The outcome of :func:`continuation`.
@@ -95,6 +129,8 @@ class Continuation:
             rates where it was measured (:func:`uncertainty`; none by
             default).
         config: the :class:`gdjax.basins.MapConfig` the maps ran from.
+        destinations: minimum -> its :class:`Destination` ranges, for every
+            basin that vanished within the grid (:func:`destinations`).
     """
 
     lrs: np.ndarray
@@ -105,10 +141,12 @@ class Continuation:
     box: int
     uncertainty: Mapping[int, fractal.Uncertainty] = dataclasses.field(default_factory=dict)
     config: basins.MapConfig | None = dataclasses.field(default=None, repr=False)
+    destinations: Mapping[int, tuple[Destination, ...]] = dataclasses.field(default_factory=dict)
 
     def fraction(self, outcome: str) -> np.ndarray:
         """The fraction of starts with ``outcome`` ("0", "1", ...,
-        "diverged", "not_converged") at every rate."""
+        "diverged", "not_converged"; with attractors "moving" and the
+        attractors' names) at every rate."""
         return np.asarray(self.bmap.fractions[outcome].fraction)
 
 
@@ -182,14 +220,38 @@ def continuation(
                 global_tol=global_tol,
                 chunk_size=chunk_size,
             )
+    _check_config(config, box)
+    if config.attractors is not None:
+        raise ValueError(
+            "a continuation with attractor labelling maps through "
+            "gdjax.maps.orbit_labels.run_map(config); measure it with from_maps(config, bmap)"
+        )
+    with jax.enable_x64(config.dtype == "float64"):
+        bmap = basins.run_map(config, progress=progress)
+    return from_maps(config, bmap, box=box)
+
+
+def _check_config(config: basins.MapConfig, box: int) -> int:
     lrs = check_rates(config.lr)
     if config.grid is None or config.batch != lrs.shape or not isinstance(config.rule, str):
         raise ValueError("a continuation maps a grid with plain gradient descent at lr=rates")
     box = _validate.check_count("box", box)
     if box < 2 or box > config.grid:
         raise ValueError(f"box must be in 2..grid ({config.grid}), got {box}")
-    with jax.enable_x64(config.dtype == "float64"):
-        bmap = basins.run_map(config, progress=progress)
+    return box
+
+
+def from_maps(config: basins.MapConfig, bmap: basins.BasinMap, *, box: int = 5) -> Continuation:
+    """The continuation's measures of maps already made from ``config`` (a
+    grid whose ``lr`` is the rates): each minimum's stability limit and
+    vanishing, the fractal measures of every map, and where each vanished
+    basin's starts go. :func:`continuation` is ``from_maps(config,
+    run_map(config))``; a config with attractor labelling is mapped by
+    :func:`gdjax.maps.orbit_labels.run_map` and measured here."""
+    box = _check_config(config, box)
+    lrs = check_rates(config.lr)
+    if bmap.batch != lrs.shape or bmap.grid != (config.grid, config.grid):
+        raise ValueError("bmap is not the maps of this config")
     limits = np.asarray([stability_limit(m.eigenvalues) for m in bmap.minima], np.float64)
     n = bmap.labels.shape[-1]
     vanish = []
@@ -199,7 +261,39 @@ def continuation(
         vanish.append(Vanishing(i, float(limits[i]), *vanishing(lrs, fr), past_limit=past))
     vanish = tuple(vanish)
     fractal_measures = measure(bmap.label_grid(), box)
-    return Continuation(lrs, bmap, limits, vanish, fractal_measures, box, config=config)
+    cont = Continuation(lrs, bmap, limits, vanish, fractal_measures, box, config=config)
+    return dataclasses.replace(cont, destinations=destinations(cont))
+
+
+def destinations(cont: Continuation) -> dict[int, tuple[Destination, ...]]:
+    """Where the starts of each basin that vanished within the grid go at
+    every rate beyond: the starts that reached the minimum at the last rate
+    it was seen, and at each later rate the outcome most of them reach;
+    consecutive rates with the same outcome are one :class:`Destination`
+    (its share the mean over them). With attractor labelling the outcomes
+    include the periodic orbits and chaos; without, "not_converged"."""
+    bmap = cont.bmap
+    out: dict[int, tuple[Destination, ...]] = {}
+    for v in cont.vanishing:
+        if v.last_seen is None or v.vanished_at is None:
+            continue
+        last = int(np.flatnonzero(cont.lrs == v.last_seen)[0])
+        basin = bmap.labels[last] == v.minimum
+        ranges: list[Destination] = []
+        shares: list[float] = []
+        for j in range(last + 1, len(cont.lrs)):
+            went, counts = np.unique(bmap.labels[j][basin], return_counts=True)
+            top = int(went[np.argmax(counts)])
+            share = float(counts.max() / basin.sum())
+            lr = float(cont.lrs[j])
+            if ranges and ranges[-1].label == top:
+                shares.append(share)
+                ranges[-1] = ranges[-1]._replace(lr_to=lr, share=float(np.mean(shares)))
+            else:
+                shares = [share]
+                ranges.append(Destination(v.minimum, top, bmap.outcome(top), lr, lr, share))
+        out[v.minimum] = tuple(ranges)
+    return out
 
 
 def check_rates(lrs: ArrayLike) -> np.ndarray:

@@ -26,6 +26,9 @@ from gdjax.descent import DEFAULT_BOUND, describe_rule
 from gdjax.surfaces import get as _get_surface
 
 __all__ = [
+    "ORBIT_CHUNK",
+    "ORBIT_KEEP",
+    "AttractorSettings",
     "BasinConfig",
     "Cost",
     "MapConfig",
@@ -118,14 +121,91 @@ class Cost(NamedTuple):
 
     Attributes:
         runs: starts x hyperparameter sets.
-        memory_bytes: the host's peak (:func:`memory_needed`).
+        memory_bytes: the host's peak (:func:`memory_needed`, plus the
+            attractor stage's chunk in flight when it is on).
         disk_bytes: what a run folder receives for the map (labels and
             convergence steps, 1 + 2 or 4 bytes a run).
+        orbit_steps: with attractor labelling on, the most steps it adds:
+            ``transient + window`` for every run (only the runs that end not
+            converged, and of those only the ones still moving by more than
+            the period tolerance, take them); 0 when it is off.
     """
 
     runs: int
     memory_bytes: int
     disk_bytes: int
+    orbit_steps: int = 0
+
+
+ORBIT_KEEP = 32
+"""Points of each continued run's end kept by the attractor stage (a chaotic
+set's sample is drawn from them)."""
+
+ORBIT_CHUNK = 4096
+"""Continued runs per compiled call of the attractor stage (at most)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AttractorSettings:
+    """How a map labels the attractors of its runs that end not converged
+    (``MapConfig(attractors=...)``; :mod:`gdjax.maps.orbit_labels`).
+
+    Each such run is continued from its end point through
+    :func:`gdjax.attractors.orbits` for ``transient`` steps, then measured
+    for ``window`` steps: a cycle of period 2 .. ``max_period`` (matched to
+    the minimum it surrounds), chaos (no period, largest Lyapunov exponent
+    above ``chaos`` nats per step) or still moving.
+
+    Attributes:
+        transient: steps before anything is measured (>= 0; the map's own
+            steps came before).
+        window: steps measured: at least ``max(2 max_period, ORBIT_KEEP)``.
+        max_period: the longest period looked for (>= 2).
+        chaos: the Lyapunov threshold between chaotic and moving (> 0;
+            nats per step). Above :data:`gdjax.attractors.CHAOS` (0.01): a
+            map's runs are continued for a short window, and a run still in
+            transit near a saddle separates from its neighbours by about lr
+            times the saddle's negative curvature per step (on peaks at lr
+            0.01 after 400 steps, two runs of 2304 measured 0.012 and 0.019,
+            and converge to a minimum later); gradient descent's chaos on
+            peaks measures 0.3 to 0.5.
+    """
+
+    transient: int = 100
+    window: int = 128
+    max_period: int = 16
+    chaos: float = 0.05
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "transient", _validate.check_count("transient", self.transient, minimum=0))
+        if self.transient >= 2**31:
+            raise ValueError(f"transient must be below 2^31 steps, got {self.transient}")
+        set_(self, "max_period", _validate.check_count("max_period", self.max_period, minimum=2))
+        set_(self, "window", _validate.check_count("window", self.window))
+        record = max(2 * self.max_period, ORBIT_KEEP)
+        if self.window < record:
+            raise ValueError(
+                f"window must be at least max(2 max_period, {ORBIT_KEEP}) = {record} steps, "
+                f"got {self.window}"
+            )
+        _validate.check_positive("chaos", self.chaos)
+        set_(self, "chaos", float(self.chaos))
+
+    @property
+    def steps(self) -> int:
+        """Steps a continued run takes: ``transient + window``."""
+        return self.transient + self.window
+
+    def chunk_bytes(self, dtype) -> int:
+        """Host and device memory of one chunk of continued runs in flight:
+        their recorded points, cycles and tails (with a factor 4 of margin)."""
+        record = max(2 * self.max_period, ORBIT_KEEP)
+        points = record + self.max_period + ORBIT_KEEP + 8
+        return 4 * ORBIT_CHUNK * points * 2 * np.dtype(dtype).itemsize
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +229,7 @@ class BasinConfig:
     devices: int
     dtype: str
     batch: list
+    attractors: dict | None = None
 
 
 def _check_resolved(domain, grid: int | None, dtype) -> tuple:
@@ -206,6 +287,14 @@ class MapConfig:
             accelerator, the host on a CPU); see :func:`gdjax.map_basins`.
         dtype: ``"float32"`` or ``"float64"``; default: JAX's default float
             when the config is built (float64 under ``jax.enable_x64``).
+        attractors: label the attractors of the runs that end not converged
+            (periodic orbits around a minimum, chaos, still moving):
+            ``True`` for the default :class:`AttractorSettings`, or settings
+            of one's own; ``False`` or None (default): minima only, and the
+            map runs exactly as without the option. It needs plain gradient
+            descent (``rule="fixed"``) and the runs' end points on the host
+            (``label_on="host"``; ``"auto"`` picks it). Kept as an
+            :class:`AttractorSettings` or None.
 
     Derived (not arguments): ``method`` (what fixes the program), ``hyper``
     (every number of the rule, as arrays), ``batch`` (the shape of the batch
@@ -229,6 +318,7 @@ class MapConfig:
     check_every: int = 10
     label_on: str = "auto"
     dtype: str | None = None
+    attractors: Any = None
     method: _engine.Method = dataclasses.field(init=False, repr=False)
     hyper: _engine.Hyper = dataclasses.field(init=False, repr=False)
     batch: tuple[int, ...] = dataclasses.field(init=False)
@@ -251,6 +341,29 @@ class MapConfig:
         set_(self, "tol", float(self.tol))
         if self.label_on not in ("auto", "host", "device"):
             raise ValueError(f"label_on must be 'auto', 'host' or 'device', got {self.label_on!r}")
+        attractors = self.attractors
+        if attractors is True:
+            attractors = AttractorSettings()
+        elif attractors is False:
+            attractors = None
+        if not (attractors is None or isinstance(attractors, AttractorSettings)):
+            raise ValueError(
+                f"attractors must be True, False or an AttractorSettings, got {attractors!r}"
+            )
+        set_(self, "attractors", attractors)
+        if attractors is not None:
+            if not (isinstance(self.rule, str) and self.rule == "fixed"):
+                raise ValueError(
+                    "attractor labelling continues plain gradient descent from the runs' end "
+                    "points (rule='fixed'): a schedule's rate changes with the step, and an "
+                    f"optimizer's state is not kept at the end of a map; got {self.rule!r}"
+                )
+            if self.label_on == "device":
+                raise ValueError(
+                    "attractor labelling continues the runs from their end points, which "
+                    "label_on='device' does not bring back: use label_on='host' (or 'auto')"
+                )
+            set_(self, "label_on", "host")
         if self.label_on == "auto":
             set_(self, "label_on", "host" if jax.default_backend() == "cpu" else "device")
         size = default_chunk_size() if self.chunk_size is None else self.chunk_size
@@ -322,13 +435,22 @@ class MapConfig:
         caller keeps per run, such as figures)."""
         runs = self.total * self.sets
         step_bytes = 2 if self.steps < np.iinfo(np.int16).max else 4
-        return Cost(
-            runs, memory_needed(runs, self.np_dtype, extra_per_start), runs * (1 + step_bytes)
-        )
+        memory = memory_needed(runs, self.np_dtype, extra_per_start + self._orbit_bytes())
+        orbit_steps = 0
+        if self.attractors is not None:
+            memory += self.attractors.chunk_bytes(self.np_dtype)
+            orbit_steps = runs * self.attractors.steps
+        return Cost(runs, memory, runs * (1 + step_bytes), orbit_steps)
+
+    def _orbit_bytes(self) -> int:
+        """Bytes per run the attractor stage keeps (which runs it continues,
+        their kind, period and minimum): 0 when it is off."""
+        return 0 if self.attractors is None else 16
 
     def check_memory(self, extra_per_start: int = 0) -> None:
         """:func:`check_memory` for this map's whole batch."""
-        check_memory(self.total, self.np_dtype, extra_per_start, sets=self.sets)
+        extra = extra_per_start + self._orbit_bytes()
+        check_memory(self.total, self.np_dtype, extra, sets=self.sets)
 
     def settings(self) -> dict[str, np.ndarray]:
         """The batched hyperparameters by name (``lr``, and an optimizer's
@@ -358,5 +480,6 @@ class MapConfig:
             devices=self.devices,
             dtype=self.dtype,
             batch=list(self.batch),
+            attractors=None if self.attractors is None else self.attractors.to_json(),
         )
         return dataclasses.replace(rec, **changes)

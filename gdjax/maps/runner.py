@@ -434,7 +434,16 @@ def run_map(
         key: a ``jax.random.key`` for random starts (``config.starts``).
         progress: called with (runs done, runs): once with 0 when
             the descent starts (after compiling), then after each chunk.
+
+    A config with attractor labelling (``config.attractors``) runs through
+    :func:`gdjax.maps.orbit_labels.run_map`, which calls this one for the
+    map and then labels the attractors.
     """
+    if config.attractors is not None:
+        raise ValueError(
+            "a map with attractor labelling runs through gdjax.maps.orbit_labels.run_map "
+            "(this one maps the minima)"
+        )
     config.check_memory()
     pts = make_starts(config, key)
     runner = Runner(config)

@@ -1,17 +1,33 @@
 """What a basin map is: labels, fractions, minima, and their statistics.
 
-Labels: ``i >= 0`` the index of the minimum reached (minima sorted by value,
-so 0 is the lowest found), :data:`NOT_CONVERGED` (-1: gradient norm still
-above ``tol`` at the last step) and :data:`DIVERGED` (-2: non-finite, or
-beyond ``bound``). Never a NaN. Fractions carry 95% Wilson intervals; the
-chance that the best of k restarts reaches a global minimum is
-:func:`best_of_k`.
+Labels (int32, never a NaN):
+
+* ``i >= 0``: the index of the minimum reached (minima sorted by value, so 0
+  is the lowest found);
+* :data:`NOT_CONVERGED` (-1): gradient norm still above ``tol`` at the last
+  step. With attractor labelling on (``MapConfig(attractors=...)``) it
+  narrows to *moving*: not converged, and on no periodic orbit and not
+  chaotic; still moving at the step limit (a crawl over a plateau, a slow
+  approach, a period beyond ``max_period``);
+* :data:`DIVERGED` (-2): non-finite, or beyond ``bound``;
+* ``FIRST_ATTRACTOR - a`` (-3, -4, ...; only with attractor labelling on):
+  attractor ``a`` of :attr:`BasinMap.attractors` (an :class:`AttractorTable`),
+  reached by a run that ended not converged: a periodic orbit (its period,
+  and the minimum it surrounds) or chaos.
+
+So ``label >= 0`` is always a minimum reached and ``label < 0`` never is;
+attractor labelling splits only the not-converged runs and leaves every
+other label as it was. Fractions (keys ``"diverged"``, ``"not_converged"``
+or, with attractors, ``"moving"``, the minima's indices, then the
+attractors' names such as ``"period 2 around min 0"`` and ``"chaotic"``)
+carry 95% Wilson intervals and sum to 1; the chance that the best of k
+restarts reaches a global minimum is :func:`best_of_k`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -25,7 +41,9 @@ from gdjax.surfaces import Surface
 
 __all__ = [
     "DIVERGED",
+    "FIRST_ATTRACTOR",
     "NOT_CONVERGED",
+    "AttractorTable",
     "BasinMap",
     "CriticalPoint",
     "Estimate",
@@ -40,6 +58,9 @@ __all__ = [
 
 NOT_CONVERGED = -1
 DIVERGED = -2
+FIRST_ATTRACTOR = -3
+"""The label of attractor 0 of :attr:`BasinMap.attractors`; attractor ``a``
+is ``FIRST_ATTRACTOR - a``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +82,127 @@ class CriticalPoint:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class AttractorTable:
+    """The attractors other than minima that a map's not-converged runs
+    reach (:mod:`gdjax.maps.orbit_labels`), one table for the whole batch of
+    hyperparameter sets (as the minima are): attractor ``a`` has the label
+    ``FIRST_ATTRACTOR - a`` in every map of the batch.
+
+    Attributes:
+        names: the outcome of each, as in :attr:`BasinMap.fractions`:
+            ``"period 2 around min 0"``, ``"period 3"`` (a cycle around no
+            minimum), ``"chaotic"``.
+        kind: ``"periodic"`` or ``"chaotic"``.
+        period: the period (0 for chaos).
+        minimum: the index of the minimum a cycle surrounds (in
+            :attr:`BasinMap.minima`), -1 for none (and for chaos).
+        points: (*batch, A, K, 2) where the attractor lies at each set,
+            NaN-padded: a cycle's points (up to 4 distinct cycles of the same
+            period around the same minimum, one after the other), or a
+            sample of the chaotic runs' last points; all NaN at a set where
+            no run reaches it.
+        lyapunov: (*batch, A) the mean largest Lyapunov exponent of its runs
+            (nats per step; NaN where no run reaches it).
+        continued: (*batch,) how many not-converged runs were continued.
+        slow: (*batch,) how many were not: their last step moved them less
+            than the period tolerance (:func:`gdjax.attractors.orbits` would
+            read a fixed point), so they are moving.
+        settings: the :class:`gdjax.maps.config.AttractorSettings` used and
+            the period tolerance, as a dict.
+    """
+
+    names: tuple[str, ...]
+    kind: tuple[str, ...]
+    period: tuple[int, ...]
+    minimum: tuple[int, ...]
+    points: np.ndarray
+    lyapunov: np.ndarray
+    continued: np.ndarray
+    slow: np.ndarray
+    settings: dict
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @staticmethod
+    def label(a: int) -> int:
+        """The label of attractor ``a``."""
+        return FIRST_ATTRACTOR - int(a)
+
+    @staticmethod
+    def index(label: int) -> int:
+        """The attractor of a label (<= FIRST_ATTRACTOR)."""
+        return FIRST_ATTRACTOR - int(label)
+
+    def at(self, index: tuple) -> AttractorTable:
+        """The table at one hyperparameter set of a batch."""
+        return dataclasses.replace(
+            self,
+            points=self.points[index],
+            lyapunov=self.lyapunov[index],
+            continued=self.continued[index],
+            slow=self.slow[index],
+        )
+
+    def cycle(self, a: int, *index: int) -> np.ndarray:
+        """Attractor ``a``'s points at one set (``index``: the set's indices
+        in the batch, none for a single map), NaN rows dropped: (k, 2)."""
+        pts = self.points[index + (a,)] if index else self.points[..., a, :, :]
+        if pts.ndim != 2:
+            raise ValueError(f"give the set's {pts.ndim - 2} indices in the batch")
+        return pts[np.all(np.isfinite(pts), axis=1)]
+
+    def to_json(self, fractions: Fractions) -> dict:
+        """The table for basins.json and continuation.json: every attractor
+        with its label, kind, period, minimum, fraction and 95% interval (lists
+        over a batch), its points (lists of [x, y] per set) and its mean
+        Lyapunov exponent (None where no run reaches it); the runs continued
+        and left moving, and the settings."""
+
+        table = []
+        for a, name in enumerate(self.names):
+            est = fractions[name]
+            pts = self.points[..., a, :, :]
+            flat = pts.reshape((-1,) + pts.shape[-2:])
+            shown = [p[np.all(np.isfinite(p), axis=1)].tolist() for p in flat]
+            table.append(
+                {
+                    "name": name,
+                    "label": self.label(a),
+                    "kind": self.kind[a],
+                    "period": self.period[a],
+                    "minimum": self.minimum[a],
+                    **dict(zip(Estimate._fields, map(_plain, est), strict=True)),
+                    "points": shown[0] if pts.ndim == 2 else _nest(shown, pts.shape[:-2]),
+                    "lyapunov": _finite_list(np.asarray(self.lyapunov[..., a], np.float64)),
+                }
+            )
+        return {
+            "labels": "label = -3 - index in this table; -1 moving (not converged, no "
+            "periodic orbit or chaos found); -2 diverged; >= 0 a minimum",
+            "table": table,
+            "continued": _plain(np.asarray(self.continued).astype(np.int64)),
+            "slow": _plain(np.asarray(self.slow).astype(np.int64)),
+            "settings": dict(self.settings),
+        }
+
+
+def _finite_list(a: np.ndarray):
+    """An array as (nested) lists, NaN as None (strict JSON has no NaN)."""
+    if a.ndim == 0:
+        return float(a) if np.isfinite(a) else None
+    return [_finite_list(x) for x in a]
+
+
+def _nest(flat: list, shape: tuple) -> list:
+    """A flat list of per-set items nested to the batch's shape."""
+    if len(shape) <= 1:
+        return flat
+    step = len(flat) // shape[0]
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
 class Estimate(NamedTuple):
     """A fraction and its 95% Wilson interval (floats, or arrays over a batch
     of hyperparameters)."""
@@ -74,8 +216,10 @@ class Estimate(NamedTuple):
 class Fractions(Mapping):
     """Basin fractions: outcome -> :class:`Estimate`.
 
-    Outcomes: ``"diverged"``, ``"not_converged"``, then the minima's indices
-    as strings (``"0"`` is the lowest). ``fraction``, ``ci_low`` and
+    Outcomes: ``"diverged"``, ``"not_converged"`` (``"moving"`` with
+    attractor labelling), then the minima's indices as strings (``"0"`` is
+    the lowest), then the attractors' names (:class:`AttractorTable`); they
+    sum to 1. ``fraction``, ``ci_low`` and
     ``ci_high`` hold every outcome on the last axis (after the batch axes of a
     map over several hyperparameter sets).
     """
@@ -140,6 +284,9 @@ class BasinMap:
         hyperparameters: the batched values by name (``lr``, and an
             optimizer's float settings), each of shape ``batch``.
         rule: the rule as given to :func:`map_basins`.
+        attractors: with attractor labelling on, the :class:`AttractorTable`
+            of the periodic orbits and chaos that not-converged runs reach
+            (labels ``FIRST_ATTRACTOR - a``); None when it is off.
     """
 
     surface: Surface
@@ -158,6 +305,28 @@ class BasinMap:
     batch: tuple[int, ...] = ()
     hyperparameters: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     rule: Any = dataclasses.field(default="fixed", repr=False)
+    attractors: AttractorTable | None = None
+
+    def outcome(self, label: int) -> str:
+        """The key of :attr:`fractions` that a label counts under."""
+        label = int(label)
+        if label >= 0:
+            return str(label)
+        if label == DIVERGED:
+            return "diverged"
+        if label == NOT_CONVERGED:
+            return "not_converged" if self.attractors is None else "moving"
+        if self.attractors is None or not 0 <= AttractorTable.index(label) < len(self.attractors):
+            raise ValueError(f"label {label} is no outcome of this map")
+        return self.attractors.names[AttractorTable.index(label)]
+
+    def outcome_words(self, label: int) -> str:
+        """A label in words: "min 0", "period 2 around min 0", "chaotic",
+        "moving", "not converged", "diverged"."""
+        key = self.outcome(label)
+        if label >= 0:
+            return f"min {key}"
+        return key.replace("_", " ")
 
     def label_grid(self) -> np.ndarray:
         """Labels as an image (*batch, ny, nx), for grid runs."""
@@ -201,6 +370,7 @@ class BasinMap:
             hyperparameters={k: v[index] for k, v in self.hyperparameters.items()},
             rule=rule,
             config=dataclasses.replace(self.config, lr=lr, rule=describe_rule(rule, lr), batch=[]),
+            attractors=None if self.attractors is None else self.attractors.at(index),
         )
 
 
@@ -281,13 +451,24 @@ def simulate_best_of_k(
     return (first[None, :] < ks[:, None]).mean(axis=1)
 
 
-def fractions(labels: np.ndarray, n_minima: int) -> Fractions:
-    """Fractions of every outcome over the last axis of ``labels``."""
+def fractions(
+    labels: np.ndarray, n_minima: int, attractors: Sequence[str] | None = None
+) -> Fractions:
+    """Fractions of every outcome over the last axis of ``labels``;
+    ``attractors``: the names of a map's attractors (labels
+    ``FIRST_ATTRACTOR - a``), with attractor labelling on (then label -1 is
+    ``"moving"``)."""
     n = labels.shape[-1]
-    flat = labels.reshape(-1, n) + 2
-    k = n_minima + 2
+    n_att = 0 if attractors is None else len(attractors)
+    # bins: attractor n_att - 1 ... attractor 0, diverged, not converged, minima
+    flat = labels.reshape(-1, n) + 2 + n_att
+    k = n_minima + 2 + n_att
     counts = np.stack([np.bincount(row, minlength=k) for row in flat]).reshape(
         labels.shape[:-1] + (k,)
     )
-    keys = ("diverged", "not_converged") + tuple(str(i) for i in range(n_minima))
+    order = [n_att, n_att + 1, *range(n_att + 2, k), *range(n_att - 1, -1, -1)]
+    counts = counts[..., order]
+    moving = "not_converged" if attractors is None else "moving"
+    keys = ("diverged", moving) + tuple(str(i) for i in range(n_minima))
+    keys += tuple(attractors or ())
     return Fractions(keys, *wilson_interval(counts, n))

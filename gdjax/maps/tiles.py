@@ -276,6 +276,8 @@ def map_to_disk(
         raise ValueError("a map to disk maps a grid (grid=n), not random starts")
     if config.batch:
         raise ValueError("a map to disk takes one hyperparameter set (a single lr)")
+    if config.attractors is not None:
+        raise ValueError("a map to disk labels minima only: attractors need a map in memory")
     t_total = time.perf_counter()
     p = plan(config.grid, config.steps, tile_rows=tile_rows)
     chunk = _chunks.sharded_size(config.chunk_size, p.tile_rows * config.grid, config.devices)

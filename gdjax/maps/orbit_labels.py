@@ -1,0 +1,403 @@
+"""Attractor labels of a basin map: where the runs that end not converged go.
+
+Above a minimum's stability limit 2 / lambda_max gradient descent cannot
+converge to it, and a map's runs there end "not converged"; but they are not
+lost: the update is a nonlinear map with periodic orbits around the minimum
+and chaos. With ``MapConfig(attractors=True)`` (or an
+:class:`gdjax.maps.config.AttractorSettings`) :func:`run_map` maps the basins
+as usual, then labels what each not-converged run reaches
+(:mod:`gdjax.maps.summary` holds the label convention):
+
+1. A run whose last step moved it less than the period tolerance,
+   ``lr |grad f(x)|_inf <= rtol (|x|_inf + 1)`` with ``rtol`` the default of
+   :func:`gdjax.attractors.default_tol` (sqrt(eps)), stays *moving* without
+   being continued: :func:`gdjax.attractors.orbits` would read it as a fixed
+   point (period 1), a crawl across a plateau or a slow approach. On peaks
+   these are most not-converged runs at every rate (the flat outer plateau),
+   and some of them, crossing the plateau near a saddle, separate fast
+   enough over a short window to pass for chaos (a largest Lyapunov exponent
+   of 0.01 to 0.05 nats per step): leaving them out removes those.
+2. Every other not-converged run is continued from its end point through
+   :func:`gdjax.attractors.orbits` (``transient`` steps, then ``window``
+   measured ones), in chunks of at most :data:`~gdjax.maps.config.ORBIT_CHUNK`
+   runs of one hyperparameter set through the one chunk loop
+   (:func:`gdjax._chunks.run_chunks`). A cycle of period 2 ..
+   ``max_period`` is matched to the minimum it surrounds: the one nearest its
+   centroid among the map's minima and the surface's minima in the domain
+   (:func:`gdjax.maps.critical.critical_points`), if it lies within the
+   cycle's radius (its farthest point from the centroid) plus the claim
+   radius; else the cycle surrounds no minimum. A minimum that a cycle
+   surrounds but no run reached (above its stability limit, in a map of one
+   rate) is added to the map's minima with fraction 0, sorted by value with
+   the others, so the global minimum is named even where nothing converges
+   to it.
+3. A run with no period and a largest Lyapunov exponent above ``chaos`` is
+   chaotic; the rest (fixed points: runs that converge, or crawl, later;
+   aperiodic and not chaotic; diverging later) are moving.
+
+Attractors are identified by their period and the minimum they surround
+(chaos is one attractor), as Attractors.jl matches them, and one table
+serves the whole batch of rates, so a label means the same at every rate.
+Labels of runs that converged or diverged within the map's steps are never
+changed (a minimum's index moves only when a minimum no run reached is
+added below it in value).
+
+Why a module of its own: :mod:`gdjax.attractors` imports
+:mod:`gdjax.continuation` (for ``stability_limit``), which runs its maps
+through :mod:`gdjax.basins` and :mod:`gdjax.maps.runner`; none of those can
+import :mod:`gdjax.attractors` without an import cycle, so a map with
+attractors runs through this module's :func:`run_map`
+(:func:`gdjax.maps.runner.run_map` refuses one), and
+:func:`gdjax.continuation.from_maps` measures a continuation of such maps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from gdjax import _chunks, attractors
+from gdjax._progress import Progress
+from gdjax.maps import runner
+from gdjax.maps.config import ORBIT_CHUNK, ORBIT_KEEP, MapConfig
+from gdjax.maps.critical import claim_radius, critical_points, pow2
+from gdjax.maps.summary import (
+    FIRST_ATTRACTOR,
+    NOT_CONVERGED,
+    AttractorTable,
+    BasinMap,
+    CriticalPoint,
+    Estimate,
+    fractions,
+    global_minima,
+    wilson_interval,
+)
+
+__all__ = ["CYCLES_KEPT", "attractor_name", "classify", "map_basins", "run_map"]
+
+CYCLES_KEPT = 4
+"""Distinct cycles of one period around one minimum whose points a map keeps
+per rate (more are counted under the same attractor)."""
+
+_STEP_CHUNK = 1 << 16  # end points per call of the step-size program
+
+
+def attractor_name(kind: str, period: int, minimum: int) -> str:
+    """An attractor's outcome key: ``"period 2 around min 0"``, ``"period
+    3"`` (around no minimum), ``"chaotic"``."""
+    if kind == "chaotic":
+        return "chaotic"
+    return f"period {period}" + ("" if minimum < 0 else f" around min {minimum}")
+
+
+def run_map(
+    config: MapConfig,
+    *,
+    key: Array | None = None,
+    progress: Progress | None = None,
+) -> BasinMap:
+    """A basin map in memory with its attractors: the map of
+    :func:`gdjax.maps.runner.run_map` (the same program, labels and
+    minima), then :func:`classify`. A config without attractors is mapped
+    as :func:`gdjax.maps.runner.run_map` maps it.
+
+    Args:
+        config: the map; ``config.attractors`` the settings.
+        key: a ``jax.random.key`` for random starts.
+        progress: called with (runs done, runs) over the map's runs, then
+            with (runs continued, runs to continue) over the attractor stage.
+    """
+    if config.attractors is None:
+        return runner.run_map(config, key=key, progress=progress)
+    config.check_memory()
+    bmap = runner.run_map(config.replace(attractors=None), key=key, progress=progress)
+    return classify(config, bmap, progress=progress)
+
+
+def map_basins(
+    surface,
+    *,
+    attractors=True,
+    key: Array | None = None,
+    progress: Progress | None = None,
+    **options,
+) -> BasinMap:
+    """The keyword form: :func:`gdjax.basins.map_basins` with attractor
+    labelling (``attractors``: True or an
+    :class:`gdjax.maps.config.AttractorSettings`), ``run_map(MapConfig(surface,
+    attractors=attractors, **options), key=key, progress=progress)``."""
+    config = MapConfig(surface, attractors=attractors, **options)
+    if config.starts is not None and key is None:
+        raise ValueError("random starts need key=jax.random.key(seed)")
+    return run_map(config, key=key, progress=progress)
+
+
+class _Found(NamedTuple):
+    """What the continued runs of one set reached: per run its kind (0
+    moving, 1 periodic, 2 chaotic), period and the candidate minimum it
+    surrounds (-1 none); per (period, candidate): the distinct cycles kept
+    and the Lyapunov sums and counts; chaos's sampled points."""
+
+    kind: np.ndarray
+    period: np.ndarray
+    around: np.ndarray
+    cycles: dict
+    lyapunov: dict
+    chaos_points: list
+
+
+@functools.partial(jax.jit, static_argnames="fn")
+def _slow(fn, pts, lr, rtol):
+    """Whether each point's gradient step is within the period tolerance."""
+    step = lr * jnp.max(jnp.abs(jax.vmap(jax.grad(fn))(pts)), axis=1)
+    return step <= rtol * (jnp.max(jnp.abs(pts), axis=1) + 1)
+
+
+def _slow_runs(config: MapConfig, ends: np.ndarray, lrs: np.ndarray, rtol: float) -> np.ndarray:
+    """:func:`_slow` of every not-converged end (each with its own rate)."""
+    out = np.empty(len(ends), bool)
+    if not len(ends):
+        return out
+    dt = config.np_dtype
+    tol = dt.type(rtol)
+
+    def call(parts):
+        pts, lr = parts
+        return _slow(config.surface.fn, jnp.asarray(pts, dt), jnp.asarray(lr, dt), tol)
+
+    def collect(idx, m, res):
+        out[idx] = np.asarray(res)[:m]
+
+    chunk = min(_STEP_CHUNK, pow2(len(ends)))
+    with jax.enable_x64(dt == np.float64):
+        _chunks.run_chunks(call, (ends, lrs), chunk, collect)
+    return out
+
+
+def _match_tol(a: np.ndarray, b: np.ndarray) -> float:
+    """Two canonical cycles are one when they differ by at most this
+    (:func:`gdjax.attractors.distinct`'s default tolerance)."""
+    return 1e-3 * (1.0 + max(float(np.nanmax(np.abs(a))), float(np.nanmax(np.abs(b)))))
+
+
+def _keep_cycles(kept: list, cycles: np.ndarray, period: int) -> None:
+    """Adds to ``kept`` (up to :data:`CYCLES_KEPT`, each (period, d)) the
+    canonical cycles of ``cycles`` ((n, max_period, d)) that differ from
+    every cycle kept."""
+    rest = cycles[:, :period]
+    for rep in kept:
+        if not len(rest):
+            return
+        rest = rest[np.max(np.abs(rest - rep[None]), axis=(1, 2)) > _match_tol(rest, rep)]
+    while len(rest) and len(kept) < CYCLES_KEPT:
+        rep = rest[0].copy()
+        kept.append(rep)
+        rest = rest[np.max(np.abs(rest - rep[None]), axis=(1, 2)) > _match_tol(rest, rep)]
+
+
+def _continue(config, ends, lr, cand, report) -> _Found:
+    """Continues one set's runs from ``ends`` through
+    :func:`gdjax.attractors.orbits`, in chunks; ``cand`` the candidate
+    minima's locations."""
+    s = config.attractors
+    n = len(ends)
+    kind = np.zeros(n, np.int8)
+    period = np.zeros(n, np.int16)
+    around = np.full(n, -1, np.int32)
+    cycles: dict = {}
+    lyap: dict = {}
+    chaos_points: list = []
+    reach = claim_radius(config.domain)
+    chunk = min(ORBIT_CHUNK, pow2(n))
+
+    def call(part):
+        return attractors.orbits(
+            config.surface,
+            part,
+            lr,
+            transient=s.transient,
+            window=s.window,
+            keep=ORBIT_KEEP,
+            max_period=s.max_period,
+            chaos=s.chaos,
+            bound=config.bound,
+            minima=cand,
+            dtype=config.np_dtype,
+            chunk_size=1,
+        )
+
+    def collect(idx, m, o):
+        k = o.kind[:m]
+        periodic = k == attractors.PERIODIC
+        chaotic = k == attractors.CHAOTIC
+        cyc, cen = o.cycle[:m], o.centroid[:m]
+        with np.errstate(invalid="ignore"):  # NaN past the period, and for non-cycles
+            spread = np.linalg.norm(cyc - cen[:, None, :], axis=2)
+            radius = np.max(np.where(np.isfinite(spread), spread, 0.0), axis=1)
+            inside = o.distance[:m] <= radius + reach
+        arnd = np.where(periodic & inside & (o.minimum[:m] >= 0), o.minimum[:m], -1)
+        kind[idx] = np.where(periodic, 1, np.where(chaotic, 2, 0))
+        period[idx] = np.where(periodic, o.period[:m], 0)
+        around[idx] = arnd
+        ly = o.lyapunov[:m]
+        pairs = np.unique(np.stack([o.period[:m][periodic], arnd[periodic]], axis=1), axis=0)
+        for p, a in pairs.tolist():
+            sel = periodic & (o.period[:m] == p) & (arnd == a)
+            _keep_cycles(cycles.setdefault((p, a), []), cyc[sel], p)
+            total, count = lyap.get((p, a), (0.0, 0))
+            lyap[(p, a)] = (total + float(np.sum(ly[sel])), count + int(sel.sum()))
+        if chaotic.any():
+            total, count = lyap.get("chaotic", (0.0, 0))
+            lyap["chaotic"] = (total + float(np.sum(ly[chaotic])), count + int(chaotic.sum()))
+            room = s.max_period * CYCLES_KEPT - sum(len(p) for p in chaos_points)
+            for tail in o.tail[:m][chaotic]:
+                if room <= 0:
+                    break
+                chaos_points.append(tail[:room])
+                room -= len(tail)
+        report(m)
+
+    if n:
+        _chunks.run_chunks(call, ends, chunk, collect, ahead=False)
+    return _Found(kind, period, around, cycles, lyap, chaos_points)
+
+
+def _candidates(config: MapConfig, minima: tuple[CriticalPoint, ...]) -> list[CriticalPoint]:
+    """The map's minima, then the surface's minima in the domain that are
+    none of them: what a cycle may surround."""
+    radius = claim_radius(config.domain) / 10
+    found = [c for c in critical_points(config.surface, domain=config.domain) if c.kind == "min"]
+    extra = [
+        c
+        for c in found
+        if all(np.hypot(*np.subtract(c.location, m.location)[:2]) > radius for m in minima)
+    ]
+    return list(minima) + extra
+
+
+def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = None) -> BasinMap:
+    """Labels the attractors of ``bmap``'s not-converged runs (see the
+    module docstring): the map with labels ``FIRST_ATTRACTOR - a`` for
+    attractor ``a`` of its :class:`gdjax.maps.summary.AttractorTable`, label
+    -1 for the runs still moving, its fractions with every attractor's, and
+    the minima that cycles surround added.
+
+    Args:
+        config: the map's configuration, with ``attractors`` settings.
+        bmap: its map (labelled on the host: the end points are needed).
+        progress: called with (runs continued, runs to continue).
+    """
+    s = config.attractors
+    if s is None:
+        raise ValueError("this config has no attractor settings: MapConfig(attractors=True)")
+    if bmap.final is None:
+        raise ValueError("attractor labelling needs the runs' end points: label them on the host")
+    t0 = time.perf_counter()
+    batch, n = bmap.batch, bmap.labels.shape[-1]
+    sets = int(np.prod(batch, dtype=np.int64))
+    labels = bmap.labels.reshape(sets, n).copy()
+    final = bmap.final.reshape(sets, n, -1)
+    lrs = np.broadcast_to(np.asarray(config.settings()["lr"], np.float64), batch).reshape(sets)
+    rtol = attractors.default_tol(config.np_dtype)
+
+    nc_set, nc_run = np.nonzero(labels == NOT_CONVERGED)
+    slow = _slow_runs(config, final[nc_set, nc_run], lrs[nc_set], rtol)
+    go_set, go_run = nc_set[~slow], nc_run[~slow]
+    total = len(go_run)
+    done = 0
+
+    def report(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(done, total)
+
+    cand = _candidates(config, bmap.minima) if total else list(bmap.minima)
+    locs = np.asarray([c.location for c in cand], np.float64).reshape(len(cand), 2)
+    if progress is not None and total:
+        progress(0, total)
+    bounds = np.searchsorted(go_set, np.arange(sets + 1))  # np.nonzero: sorted by set
+    found = [
+        _continue(config, final[k, go_run[bounds[k] : bounds[k + 1]]], float(lrs[k]), locs, report)
+        for k in range(sets)
+    ]
+
+    # the minima: the map's, and those that cycles surround (sorted by value)
+    n_map = len(bmap.minima)
+    added = sorted({a for f in found for (_, a) in f.cycles if a >= n_map})
+    pool = list(range(n_map)) + added  # candidate indices, in the order of ``minima``
+    minima = [cand[c] for c in pool]
+    order = sorted(range(len(pool)), key=lambda q: minima[q].value)
+    rank = {-1: -1} | {pool[q]: new for new, q in enumerate(order)}  # candidate -> index
+    minima = [minima[q] for q in order]
+    if added:  # a minimum no run reached sorts among the others: rename the labels
+        hit = labels >= 0
+        labels[hit] = np.asarray([rank[i] for i in range(n_map)], np.int32)[labels[hit]]
+
+    # one table for the whole batch: cycles by (minimum, period), then chaos
+    keys = sorted(
+        {(p, rank[a]) for f in found for (p, a) in f.cycles},
+        key=lambda pa: (pa[1] < 0, pa[1], pa[0]),
+    )
+    chaos = any("chaotic" in f.lyapunov for f in found)
+    names = [attractor_name("periodic", p, m) for p, m in keys] + (["chaotic"] if chaos else [])
+    index = {key: a for a, key in enumerate(keys)}
+    n_att = len(names)
+    width = s.max_period * CYCLES_KEPT
+    points = np.full((sets, n_att, width, 2), np.nan)
+    lyap = np.full((sets, n_att), np.nan)
+    for k, f in enumerate(found):
+        runs = go_run[bounds[k] : bounds[k + 1]]
+        where = np.full(len(runs), NOT_CONVERGED, np.int32)
+        for (p, a), cycles in f.cycles.items():
+            at = index[(p, rank[a])]
+            where[(f.kind == 1) & (f.period == p) & (f.around == a)] = FIRST_ATTRACTOR - at
+            pts = np.concatenate(cycles)
+            points[k, at, : len(pts)] = pts
+            total_l, count = f.lyapunov[(p, a)]
+            lyap[k, at] = total_l / count
+        if "chaotic" in f.lyapunov:
+            at = n_att - 1
+            where[f.kind == 2] = FIRST_ATTRACTOR - at
+            pts = np.concatenate(f.chaos_points)[:width]
+            points[k, at, : len(pts)] = pts
+            total_l, count = f.lyapunov["chaotic"]
+            lyap[k, at] = total_l / count
+        labels[k, runs] = where
+
+    counts = np.bincount(nc_set, minlength=sets)
+    continued = np.bincount(go_set, minlength=sets)
+    table = AttractorTable(
+        names=tuple(names),
+        kind=tuple(["periodic"] * len(keys) + (["chaotic"] if chaos else [])),
+        period=tuple([p for p, _ in keys] + ([0] if chaos else [])),
+        minimum=tuple([m for _, m in keys] + ([-1] if chaos else [])),
+        points=points.reshape(batch + (n_att, width, 2)),
+        lyapunov=lyap.reshape(batch + (n_att,)),
+        continued=continued.reshape(batch),
+        slow=(counts - continued).reshape(batch),
+        settings={**s.to_json(), "rtol": rtol, "seconds": time.perf_counter() - t0},
+    )
+    labels = labels.reshape(batch + (n,))
+    minima = tuple(minima)
+    glob = global_minima(minima, config.global_tol)
+    p_glob = Estimate(*wilson_interval(np.isin(labels, glob).sum(axis=-1), n))
+    if not batch:
+        p_glob = Estimate(*(float(v) for v in p_glob))
+    return dataclasses.replace(
+        bmap,
+        labels=labels,
+        minima=minima,
+        fractions=fractions(labels, len(minima), names),
+        config=config.record(),
+        global_minima=glob,
+        p_global=p_glob,
+        attractors=table,
+    )
