@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from gdjax import basins
 from gdjax import continuation as C
+from gdjax.cli import main
 from gdjax.maps import orbit_labels, runner, tiles
 from gdjax.maps.config import AttractorSettings, MapConfig
 from gdjax.maps.summary import DIVERGED, FIRST_ATTRACTOR, NOT_CONVERGED
@@ -22,7 +24,11 @@ GLOBAL = (0.22828, -1.625535)
 
 
 def _global_index(bmap) -> int:
-    d = [np.hypot(*np.subtract(m.location, GLOBAL)) for m in bmap.minima]
+    return _nearest([m.location for m in bmap.minima])
+
+
+def _nearest(locations) -> int:
+    d = [np.hypot(*np.subtract(loc, GLOBAL)) for loc in locations]
     assert min(d) < 1e-3
     return int(np.argmin(d))
 
@@ -199,3 +205,59 @@ def test_the_module_draws_nothing_and_lists_its_names():
         if not name.startswith("_") and getattr(value, "__module__", None) == orbit_labels.__name__
     }
     assert public | {"CYCLES_KEPT"} == set(orbit_labels.__all__)
+
+
+BOX_ARGS = ["--domain", "-0.2", "0.7", "-2.1", "-1.2", "--grid", "32", "--steps", "300"]
+
+
+def test_cli_basins_attractors(tmp_path, capsys):
+    """gdjax basins --attractors at lr 0.075 around the global minimum: the
+    starts the map alone calls not converged are on its 2-cycle, in
+    basins.json, labels.npy, the summary and the report."""
+    out = tmp_path / "run"
+    argv = ["basins", *BOX_ARGS, "--lr", "0.075", "--attractors", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads((out / "basins.json").read_text())
+    g = _nearest([m["location"] for m in res["minima"]])
+    name = f"period 2 around min {g}"
+    row = res["attractors"]["table"][0]
+    assert row["name"] == name and row["period"] == 2 and row["minimum"] == g
+    assert row["fraction"] > 0.95 and row["ci_low"] < row["fraction"] <= row["ci_high"]
+    assert len(row["points"]) == 2 and res["global_minima"] == [g]
+    assert set(res["fractions"]) == {"diverged", "moving", str(g), name}
+    assert sum(f["fraction"] for f in res["fractions"].values()) == pytest.approx(1.0)
+    labels = np.load(out / "labels.npy")
+    assert (labels == FIRST_ATTRACTOR).mean() == pytest.approx(row["fraction"])
+    assert f"  {name}: " in printed and "  moving: " in printed
+    report = (out / "report.html").read_text()
+    assert name in report and "lighter shade of a minimum" in report
+    # off by default: the same command without the option labels minima only
+    plain = tmp_path / "plain"
+    assert main([*argv[:-2], "--no-progress", "--out", str(plain)]) == 0
+    res0 = json.loads((plain / "basins.json").read_text())
+    assert "not_converged" in res0["fractions"] and res0["attractors"] is None
+    assert res0["fractions"]["not_converged"]["fraction"] == pytest.approx(
+        row["fraction"] + res["fractions"]["moving"]["fraction"]
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--tiled"], "--attractors needs a map in memory"),
+        (["--grid", "5000"], "--attractors needs a map in memory"),
+        (["--optimizer", "adam"], "leave out --optimizer and --schedule"),
+        (["--schedule", "cosine:max_steps=100"], "leave out --optimizer and --schedule"),
+        (["--label-on", "device"], "leave out --label-on device"),
+    ],
+)
+def test_cli_basins_attractors_refused(argv, match, tmp_path, capsys):
+    """Where attractors cannot be labelled: one line, exit 2, nothing computed."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as err:
+        main(["basins", "--out", str(out), "--no-progress", "--attractors", *argv])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert re.search(match, message) and "Traceback" not in message
+    assert not (out / "basins.json").exists()

@@ -6,7 +6,10 @@ saddles, maxima), measures basin fractions with 95% intervals, and shows how
 the chance that the best of k random restarts reaches a global minimum grows
 with k: lesson C's study (gdjax.lessons.local_minima), with a fixed rate, a
 schedule or an optax optimizer. Writes basins.json, the figures and
-report.html.
+report.html. With --attractors, the starts that end not converged (above a
+minimum's stability limit 2/lambda_max: its periodic orbits and chaos) are
+continued and labelled by the attractor they reach (plain gradient descent,
+maps in memory).
 """
 
 from __future__ import annotations
@@ -127,6 +130,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
         "(every end point comes back); default auto: the device on an accelerator",
     )
     parser.add_argument(
+        "--attractors",
+        action="store_true",
+        help="label where the starts that end not converged go: a periodic orbit around a "
+        "minimum (its period), chaos, or still moving (continued from their end points; plain "
+        "gradient descent, maps in memory; off by default)",
+    )
+    parser.add_argument(
         "--tiled",
         action="store_true",
         help=f"compute the grid tile by tile, labels streamed to labels.npy (automatic above "
@@ -206,17 +216,30 @@ def run(
     tile_rows: int | None = None,
     dry_run: bool = False,
     default_grid: int = 1024,
+    attractors: bool = False,
 ) -> dict:
     """Parses the options into one :class:`gdjax.basins.MapConfig` (every
     refusal here, before any compute), maps the basins with a progress bar,
     writes the study into ``out`` (:func:`gdjax.lessons.local_minima.write`);
     returns basins.json's content."""
     rule, rate = parse_rule(lr, optimizer, momentum, schedule, setting)
+    if attractors and rule != "fixed":
+        raise ValueError(
+            "--attractors continues plain gradient descent from the runs' end points: leave out "
+            "--optimizer and --schedule"
+        )
+    if attractors and label_on == "device":
+        raise ValueError("--attractors needs the runs' end points: leave out --label-on device")
     if grid is None and starts is None:
         grid = default_grid
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     on_disk = tiled or dry_run or tile_rows is not None or (grid is not None and grid > TILED_ABOVE)
     if on_disk:
+        if attractors:
+            raise ValueError(
+                "--attractors needs a map in memory; a tiled map (--tiled, --tile-rows, "
+                f"--dry-run, --grid above {TILED_ABOVE}) labels minima only"
+            )
         if starts is not None:
             raise ValueError("--tiled, --tile-rows and --dry-run map a --grid, not --starts")
         if x64:
@@ -242,11 +265,13 @@ def run(
         global_tol=global_tol,
         chunk_size=chunk_size,
         label_on=label_on,
+        attractors=attractors,
     )
     if on_disk:
         return _run_tiled(out, config, seed, tile_rows, dry_run, no_progress)
     local_minima.check_size(config)  # refused before the progress bar draws
-    with progress_bar("basins", "start", enabled=not no_progress) as update:
+    stages = ["attractors"] if attractors else []
+    with progress_bar("basins", "start", enabled=not no_progress, stages=stages) as update:
         study = local_minima.compute(config, seed=seed, progress=update)
     return local_minima.write(out, study)
 

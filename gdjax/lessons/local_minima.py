@@ -23,6 +23,7 @@ import gdjax
 from gdjax import basins, plot, runs
 from gdjax._progress import Progress
 from gdjax.descent import Trajectory
+from gdjax.maps import orbit_labels
 from gdjax.maps.critical import claim_radius
 from gdjax.plot.basins import NOISE, value_scale, value_text
 from gdjax.report import Report, versions, write_json
@@ -67,12 +68,14 @@ def compute(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> BasinStudy:
-    """Maps the basins of ``config`` (random starts drawn from ``seed``),
-    finds the critical points, descends a few starts in full and measures
-    the best-of-k curve. ``progress`` is :func:`gdjax.basins.run_map`'s."""
+    """Maps the basins of ``config`` (random starts drawn from ``seed``;
+    with ``config.attractors``, the not-converged runs' attractors labelled
+    too: :func:`gdjax.maps.orbit_labels.run_map`), finds the critical
+    points, descends a few starts in full and measures the best-of-k curve.
+    ``progress`` is :func:`gdjax.maps.orbit_labels.run_map`'s."""
     check_size(config)
     with jax.enable_x64(config.dtype == "float64"):
-        bmap = basins.run_map(config, key=jax.random.key(seed), progress=progress)
+        bmap = orbit_labels.run_map(config, key=jax.random.key(seed), progress=progress)
         crit = basins.critical_points(config.surface, domain=bmap.domain)
         # a few full trajectories for the map (not for every start)
         shown = bmap.starts[shown_starts(bmap)]
@@ -113,6 +116,11 @@ def to_json(study: BasinStudy) -> dict:
         "p_global": bmap.p_global._asdict(),
         "critical_points": [c.to_json() for c in study.critical],
         "fractions": bmap.fractions.to_json(),
+        **(
+            {}
+            if bmap.attractors is None
+            else {"attractors": bmap.attractors.to_json(bmap.fractions)}
+        ),
         "best_of_k": {
             "k": list(study.ks),
             "exact": study.exact.tolist(),
@@ -168,16 +176,20 @@ def _report(out, bmap, crit, trajs, res) -> None:
         f"({res['timing']['restart_steps_per_second']:.3g} restart-steps/s)."
     )
     rep.text(outcome(res), note=True)
+    if bmap.attractors is not None:
+        rep.text(attractor_words(res))
+    white = "white: not converged" if bmap.attractors is None else "white: moving"
     if bmap.grid is not None:
         rep.figure(
             plot.basin_map(bmap, crit, trajs),
             "basin_map",
-            "Each start coloured by the minimum it reaches; white: not converged"
+            f"Each start coloured by the minimum it reaches; {white}"
             + (
                 " (on peaks, starts on the flat outer plateau crawl and never settle)"
                 if bmap.surface.name == "peaks"
                 else "; grey: diverged"
             )
+            + _attractor_caption(bmap)
             + f"; black: {len(trajs.params)} example paths, each from the dot at its start.",
         )
         rep.figure(
@@ -189,7 +201,8 @@ def _report(out, bmap, crit, trajs, res) -> None:
             plot.basin_scatter(bmap, crit, max_points=20000),
             "basin_scatter",
             f"{shown:,} of the random starts, each coloured by the minimum it reaches; "
-            "white with a black edge: not converged, grey: diverged.",
+            f"white with a black edge: {'not converged' if bmap.attractors is None else 'moving'}"
+            f", grey: diverged{_attractor_caption(bmap)}.",
         )
     scale = value_scale([m.value for m in bmap.minima] + [c.value for c in crit])
     rep.heading("Minima found (sorted by value; 0 is the lowest; * global)")
@@ -220,7 +233,7 @@ def _report(out, bmap, crit, trajs, res) -> None:
                 bmap.fractions[k][0],
                 f"[{bmap.fractions[k][1]:.4f}, {bmap.fractions[k][2]:.4f}]",
             ]
-            for k in ("not_converged", "diverged")
+            for k in (*_attractor_keys(bmap), bmap.outcome(-1), "diverged")
         ],
     )
     rep.heading("Critical points")
@@ -264,11 +277,70 @@ def _report(out, bmap, crit, trajs, res) -> None:
     rep.write(out)
 
 
+def _attractor_keys(bmap) -> tuple[str, ...]:
+    return () if bmap.attractors is None else bmap.attractors.names
+
+
+def _attractor_caption(bmap) -> str:
+    """What the basin map's colours of the attractors mean, for its caption."""
+    table = bmap.attractors
+    if table is None:
+        return ""
+    words = (
+        "; a lighter shade of a minimum's colour: the starts that end on a periodic orbit "
+        "around it (its points circled in the minimum's colour)"
+    )
+    if "chaotic" in table.names:
+        words += "; greyish tan: chaotic (white dots: a sample of the chaotic runs' points)"
+    if not len(table):
+        words += "; no not-converged start reached a periodic orbit or chaos"
+    return words
+
+
+def attractor_words(res: dict) -> str:
+    """What the not-converged starts reach, in sentences (basins.json with
+    attractors)."""
+    att = res["attractors"]
+    fr = res["fractions"]
+    settings = att["settings"]
+    parts = [
+        f"{row['name']}: {100 * row['fraction']:.2f}% "
+        f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]"
+        + (
+            ""
+            if row["lyapunov"] is None
+            else f" (Lyapunov exponent {row['lyapunov']:.3g} per step)"
+        )
+        for row in att["table"]
+    ]
+    moving = fr["moving"]
+    head = (
+        f"Attractors of the starts that did not converge: {att['continued']:,} of them were "
+        f"continued from their end points for {settings['transient']} + {settings['window']} "
+        f"steps (gdjax.attractors.orbits; periods up to {settings['max_period']}, chaos above "
+        f"{settings['chaos']:g} nats per step); {att['slow']:,} moved less than the period "
+        f"tolerance in their last step and count as moving ({settings['seconds']:.1f} s)."
+    )
+    found = "; ".join(parts) if parts else "no periodic orbit and no chaos"
+    return (
+        f"{head} They reach: {found}; still moving: {100 * moving['fraction']:.2f}% "
+        f"[{100 * moving['ci_low']:.2f}, {100 * moving['ci_high']:.2f}]."
+    )
+
+
 def configuration(res: dict) -> str:
     """basins.json's configuration for people, one ``key: value`` a line;
     what was not set (None, an empty batch) is left out: a map of random
     starts has no grid, and says its starts."""
-    skip = ("minima", "critical_points", "fractions", "best_of_k", "versions", "command")
+    skip = (
+        "minima",
+        "critical_points",
+        "fractions",
+        "attractors",
+        "best_of_k",
+        "versions",
+        "command",
+    )
     return "\n".join(
         f"{k}: {short(v)}"
         for k, v in res.items()
@@ -292,14 +364,21 @@ def matching_minimum(bmap: basins.BasinMap, c: basins.CriticalPoint) -> int | No
 def outcome(res: dict) -> str:
     """One sentence on the outcome, with the global minima named."""
     fr = res["fractions"]
-    conv = 1.0 - fr["diverged"]["fraction"] - fr["not_converged"]["fraction"]
-    if not res["minima"]:
+    stuck = not_converged(res)
+    conv = 1.0 - fr["diverged"]["fraction"] - stuck
+    if not res["minima"] or conv == 0 and res.get("attractors"):
         if fr["diverged"]["fraction"] == 1.0:
             return "Every start diverged: no minimum was reached (try a smaller lr)."
         return (
             "No start reached a minimum "
-            f"({100 * fr['not_converged']['fraction']:.1f}% not converged, "
-            f"{100 * fr['diverged']['fraction']:.1f}% diverged): try more steps or another lr."
+            f"({100 * stuck:.1f}% not converged, "
+            f"{100 * fr['diverged']['fraction']:.1f}% diverged): try more steps or another lr"
+            + (
+                "; beyond a minimum's stability limit 2/λ_max its starts go to the attractors "
+                "below."
+                if res.get("attractors")
+                else "."
+            )
         )
     glob = res["global_minima"]
     f_min = value_text(res["minima"][glob[0]]["value"], json_scale(res))
@@ -316,6 +395,15 @@ def outcome(res: dict) -> str:
         f"[{100 * pg['ci_low']:.2f}, {100 * pg['ci_high']:.2f}]; "
         f"{100 * conv:.2f}% reach some minimum."
     )
+
+
+def not_converged(res: dict) -> float:
+    """The fraction of starts that did not converge (with attractors: moving,
+    on an orbit or chaotic) of a basins.json."""
+    fr = res["fractions"]
+    if not res.get("attractors"):
+        return fr["not_converged"]["fraction"]
+    return fr["moving"]["fraction"] + sum(row["fraction"] for row in res["attractors"]["table"])
 
 
 def json_scale(res: dict) -> float:
@@ -356,8 +444,18 @@ def summary(res: dict) -> str:
             f"f = {value_text(m['value'], scale)}: {100 * f['fraction']:.2f}% "
             f"[{100 * f['ci_low']:.2f}, {100 * f['ci_high']:.2f}]"
         )
-    for k, words in (("not_converged", "not converged"), ("diverged", "diverged")):
-        lines.append(f"  {words}: {100 * res['fractions'][k]['fraction']:.2f}%")
+    for row in (res.get("attractors") or {}).get("table", ()):
+        lines.append(
+            f"  {row['name']}: {100 * row['fraction']:.2f}% "
+            f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]"
+        )
+    moving = "moving" if res.get("attractors") else "not_converged"
+    for k in (moving, "diverged"):
+        f = res["fractions"][k]
+        lines.append(
+            f"  {k.replace('_', ' ')}: {100 * f['fraction']:.2f}% "
+            f"[{100 * f['ci_low']:.2f}, {100 * f['ci_high']:.2f}]"
+        )
     kinds = [c["kind"] for c in res["critical_points"]]
     lines.append(
         f"  critical points: {kinds.count('min')} min, {kinds.count('saddle')} "

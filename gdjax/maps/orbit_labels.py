@@ -26,21 +26,23 @@ as usual, then labels what each not-converged run reaches
    centroid among the map's minima and the surface's minima in the domain
    (:func:`gdjax.maps.critical.critical_points`), if it lies within the
    cycle's radius (its farthest point from the centroid) plus the claim
-   radius; else the cycle surrounds no minimum. A minimum that a cycle
-   surrounds but no run reached (above its stability limit, in a map of one
-   rate) is added to the map's minima with fraction 0, sorted by value with
-   the others, so the global minimum is named even where nothing converges
-   to it.
+   radius; else the cycle surrounds no minimum.
 3. A run with no period and a largest Lyapunov exponent above ``chaos`` is
    chaotic; the rest (fixed points: runs that converge, or crawl, later;
    aperiodic and not chaotic; diverging later) are moving.
+
+The map's minima become those its runs reached and every minimum of the
+surface in the domain (:func:`gdjax.maps.critical.critical_points`), sorted
+by value: a minimum no run reaches (above its stability limit, in a map of
+one rate) is listed with fraction 0, so the global minimum is named, and
+counted as global, even where nothing converges to it.
 
 Attractors are identified by their period and the minimum they surround
 (chaos is one attractor), as Attractors.jl matches them, and one table
 serves the whole batch of rates, so a label means the same at every rate.
 Labels of runs that converged or diverged within the map's steps are never
 changed (a minimum's index moves only when a minimum no run reached is
-added below it in value).
+listed below it in value).
 
 Why a module of its own: :mod:`gdjax.attractors` imports
 :mod:`gdjax.continuation` (for ``stability_limit``), which runs its maps
@@ -287,7 +289,7 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
     module docstring): the map with labels ``FIRST_ATTRACTOR - a`` for
     attractor ``a`` of its :class:`gdjax.maps.summary.AttractorTable`, label
     -1 for the runs still moving, its fractions with every attractor's, and
-    the minima that cycles surround added.
+    the surface's minima in the domain that no run reached added.
 
     Args:
         config: the map's configuration, with ``attractors`` settings.
@@ -319,7 +321,7 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
         if progress is not None:
             progress(done, total)
 
-    cand = _candidates(config, bmap.minima) if total else list(bmap.minima)
+    cand = _candidates(config, bmap.minima)
     locs = np.asarray([c.location for c in cand], np.float64).reshape(len(cand), 2)
     if progress is not None and total:
         progress(0, total)
@@ -329,15 +331,12 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
         for k in range(sets)
     ]
 
-    # the minima: the map's, and those that cycles surround (sorted by value)
+    # the minima: the map's and the surface's in the domain, sorted by value
     n_map = len(bmap.minima)
-    added = sorted({a for f in found for (_, a) in f.cycles if a >= n_map})
-    pool = list(range(n_map)) + added  # candidate indices, in the order of ``minima``
-    minima = [cand[c] for c in pool]
-    order = sorted(range(len(pool)), key=lambda q: minima[q].value)
-    rank = {-1: -1} | {pool[q]: new for new, q in enumerate(order)}  # candidate -> index
-    minima = [minima[q] for q in order]
-    if added:  # a minimum no run reached sorts among the others: rename the labels
+    order = sorted(range(len(cand)), key=lambda q: cand[q].value)
+    rank = {-1: -1} | {q: new for new, q in enumerate(order)}  # candidate -> index
+    minima = [cand[q] for q in order]
+    if len(cand) > n_map:  # minima no run reached sort among the others: rename the labels
         hit = labels >= 0
         labels[hit] = np.asarray([rank[i] for i in range(n_map)], np.int32)[labels[hit]]
 

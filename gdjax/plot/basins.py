@@ -1,6 +1,15 @@
 """Figures of basins of attraction (:class:`gdjax.basins.BasinMap`, lesson C):
 the map of which minimum each start reaches, the time it takes, and the
-chance that the best of k restarts reaches a global minimum."""
+chance that the best of k restarts reaches a global minimum.
+
+Colours of the outcomes (:func:`outcome_styles`): each minimum its colour
+of the palette; a periodic orbit around a minimum a lighter shade of that
+minimum's colour (the first orbit of a minimum, by period, at half its
+strength, the next ones lighter), with a hatch where bands are drawn (the
+continuation's fractions); a cycle around no minimum a light grey-violet;
+chaos a greyish tan; moving (or not converged, without attractor labelling)
+white; diverged mid grey. Orbit points are marked on the maps in their
+minimum's full colour (:func:`mark_orbits`)."""
 
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from gdjax.descent import Trajectory
+from gdjax.maps.summary import DIVERGED, FIRST_ATTRACTOR, NOT_CONVERGED
 from gdjax.plot._style import (
     _CRITICAL_MARKERS,
     _DIVERGED_COLOR,
@@ -27,6 +37,11 @@ from gdjax.plot._style import (
 __all__ = [
     "NOISE",
     "basin_map",
+    "draw_labels",
+    "mark_orbits",
+    "outcome_order",
+    "outcome_styles",
+    "tint",
     "basin_scatter",
     "best_of_k_curve",
     "convergence_time_map",
@@ -39,6 +54,114 @@ NOISE = 1e-12
 its values (:func:`value_scale`) of 0 is 0 up to float64 round-off: Newton's
 method refines each point in float64, and two refinements of one minimum
 differ there (himmelblau's minima read 0, 7.9e-31 and 4e-26)."""
+
+
+_CHAOTIC_COLOR = "#b3a792"  # a greyish tan: apart from diverged's grey and moving's white
+_LONE_ORBIT_COLOR = "#c9bfdb"  # a cycle around no minimum
+_TINTS = (0.45, 0.68, 0.82, 0.9)  # share of white in the k-th orbit of a minimum
+_HATCHES = ("//", "\\\\", "xx", "..")
+
+
+def tint(color, white: float) -> str:
+    """``color`` mixed with ``white`` of white (0: itself, 1: white)."""
+    rgb = np.asarray(mcolors.to_rgb(color))
+    return mcolors.to_hex(rgb + (1.0 - rgb) * white)
+
+
+def outcome_styles(bmap) -> dict[int, tuple[str, str | None]]:
+    """label -> (colour, hatch or None) of every outcome of a map (its
+    minima, attractors, moving or not converged, diverged); see the module
+    docstring."""
+    colors = _basin_colors(len(bmap.minima))
+    styles: dict[int, tuple[str, str | None]] = {
+        DIVERGED: (colors[0], None),
+        NOT_CONVERGED: (colors[1], None),
+    }
+    for i in range(len(bmap.minima)):
+        styles[i] = (colors[i + 2], None)
+    table = bmap.attractors
+    seen: dict[int, int] = {}  # orbits drawn so far around each minimum
+    for a in range(0 if table is None else len(table)):
+        label = FIRST_ATTRACTOR - a
+        m = table.minimum[a]
+        if table.kind[a] == "chaotic":
+            styles[label] = (_CHAOTIC_COLOR, None)
+            continue
+        k = seen.get(m, 0)
+        seen[m] = k + 1
+        face = tint(colors[m + 2], _TINTS[min(k, len(_TINTS) - 1)]) if m >= 0 else _LONE_ORBIT_COLOR
+        styles[label] = (face, _HATCHES[k % len(_HATCHES)])
+    return styles
+
+
+def outcome_order(bmap) -> list[int]:
+    """The labels of a map's outcomes in the order legends and stacked
+    bands show them: each minimum followed by the orbits around it, the
+    orbits around no minimum, chaos, moving (not converged), diverged."""
+    table = bmap.attractors
+    order: list[int] = []
+    attractors = range(0 if table is None else len(table))
+    for i in range(len(bmap.minima)):
+        order.append(i)
+        order += [FIRST_ATTRACTOR - a for a in attractors if table.minimum[a] == i]
+    order += [
+        FIRST_ATTRACTOR - a
+        for a in attractors
+        if table.minimum[a] < 0 and table.kind[a] == "periodic"
+    ]
+    order += [FIRST_ATTRACTOR - a for a in attractors if table.kind[a] == "chaotic"]
+    return order + [NOT_CONVERGED, DIVERGED]
+
+
+def draw_labels(ax, bmap, labels, **kwargs):
+    """A label image drawn in the outcomes' colours (``labels``: (ny, nx)
+    of ``bmap``'s labels; ``kwargs`` to ``imshow``)."""
+    styles = outcome_styles(bmap)
+    low, high = min(styles), max(styles)
+    colors = [styles[label][0] for label in range(low, high + 1)]
+    (x0, x1), (y0, y1) = bmap.domain
+    return ax.imshow(
+        np.asarray(labels) - low,
+        origin="lower",
+        extent=(x0, x1, y0, y1),
+        cmap=mcolors.ListedColormap(colors),
+        vmin=-0.5,
+        vmax=len(colors) - 0.5,
+        interpolation="nearest",
+        **kwargs,
+    )
+
+
+def mark_orbits(ax, bmap, size: float = 6.0) -> list[tuple]:
+    """Marks where each attractor of a single map lies: a cycle's points as
+    circles in its minimum's full colour (a black edge), a sample of the
+    chaotic set as small dots; returns legend entries (handle, name) for
+    what was drawn."""
+    table = bmap.attractors
+    if table is None:
+        return []
+    colors = _basin_colors(len(bmap.minima))
+    entries = []
+    cycles = chaos = False
+    for a in range(len(table)):
+        pts = table.cycle(a)
+        if not len(pts):
+            continue
+        if table.kind[a] == "chaotic":
+            ax.plot(pts[:, 0], pts[:, 1], ".", color="#f2f2f2", mec="k", mew=0.4, ms=4, zorder=5)
+            chaos = True
+            continue
+        m = table.minimum[a]
+        face = colors[m + 2] if m >= 0 else _LONE_ORBIT_COLOR
+        ax.plot(pts[:, 0], pts[:, 1], "o", color=face, mec="k", mew=0.8, ms=size, zorder=5)
+        cycles = True
+    if cycles:
+        handle = plt.Line2D([], [], ls="", marker="o", mfc="0.85", mec="k", mew=0.8, ms=size)
+        entries.append((handle, "orbit points (each cycle's, in its minimum's colour)"))
+    if chaos:
+        handle = plt.Line2D([], [], ls="", marker=".", color="#f2f2f2", mec="k", mew=0.4, ms=6)
+        entries.append((handle, "points of the chaotic runs (a sample)"))
+    return entries
 
 
 def value_scale(values) -> float:
@@ -76,34 +199,51 @@ def _basin_title(bmap, what: str) -> str:
     return f"{what}: {bmap.surface.name}, {rule}, {steps} step{'' if steps == 1 else 's'}, {starts}"
 
 
-def _basin_legend(bmap, colors, critical, points: bool = False) -> tuple[list, list[str]]:
-    """The legend of a basin figure: each minimum, not converged, diverged,
-    the critical points. ``points``: outcomes as the scatter's markers (circles),
-    else as the map's boxes."""
+def _basin_legend(bmap, critical, points: bool = False) -> tuple[list, list[str]]:
+    """The legend of a basin figure: each minimum (and the orbits around
+    it), the orbits around no minimum, chaos, moving or not converged,
+    diverged, the critical points. ``points``: outcomes as the scatter's
+    markers (circles), else as the map's boxes."""
 
     def pct(key):
         return f"{100 * bmap.fractions[key][0]:.1f}%" if key in bmap.fractions else "?"
 
-    def patch(face, edge="none"):
+    def patch(face, edge="none", hatch=None):
         if points:
             return plt.Line2D(
                 [], [], ls="", marker="o", ms=7, mfc=face, mec=edge, mew=_NOT_CONVERGED_LW
             )
         return plt.Rectangle((0, 0), 1, 1, fc=face, ec=edge, lw=_NOT_CONVERGED_LW)
 
+    styles = outcome_styles(bmap)
     handles, names = [], []
     glob = set(getattr(bmap, "global_minima", ()))
     scale = value_scale([m.value for m in bmap.minima] + [c.value for c in critical])
-    for i, m in enumerate(bmap.minima):
-        handles.append(patch(colors[i + 2]))
-        loc = ", ".join(f"{v:.2f}" for v in m.location)
-        tag = " (global)" if i in glob else ""
-        names.append(f"min {i}{tag}: ({loc}), f = {value_text(m.value, scale)}, {pct(str(i))}")
-    if not bmap.minima:
-        handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", ec="none"))
-        names.append("no minimum reached")
-    handles += [patch(colors[1], _NOT_CONVERGED_EDGE), patch(colors[0])]
-    names += [f"not converged, {pct('not_converged')}", f"diverged, {pct('diverged')}"]
+    table = bmap.attractors
+    for label in outcome_order(bmap):
+        face = styles[label][0]
+        if label >= 0:
+            m = bmap.minima[label]
+            loc = ", ".join(f"{v:.2f}" for v in m.location)
+            tag = " (global)" if label in glob else ""
+            handles.append(patch(face))
+            names.append(
+                f"min {label}{tag}: ({loc}), f = {value_text(m.value, scale)}, {pct(str(label))}"
+            )
+        elif label <= FIRST_ATTRACTOR:
+            name = table.names[FIRST_ATTRACTOR - label]
+            handles.append(patch(face))
+            names.append(f"{name}, {pct(name)}")
+        elif label == NOT_CONVERGED:
+            if not bmap.minima:
+                handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", ec="none"))
+                names.append("no minimum reached")
+            key = bmap.outcome(NOT_CONVERGED)
+            handles.append(patch(face, _NOT_CONVERGED_EDGE))
+            names.append(f"{key.replace('_', ' ')}, {pct(key)}")
+        else:
+            handles.append(patch(face))
+            names.append(f"diverged, {pct('diverged')}")
     kinds = [c.kind for c in critical]
     for kind, (m, col, size) in _CRITICAL_MARKERS.items():
         if kind in kinds:
@@ -123,7 +263,7 @@ def _basin_axes(fig, ax, bmap, critical, title: str, points: bool = False, extra
     ax.set_aspect("equal")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    handles, names = _basin_legend(bmap, _basin_colors(len(bmap.minima)), critical, points)
+    handles, names = _basin_legend(bmap, critical, points)
     for handle, name in extra:
         handles.append(handle)
         names.append(name)
@@ -138,20 +278,9 @@ def basin_map(
     and a few trajectories overlaid. The title says the rule in words (or is
     ``title``)."""
     labels = bmap.label_grid()
-    n_min = len(bmap.minima)
-    (x0, x1), (y0, y1) = bmap.domain
-    colors = _basin_colors(n_min)
     fig, ax = plt.subplots(figsize=(9.5, 6.2), layout="constrained")
-    ax.imshow(
-        labels + 2,
-        origin="lower",
-        extent=(x0, x1, y0, y1),
-        cmap=mcolors.ListedColormap(colors),
-        vmin=-0.5,
-        vmax=n_min + 1.5,
-        interpolation="nearest",
-    )
-    extra = []
+    draw_labels(ax, bmap, labels)
+    extra = mark_orbits(ax, bmap)
     if trajs is not None:
         paths = np.asarray(trajs.params)
         for path in paths:
@@ -178,7 +307,7 @@ def basin_scatter(bmap, critical=(), max_points: int = 20000) -> Figure:
     if n > max_points:
         keep = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
         starts, labels = starts[keep], labels[keep]
-    colors = _basin_colors(len(bmap.minima))
+    styles = outcome_styles(bmap)
     fig, ax = plt.subplots(figsize=(9.5, 6.2), layout="constrained")
     size = float(np.clip(16000 / max(len(labels), 1), 1.5, 30.0))
     white = labels == -1  # white on white: seen by their black edge
@@ -186,7 +315,7 @@ def basin_scatter(bmap, critical=(), max_points: int = 20000) -> Figure:
     ax.scatter(
         starts[:, 0],
         starts[:, 1],
-        c=[colors[lab + 2] for lab in labels],
+        c=[styles[int(lab)][0] for lab in labels],
         s=size,
         edgecolors=[_NOT_CONVERGED_EDGE if w else "none" for w in white],
         linewidths=np.where(white, edge, 0.0),
@@ -194,7 +323,7 @@ def basin_scatter(bmap, critical=(), max_points: int = 20000) -> Figure:
     )
     shown = f" ({len(labels):,} shown)" if len(labels) < n else ""
     title = _basin_title(bmap, "Basins of attraction") + shown
-    _basin_axes(fig, ax, bmap, critical, title, points=True)
+    _basin_axes(fig, ax, bmap, critical, title, points=True, extra=mark_orbits(ax, bmap))
     return fig
 
 
@@ -245,7 +374,7 @@ def convergence_time_map(bmap) -> Figure:
         plt.Rectangle((0, 0), 1, 1, fc=_DIVERGED_COLOR),
     ]
     names = [
-        f"not converged ({100 * np.mean(labels == -1):.1f}%)",
+        f"not converged ({100 * np.mean((labels == -1) | (labels <= FIRST_ATTRACTOR)):.1f}%)",
         f"diverged ({100 * np.mean(div):.1f}%)",
     ]
     ax.legend(
