@@ -856,7 +856,10 @@ def period_doublings(
 
     Returns:
         :class:`Doublings` for the doublings found (those below ``lr_min``
-        or not bracketed by the scan are left out).
+        or not bracketed by the scan are left out, and so are crossings
+        whose upper end does not read period ``2^k``: a jump into
+        divergence, chaos or another period, such as a quadratic's
+        divergence at ``2 / lambda``, is not a doubling).
     """
     dt = _dtype(dtype)
     fn, surf = _surface(surface)
@@ -889,13 +892,14 @@ def period_doublings(
 
         rates = np.linspace(lr_min, lr_max, scan).astype(dt)
         lv = levels(rates, transient)
-        ks, lo, hi = [], [], []
+        ks, lo, hi, top = [], [], [], []  # top: the level read at hi
         for k in range(1, max_doublings + 1):
             found = _crossing(lv, k)
             if found is not None:
                 ks.append(k)
                 lo.append(rates[found[0]])
                 hi.append(rates[found[1]])
+                top.append(lv[found[1]])
 
         def confirm(k: int, lo_k, hi_k, steps: int):
             """The scan read its bracket with ``transient`` steps, where the
@@ -904,7 +908,8 @@ def period_doublings(
             2^k. Re-reads the bracket's upper end and the scan's rates above
             it with ``steps`` (``sections - 1`` at a time: the refinement's
             program) and returns the first that reads 2^k or past it, with
-            the last one below it (or ``lo_k``); None if none does."""
+            the last one below it (or ``lo_k``) and its level; None if none
+            does."""
             j = int(np.searchsorted(rates, hi_k))
             while j < rates.size:
                 cand = rates[j : j + sections - 1]
@@ -913,7 +918,7 @@ def period_doublings(
                 found = _crossing(np.concatenate([[-np.inf], lev]), k)
                 if found is not None:
                     a, b = found
-                    return (lo_k if a == 0 else cand[a - 1]), cand[b - 1]
+                    return (lo_k if a == 0 else cand[a - 1]), cand[b - 1], lev[b - 1]
                 below = np.flatnonzero(lev < k)
                 if below.size:
                     lo_k = cand[below[-1]]
@@ -928,7 +933,7 @@ def period_doublings(
                 if confirmed is None:
                     lo[i] = hi[i] = None  # no doubling with this doubling's transient
                     continue
-                lo[i], hi[i] = confirmed
+                lo[i], hi[i], top[i] = confirmed
             while float(hi[i]) - float(lo[i]) > tol:
                 inside = (float(lo[i]) + (float(hi[i]) - float(lo[i])) * frac).astype(dt)
                 grid = np.concatenate([[lo[i]], inside, [hi[i]]]).astype(dt)
@@ -936,8 +941,12 @@ def period_doublings(
                 a, b = _crossing(np.concatenate([[-np.inf], lev, [np.inf]]), k)
                 if grid[a] == lo[i] and grid[b] == hi[i]:
                     break  # nothing settled inside, or no rate between the ends
+                if b < grid.size - 1:
+                    top[i] = lev[b - 1]
                 lo[i], hi[i] = grid[a], grid[b]
-        kept = [i for i in range(len(ks)) if lo[i] is not None]
+        # a doubling ends at period 2^k: a jump from below it into divergence,
+        # chaos or another period (a linear map's divergence at 2 / lambda) is not one
+        kept = [i for i in range(len(ks)) if lo[i] is not None and top[i] == ks[i]]
         ks, lo, hi = [ks[i] for i in kept], [lo[i] for i in kept], [hi[i] for i in kept]
     periods = 2 ** np.asarray(ks, np.int64)
     lo64, hi64 = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
