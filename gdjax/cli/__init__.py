@@ -6,6 +6,7 @@
     gdjax schedules [--out DIR]             the textbook's schedule plots, with optax twins
     gdjax basins --surface peaks --grid 1024 --lr 0.01 --steps 1000 --out DIR
     gdjax continuation --surface peaks --lr-min 0.001 --lr-max 0.2 --lrs 64 --grid 512 --out DIR
+    gdjax bifurcation --surface double_well --start 0.5 --lr-min 0.9 --lr-max 1.4 --out DIR
     gdjax optimizers --surface peaks --grid 512 --out DIR
     gdjax trainability --grid 1024 --out DIR [--surface peaks --x lr --y momentum] [--zoom CX,CY,W]
     gdjax lenet --schedule cosine --epochs 30 --out DIR [--resume] [--subset N]
@@ -17,7 +18,7 @@ A folder that holds another run is refused unless ``--overwrite`` (or, for
 training, ``--resume``) is given.
 
 One module per command: :mod:`gdjax.cli.lessons` (``lessons``, ``lesson``),
-:mod:`gdjax.cli.basins`, :mod:`gdjax.cli.continuation`,
+:mod:`gdjax.cli.basins`, :mod:`gdjax.cli.continuation`, :mod:`gdjax.cli.bifurcation`,
 :mod:`gdjax.cli.optimizers`, :mod:`gdjax.cli.trainability`,
 :mod:`gdjax.cli.lenet`, :mod:`gdjax.cli.schedules`
 and :mod:`gdjax.cli.surfaces`; ``main`` here dispatches to them.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from gdjax.cli import (
     basins,
+    bifurcation,
     continuation,
     lenet,
     lessons,
@@ -76,6 +78,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_parser(
         sub,
+        "bifurcation",
+        bifurcation.COMMAND,
+        "runs/bifurcation",
+        help="gradient descent beyond 2/lambda_max: orbits, period doublings, Feigenbaum's "
+        "constant (bifurcation.json, figures)",
+    )
+    add_parser(
+        sub,
         "optimizers",
         optimizers.COMMAND,
         "runs/optimizers",
@@ -115,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         commands = {
             "basins": basins,
+            "bifurcation": bifurcation,
             "continuation": continuation,
             "lenet": lenet,
             "optimizers": optimizers,
