@@ -285,9 +285,9 @@ def resolve(
         per_rate = memory_needed(1, keep, max_period, surf.dim) - memory_needed(0, 1, 1, 1)
         fits = max(0, have - memory_needed(0, 1, 1, 1)) // per_rate
         raise ValueError(
-            f"--lrs {lrs:,} with --keep {keep}: about {need / 2**30:,.1f} GiB of memory is "
-            f"needed and {have / 2**30:.1f} GiB is available; use --lrs {fits:,} or fewer "
-            "(or a smaller --keep)"
+            f"--lrs {lrs:,} ({keep} orbit points kept per rate): about {need / 2**30:,.1f} GiB "
+            f"of memory is needed and {have / 2**30:.1f} GiB is available; use --lrs {fits:,} "
+            "or fewer"
         )
     return Settings(
         surface=surf.name,
