@@ -25,12 +25,14 @@ from gdjax.cli._common import (
     positive_float,
     positive_int,
     prepare,
+    progress_bar,
     run_and_print,
     seed_type,
 )
 from gdjax.cli.lenet import add_training_arguments
 from gdjax.lessons import (
     dynamic_lr,
+    edge_of_stability,
     gd_1d,
     gd_2d_peaks,
     local_minima,
@@ -152,6 +154,28 @@ def _options_lr_scheduling(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser)
 
 
+def _options_edge_of_stability(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lrs",
+        type=positive_int("--lrs"),
+        default=1500,
+        help="rates of each bifurcation diagram (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grid",
+        type=positive_int("--grid"),
+        default=128,
+        help="n x n starts of each attractor map, at most 512 (default: %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_edge_of_stability(out: Path, *, seed: int = 0, no_progress: bool = False, **options):
+    """The lesson with a progress bar over its four parts."""
+    with progress_bar("diagrams, maps, network", "part", not no_progress) as progress:
+        return edge_of_stability.run(out, seed=seed, progress=progress, **options)
+
+
 def _lesson(module, add_arguments, **kwargs) -> Command:
     name = module.__name__.rsplit(".", 1)[-1]  # the folder's manifest names the module
     return Command(name, module.__doc__, add_arguments, module.run, module.summary, **kwargs)
@@ -192,6 +216,13 @@ LESSONS: dict[str, Command] = {
     "optimizers": _smaller(optimizers.COMMAND, **LESSON_SIZES["optimizers"]),
     "high-dim": high_dim.COMMAND,
     "trainability": _smaller(trainability.COMMAND, **LESSON_SIZES["trainability"]),
+    "edge-of-stability": Command(
+        "edge_of_stability",
+        edge_of_stability.__doc__,
+        _options_edge_of_stability,
+        _run_edge_of_stability,
+        edge_of_stability.summary,
+    ),
 }
 """The lessons ``gdjax lessons`` runs, by their CLI names (those of
 :data:`gdjax.lessons.LESSONS`)."""

@@ -9,6 +9,7 @@ and commands live in :mod:`gdjax.cli.lessons`.
 
 from gdjax.lessons import (
     dynamic_lr,
+    edge_of_stability,
     gd_1d,
     gd_2d_peaks,
     high_dim,
@@ -30,6 +31,7 @@ LESSONS = {
     "optimizers": optimizer_maps,
     "high-dim": high_dim,
     "trainability": trainability_maps,
+    "edge-of-stability": edge_of_stability,
 }
 
 STUDIES = {"lr-scheduling": lr_scheduling}
