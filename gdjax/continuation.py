@@ -245,8 +245,12 @@ def from_maps(config: basins.MapConfig, bmap: basins.BasinMap, *, box: int = 5) 
     """The continuation's measures of maps already made from ``config`` (a
     grid whose ``lr`` is the rates): each minimum's stability limit and
     vanishing, the fractal measures of every map, and where each vanished
-    basin's starts go. :func:`continuation` is ``from_maps(config,
-    run_map(config))``; a config with attractor labelling is mapped by
+    basin's starts go. The fractal measures read the boundaries of the
+    minima's basins and of the not-converged starts, every attractor counted
+    as not converged (as :func:`uncertainty`'s re-run descents classify), so
+    they are the same with attractor labelling and without.
+    :func:`continuation` is ``from_maps(config, run_map(config))``; a config
+    with attractor labelling is mapped by
     :func:`gdjax.maps.orbit_labels.run_map` and measured here."""
     box = _check_config(config, box)
     lrs = check_rates(config.lr)
@@ -260,7 +264,10 @@ def from_maps(config: basins.MapConfig, bmap: basins.BasinMap, *, box: int = 5) 
         past = int(np.rint(fr[lrs > limits[i]] * n).sum())
         vanish.append(Vanishing(i, float(limits[i]), *vanishing(lrs, fr), past_limit=past))
     vanish = tuple(vanish)
-    fractal_measures = measure(bmap.label_grid(), box)
+    # the minima's basins and the rest, as the uncertainty exponent classifies:
+    # every attractor (labels below DIVERGED) counts as not converged
+    grids = bmap.label_grid()
+    fractal_measures = measure(np.where(grids < basins.DIVERGED, basins.NOT_CONVERGED, grids), box)
     cont = Continuation(lrs, bmap, limits, vanish, fractal_measures, box, config=config)
     return dataclasses.replace(cont, destinations=destinations(cont))
 

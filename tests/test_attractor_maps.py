@@ -261,3 +261,46 @@ def test_cli_basins_attractors_refused(argv, match, tmp_path, capsys):
     message = capsys.readouterr().err
     assert re.search(match, message) and "Traceback" not in message
     assert not (out / "basins.json").exists()
+
+
+def _continuation(out, *extra):
+    """gdjax continuation around the global minimum, below and above its
+    limit 0.0663."""
+    argv = ["continuation", "--domain", "-0.2", "0.7", "-2.1", "-1.2", "--grid", "32"]
+    argv += ["--steps", "300", "--lr-min", "0.05", "--lr-max", "0.08", "--lrs", "4"]
+    assert (
+        main(
+            [*argv, "--uncertainty", "0", "--box", "4", "--no-progress", *extra, "--out", str(out)]
+        )
+        == 0
+    )
+    return json.loads((out / "continuation.json").read_text())
+
+
+def test_cli_continuation_shows_the_period_two_orbit_where_it_showed_white(tmp_path, capsys):
+    """Done when (issue 22, item 5): peaks' continuation above 2/lambda_max
+    shows period-2 orbits around the global minimum where it showed white
+    (not converged); --minima-only shows it as before."""
+    res = _continuation(tmp_path / "on")
+    old = _continuation(tmp_path / "off", "--minima-only")
+    g = _nearest([m["location"] for m in res["minima"]])
+    limit = res["stability_limits"][str(g)]
+    assert limit == pytest.approx(0.0663, abs=1e-4)
+    name = f"period 2 around min {g}"
+    above = [i for i, lr in enumerate(res["lrs"]) if lr > limit]
+    assert above
+    for i in above:
+        rows = {r["name"]: r for r in res["attractors_by_rate"][i]["attractors"]}
+        assert rows[name]["fraction"] > 0.95 and rows[name]["period"] == 2
+        assert rows[name]["minimum"] == g and rows[name]["kind"] == "periodic"
+        assert rows[name]["ci_low"] <= rows[name]["fraction"] <= rows[name]["ci_high"]
+        assert old["fractions"]["not_converged"][i] == pytest.approx(rows[name]["fraction"])
+    assert res["destinations"][str(g)][0]["outcome"] == name
+    assert "attractors" in old and old["attractors"] is None and "moving" not in old["fractions"]
+    # the fractal measures read minima against the rest: equal with and without
+    assert res["fractal"]["box_dimension"] == old["fractal"]["box_dimension"]
+    page = (tmp_path / "on" / "report.html").read_text()
+    assert "Where a vanished basin&#x27;s starts go" in page or "Where a vanished basin's" in page
+    assert f"go to {name} (" in page
+    printed = capsys.readouterr().out
+    assert f"then its starts go to {name} (" in printed

@@ -93,7 +93,9 @@ def test_cli_writes_json_gif_and_report(tmp_path):
     assert len(data["lrs"]) == 6
     assert data["lrs"][0] == pytest.approx(0.01) and data["lrs"][-1] == pytest.approx(0.2)
     n_min = len(data["minima"])
-    assert set(data["fractions"]) == {"diverged", "not_converged", *map(str, range(n_min))}
+    attractors = [row["name"] for row in data["attractors"]["table"]]  # labelled by default
+    assert "chaotic" in attractors  # at lr 0.2
+    assert set(data["fractions"]) == {"diverged", "moving", *map(str, range(n_min)), *attractors}
     total = np.sum([data["fractions"][k] for k in data["fractions"]], axis=0)
     np.testing.assert_allclose(total, 1.0)
     assert set(data["stability_limits"]) == set(map(str, range(n_min)))

@@ -86,6 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
     )
     add_uncertainty_option(parser, d["uncertainty"], "at three rates", "descents")
     parser.add_argument(
+        "--minima-only",
+        action="store_true",
+        help="label minima only: the starts that end not converged stay 'not converged' "
+        "(by default they are continued and labelled by the periodic orbit around a minimum, "
+        "the chaos or the motion they reach)",
+    )
+    parser.add_argument(
         "--x64",
         action="store_true",
         help="compute in float64 (float32 runs can stay at a minimum past its stability limit)",
@@ -104,6 +111,8 @@ def run(
     """:func:`gdjax.lessons.rate_continuation.compute` with a progress bar,
     then its ``write``; returns continuation.json's content."""
     stages = ["uncertainty exponent"]  # after the maps: its perturbed starts
+    if not options.get("minima_only"):
+        stages.insert(0, "attractors")  # the not-converged runs, continued
     with progress_bar("maps", "start", not no_progress, stages) as progress:
         cont = lesson.compute(progress=progress, seed=seed, **options)
     return lesson.write(out, cont, panels)

@@ -5,8 +5,12 @@ compiled program over (rate x start), follows each minimum's basin fraction
 as the rate grows, compares where each basin vanishes with its stability
 limit 2 / lambda_max, and measures every map's boundaries (box-counting
 dimension, basin entropy, boundary basin entropy; and, at three rates, the
-uncertainty exponent from re-run descents). Writes continuation.json,
-the figures, an animated GIF of the map as the rate grows, and report.html.
+uncertainty exponent from re-run descents). Beyond a minimum's limit the
+starts that no longer converge are labelled by the attractor they reach: a
+periodic orbit around a minimum (drawn in a lighter shade of its colour),
+chaos or still moving (``--minima-only`` turns this off), and the report
+says where each vanished basin's starts go. Writes continuation.json, the
+figures, an animated GIF of the map as the rate grows, and report.html.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import gdjax
 from gdjax import _validate, basins, fractal
 from gdjax import continuation as C
 from gdjax._progress import Progress
+from gdjax.maps import orbit_labels
 from gdjax.plot import continuation as P
 from gdjax.plot.fractal import uncertainty_caption
 from gdjax.report import Report, versions, write_json
@@ -30,6 +35,7 @@ from gdjax.runs import command_line
 __all__ = [
     "UNCERTAINTY_STARTS",
     "compute",
+    "destination_words",
     "run",
     "summary",
     "three_rates",
@@ -56,6 +62,7 @@ def compute(
     x64: bool = False,
     uncertainty: int | str = "auto",
     seed: int = 0,
+    minima_only: bool = False,
     progress: Progress | None = None,
 ) -> C.Continuation:
     """Validates (before any compute), then maps the basins at ``lrs``
@@ -65,8 +72,11 @@ def compute(
     ``uncertainty`` random starts per perturbation size (0: not measured;
     ``"auto"``: as many as cost about what the maps cost, up to
     :data:`UNCERTAINTY_STARTS`; the starts are drawn from ``seed``).
-    ``progress`` gets (runs done, runs) of the maps, then of the uncertainty
-    exponent's descents."""
+    Unless ``minima_only``, the maps label the attractors of the runs that
+    end not converged (:func:`gdjax.maps.orbit_labels.run_map`).
+    ``progress`` gets (runs done, runs) of the maps, then of the runs the
+    attractor labelling continues, then of the uncertainty exponent's
+    descents."""
     surf = gdjax.surfaces.get(surface)
     if not lr_min < lr_max:
         raise ValueError(f"--lr-min ({lr_min}) must be below --lr-max ({lr_max})")
@@ -89,9 +99,15 @@ def compute(
             lr=C.check_rates(np.geomspace(lr_min, lr_max, lrs)),
             tol=tol,
             domain=dom,
+            attractors=not minima_only,
         )
     config.check_memory()  # every map is kept
-    cont = C.continuation(config, box=box, progress=progress)
+    if config.attractors is None:
+        cont = C.continuation(config, box=box, progress=progress)
+    else:
+        with jax.enable_x64(x64):
+            bmap = orbit_labels.run_map(config, progress=progress)
+        cont = C.from_maps(config, bmap, box=box)
     if uncertainty:
         at = three_rates(cont.fractal.box_dimension)
         found = C.uncertainty(cont, at, key=jax.random.key(seed), n=uncertainty, progress=progress)
@@ -132,6 +148,21 @@ def to_json(cont: C.Continuation) -> dict:
         "fractions": {k: np.asarray(fr[k].fraction).tolist() for k in fr},
         "ci_low": {k: np.asarray(fr[k].ci_low).tolist() for k in fr},
         "ci_high": {k: np.asarray(fr[k].ci_high).tolist() for k in fr},
+        "attractors": None if bmap.attractors is None else bmap.attractors.to_json(fr),
+        "attractors_by_rate": _by_rate(cont),
+        "destinations": {
+            str(m): [
+                {
+                    "outcome": d.outcome,
+                    "label": d.label,
+                    "lr_from": d.lr_from,
+                    "lr_to": d.lr_to,
+                    "share": d.share,
+                }
+                for d in ds
+            ]
+            for m, ds in cont.destinations.items()
+        },
         "stability_limits": {
             str(i): _nan_none(v) for i, v in enumerate(cont.stability_limits.tolist())
         },
@@ -156,6 +187,65 @@ def to_json(cont: C.Continuation) -> dict:
         "versions": versions(),
         "command": command_line(),
     }
+
+
+def _by_rate(cont: C.Continuation) -> list[dict] | None:
+    """The attractors reached at each rate (those with a start), with their
+    kind, period, minimum and fraction with its 95% interval; None without
+    attractor labelling."""
+    bmap = cont.bmap
+    table = bmap.attractors
+    if table is None:
+        return None
+    out = []
+    for i, lr in enumerate(cont.lrs):
+        rows = []
+        for a, name in enumerate(table.names):
+            est = bmap.fractions[name]
+            if est.fraction[i] > 0:
+                rows.append(
+                    {
+                        "name": name,
+                        "kind": table.kind[a],
+                        "period": table.period[a],
+                        "minimum": table.minimum[a],
+                        "fraction": float(est.fraction[i]),
+                        "ci_low": float(est.ci_low[i]),
+                        "ci_high": float(est.ci_high[i]),
+                    }
+                )
+        moving = bmap.fractions["moving"]
+        out.append(
+            {
+                "lr": float(lr),
+                "attractors": rows,
+                "moving": {k: float(v[i]) for k, v in moving._asdict().items()},
+            }
+        )
+    return out
+
+
+def destination_words(cont: C.Continuation, minimum: int) -> str:
+    """Where a vanished basin's starts go, in a sentence."""
+    ds = cont.destinations.get(minimum, ())
+    name = P.minimum_name(cont.bmap, minimum)
+    if not ds:
+        return ""
+    parts = []
+    for d in ds:
+        span = (
+            f"lr {d.lr_from:.4g}" if d.lr_from == d.lr_to else f"lr {d.lr_from:.4g}-{d.lr_to:.4g}"
+        )
+        words = P.outcome_name(cont.bmap, d.label)
+        parts.append(f"{words} ({100 * d.share:.0f}% of them, {span})")
+    return (
+        f"{name}: from lr {ds[0].lr_from:.4g}, where its basin is gone, the starts that reached "
+        f"it at lr {_last_seen(cont, minimum):.4g} go to " + ", then ".join(parts) + "."
+    )
+
+
+def _last_seen(cont: C.Continuation, minimum: int) -> float:
+    return next(v.last_seen for v in cont.vanishing if v.minimum == minimum)
 
 
 def three_rates(dims) -> list[int]:
@@ -212,6 +302,20 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
         f"compiled program over (rate x start), in {bmap.timing.seconds:.1f} s "
         f"({bmap.timing.restart_steps_per_second:.3g} restart-steps/s)."
     )
+    table = bmap.attractors
+    if table is not None:
+        st = table.settings
+        rep.text(
+            "The starts that end not converged are labelled by where they go: each is continued "
+            f"from its end point for {st['transient']} + {st['window']} steps "
+            "(gdjax.attractors.orbits) and is on a periodic orbit (periods up to "
+            f"{st['max_period']}; named by the minimum it surrounds), chaotic (no period, largest "
+            f"Lyapunov exponent above {st['chaos']:g} nats per step) or still moving. "
+            f"{int(np.sum(table.continued)):,} runs were continued over the rates, in "
+            f"{st['seconds']:.1f} s; {int(np.sum(table.slow)):,} others moved less than the "
+            "period tolerance in their last step (a crawl: on peaks, its flat outer plateau) "
+            "and count as moving. gdjax continuation --minima-only leaves them not converged."
+        )
     rep.heading("Where each basin vanishes")
     rep.text(
         "Gradient descent cannot converge to a minimum whose Hessian has an eigenvalue "
@@ -227,9 +331,10 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
 
         rep.text(
             "No start reached a minimum at any rate of the grid: every run ended not "
-            f"converged ({share('not_converged')} of the starts, over the rates) or diverged "
-            f"({share('diverged')}). No basin vanishes here; the figures show only these two "
-            "outcomes.",
+            f"converged ({share(bmap.outcome(-1))} of the starts, over the rates"
+            + ("" if table is None else ", still moving; the rest on the attractors below")
+            + f") or diverged ({share('diverged')}). No basin vanishes here"
+            + ("; the figures show only these two outcomes." if table is None else "."),
             note=True,
         )
     rows = []
@@ -251,14 +356,72 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
         )
     for v in cont.vanishing:
         rep.text(vanishing_words(v, P.minimum_name(bmap, v.minimum)))
-    rep.figure(
-        P.fractions_vs_rate(cont),
-        "fractions_vs_rate",
+    if cont.destinations:
+        rep.heading("Where a vanished basin's starts go")
+        for m in cont.destinations:
+            rep.text(destination_words(cont, m))
+        if table is None:
+            rep.text(
+                "Without attractor labelling (--minima-only) the starts beyond a limit are only "
+                "'not converged'; by default they are labelled by the periodic orbit, chaos or "
+                "motion they reach.",
+                note=True,
+            )
+    if table is not None and len(table):
+        rows = []
+        for name in table.names:
+            est = bmap.fractions[name]
+            seen = np.flatnonzero(est.fraction > 0)
+            top = int(np.argmax(est.fraction))
+            rows.append(
+                [
+                    name,
+                    float(cont.lrs[seen[0]]),
+                    float(cont.lrs[seen[-1]]),
+                    float(cont.lrs[top]),
+                    float(est.fraction[top]),
+                    f"[{est.ci_low[top]:.4f}, {est.ci_high[top]:.4f}]",
+                ]
+            )
+        rep.table(
+            [
+                "attractor",
+                "first seen at lr",
+                "last seen at lr",
+                "largest at lr",
+                "fraction",
+                "95% CI",
+            ],
+            rows,
+        )
+    bands = (
         "Fraction of starts reaching each minimum (stacked), not converging or diverging, "
-        "against the rate; dashed: each minimum's stability limit.",
+        "against the rate; dashed: each minimum's stability limit."
+        if table is None
+        else "Fraction of starts reaching each minimum (stacked), each followed by the "
+        "periodic orbits around it (lighter, hatched shades of its colour), then chaos "
+        "(greyish tan), still moving (white) and diverged (grey), against the rate; dashed: "
+        "each minimum's stability limit."
     )
-    idx = P.panel_indices(len(cont.lrs), panels)
-    rep.figure(P.map_panel(cont, idx), "maps", "The basin maps at a few rates of the grid.")
+    rep.figure(P.fractions_vs_rate(cont), "fractions_vs_rate", bands)
+    # with attractors: the first rate past each global minimum's vanishing (its orbit) shown
+    first = [
+        int(np.flatnonzero(cont.lrs == ds[0].lr_from)[0])
+        for m, ds in cont.destinations.items()
+        if ds and m in bmap.global_minima and table is not None
+    ]
+    idx = P.panel_indices(len(cont.lrs), panels, include=first)
+    rep.figure(
+        P.map_panel(cont, idx),
+        "maps",
+        "The basin maps at a few rates of the grid"
+        + (
+            "."
+            if table is None
+            else ": beyond a minimum's limit its starts' orbit in a lighter shade of its colour, "
+            "the orbit's points circled."
+        ),
+    )
     rep.animation(
         P.animation(cont), "maps", "The basin map at every rate of the grid, smallest first."
     )
@@ -268,6 +431,13 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
         f"boundary that fills the plane), basin entropy Sb and boundary basin entropy Sbb in "
         f"boxes of {cont.box} x {cont.box} pixels (Daza et al., Sci. Rep. 2016: Sbb > log 2 is "
         "a sufficient condition for a fractal boundary)."
+        + (
+            ""
+            if table is None
+            else " They read the boundaries between the minima's basins and the not-converged "
+            "starts, all attractors of those one outcome, as the uncertainty exponent's re-run "
+            "descents classify: the same numbers as with --minima-only."
+        )
     )
     rep.figure(
         P.fractal_measures(cont),
@@ -329,6 +499,10 @@ def _report(out: Path, cont: C.Continuation, res: dict, panels: int) -> None:
     rep.write(out)
 
 
+def _outcome_words(key: str) -> str:
+    return f"min {key}" if key.isdigit() else key.replace("_", " ")
+
+
 def summary(res: dict) -> str:
     lrs = res["lrs"]
     lines = [f"continuation: {len(lrs)} rates from {lrs[0]:.3g} to {lrs[-1]:.3g}"]
@@ -338,6 +512,20 @@ def summary(res: dict) -> str:
         seen = "never reached" if v["last_seen"] is None else f"last at {v['last_seen']:.4g}"
         lim = "none" if limit is None else f"{limit:.4g}"
         lines.append(f"  min {i}: {seen}, {gone}; 2/lambda_max = {lim}")
+        went = res.get("destinations", {}).get(i, [])
+        if went:
+            lines.append(
+                "    then its starts go to "
+                + ", then ".join(
+                    f"{_outcome_words(d['outcome'])} ({100 * d['share']:.0f}%, lr "
+                    + (
+                        f"{d['lr_from']:.4g})"
+                        if d["lr_from"] == d["lr_to"]
+                        else f"{d['lr_from']:.4g}-{d['lr_to']:.4g})"
+                    )
+                    for d in went
+                )
+            )
     dims = np.asarray(
         [np.nan if d is None else d for d in res["fractal"]["box_dimension"]], np.float64
     )

@@ -204,10 +204,11 @@ def _keep_cycles(kept: list, cycles: np.ndarray, period: int) -> None:
         rest = rest[np.max(np.abs(rest - rep[None]), axis=(1, 2)) > _match_tol(rest, rep)]
 
 
-def _continue(config, ends, lr, cand, report) -> _Found:
+def _continue(config, ends, lr, cand, chunk, report) -> _Found:
     """Continues one set's runs from ``ends`` through
-    :func:`gdjax.attractors.orbits`, in chunks; ``cand`` the candidate
-    minima's locations."""
+    :func:`gdjax.attractors.orbits`, in chunks of ``chunk`` (one size for
+    every set: one compiled program); ``cand`` the candidate minima's
+    locations."""
     s = config.attractors
     n = len(ends)
     kind = np.zeros(n, np.int8)
@@ -217,7 +218,6 @@ def _continue(config, ends, lr, cand, report) -> _Found:
     lyap: dict = {}
     chaos_points: list = []
     reach = claim_radius(config.domain)
-    chunk = min(ORBIT_CHUNK, pow2(n))
 
     def call(part):
         return attractors.orbits(
@@ -326,8 +326,11 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
     if progress is not None and total:
         progress(0, total)
     bounds = np.searchsorted(go_set, np.arange(sets + 1))  # np.nonzero: sorted by set
+    chunk = min(ORBIT_CHUNK, pow2(int(np.max(np.diff(bounds), initial=1))))
     found = [
-        _continue(config, final[k, go_run[bounds[k] : bounds[k + 1]]], float(lrs[k]), locs, report)
+        _continue(
+            config, final[k, go_run[bounds[k] : bounds[k + 1]]], float(lrs[k]), locs, chunk, report
+        )
         for k in range(sets)
     ]
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 import io
 import math
 
-import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 from matplotlib.figure import Figure
 
 from gdjax.plot._style import _basin_colors, _centre_note, _mark_critical, _title
+from gdjax.plot.basins import draw_labels, mark_orbits, outcome_order, outcome_styles
 from gdjax.plot.fractal import uncertainty_fits as _uncertainty_fits
 
 __all__ = [
     "animation",
+    "outcome_name",
     "fractal_measures",
     "fractions_vs_rate",
     "map_panel",
@@ -107,33 +108,45 @@ def _limit_labels(ax, groups, title: str, fontsize: float) -> list:
     return texts
 
 
+def outcome_name(bmap, label: int) -> str:
+    """An outcome of the maps in words: a minimum by :func:`minimum_name`,
+    an attractor by its name, "moving" / "not converged", "diverged"."""
+    return minimum_name(bmap, label) if label >= 0 else bmap.outcome_words(label)
+
+
 def fractions_vs_rate(cont) -> Figure:
     """Every outcome's fraction against the rate as stacked bands (minima in
-    their basin-map colours, then not converged and diverged), each
-    fraction constant over its rate's cell (:func:`rate_cells`: steps, not
-    a line between rates; ticks at the bottom mark the measured rates), with
-    a dashed line at each minimum's stability limit 2 / lambda_max, labelled
-    above the axes (labels that would overlap take another row)."""
+    their basin-map colours, each followed by the periodic orbits around it
+    in lighter, hatched shades of its colour, then chaos, moving or not
+    converged, and diverged), each fraction constant over its rate's cell
+    (:func:`rate_cells`: steps, not a line between rates; ticks at the
+    bottom mark the measured rates), with a dashed line at each minimum's
+    stability limit 2 / lambda_max, labelled above the axes (labels that
+    would overlap take another row)."""
     bmap = cont.bmap
     n_min = len(bmap.minima)
     colors = _basin_colors(n_min)
-    keys = [str(i) for i in range(n_min)] + ["not_converged", "diverged"]
-    names = [minimum_name(bmap, i) for i in range(n_min)] + ["not converged", "diverged"]
-    cols = colors[2:] + [colors[1], colors[0]]
+    styles = outcome_styles(bmap)
+    order = outcome_order(bmap)
+    keys = [bmap.outcome(label) for label in order]
+    names = [outcome_name(bmap, label) for label in order]
+    cols = [styles[label][0] for label in order]
+    hatches = [styles[label][1] for label in order]
     fig, ax = plt.subplots(figsize=(9.5, 5.2), layout="constrained")
     _rate_axis(ax, cont.lrs)  # first: autoscaling over hundreds of decades overflows
     ax.set_autoscalex_on(False)
     edges = rate_cells(cont.lrs)
     below = np.zeros(len(cont.lrs))
-    for key, name, col in zip(keys, names, cols, strict=True):
+    for key, name, col, hatch in zip(keys, names, cols, hatches, strict=True):
         frac = cont.fraction(key)
         ax.stairs(
             below + frac,
             edges,
             baseline=below.copy(),
             fill=True,
-            color=col,
-            ec="0.3",
+            facecolor=col,
+            edgecolor="0.3",
+            hatch=hatch,
             lw=0.3,
             label=name,
         )
@@ -172,9 +185,10 @@ def fractions_vs_rate(cont) -> Figure:
         ax.plot([], [], color="0.3", ls="--", label="stability limit 2 / λ_max of a minimum")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     c = bmap.config
+    what = "Basins" if bmap.attractors is None else "Basins and attractors"
     _title(
         ax,
-        f"Basins as the rate grows: {bmap.surface.name}, gradient descent, {c.steps} steps, "
+        f"{what} as the rate grows: {bmap.surface.name}, gradient descent, {c.steps} steps, "
         f"{c.grid} x {c.grid} starts per rate",
         fontsize=11,
         share=0.7,
@@ -183,37 +197,54 @@ def fractions_vs_rate(cont) -> Figure:
     return fig
 
 
-def panel_indices(n_rates: int, panels: int = 6) -> list[int]:
+def panel_indices(n_rates: int, panels: int = 6, include=()) -> list[int]:
     """``panels`` rate indices spread evenly over the grid (first and last
-    included)."""
+    included); each index of ``include`` takes the place of the nearest one
+    not itself included (the first and last stay while there is room)."""
     if n_rates <= panels:
         return list(range(n_rates))
-    return sorted({round(v) for v in np.linspace(0, n_rates - 1, panels)})
+    picked = sorted({round(v) for v in np.linspace(0, n_rates - 1, panels)})
+    for i in dict.fromkeys(int(i) for i in include):
+        if i in picked or not 0 <= i < n_rates:
+            continue
+        free = [j for j in picked if j not in include]
+        inner = [j for j in free if j not in (0, n_rates - 1)] or free
+        if not inner:
+            break
+        picked.remove(min(inner, key=lambda j: abs(j - i)))
+        picked.append(i)
+    return sorted(picked)
 
 
-def _draw_map(ax, bmap, labels, colors) -> None:
-    (x0, x1), (y0, y1) = bmap.domain
-    ax.imshow(
-        labels + 2,
-        origin="lower",
-        extent=(x0, x1, y0, y1),
-        cmap=mcolors.ListedColormap(colors),
-        vmin=-0.5,
-        vmax=len(colors) - 0.5,
-        interpolation="nearest",
-    )
+def _draw_map(ax, bmap, labels, index: int | None = None) -> None:
+    """The map ``labels`` (of rate ``index`` of the batch: its orbits marked)."""
+    draw_labels(ax, bmap, labels)
+    if index is not None and bmap.attractors is not None:
+        mark_orbits(ax, bmap.at(index), size=4.5)
+        (x0, x1), (y0, y1) = bmap.domain  # orbit points may lie outside the box
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
 
 
-def _map_legend(bmap, colors) -> tuple[list, list[str]]:
-    """The basin maps' legend: each minimum, not converged, diverged."""
-    handles = [plt.Rectangle((0, 0), 1, 1, fc=colors[k + 2]) for k in range(len(bmap.minima))]
-    handles += [
-        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
-        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
-    ]
-    names = [minimum_name(bmap, k) for k in range(len(bmap.minima))]
-    return handles, [*names, "not converged", "diverged"]
+def _map_legend(bmap) -> tuple[list, list[str]]:
+    """The basin maps' legend: each minimum (and the orbits around it),
+    chaos, not converged or moving, diverged; the orbit points' markers."""
+    styles = outcome_styles(bmap)
+    handles, names = [], []
+    for label in outcome_order(bmap):
+        edge = "k" if label == -1 else "none"
+        handles.append(plt.Rectangle((0, 0), 1, 1, fc=styles[label][0], ec=edge, lw=0.6))
+        names.append(outcome_name(bmap, label))
+    if bmap.attractors is not None and len(bmap.attractors):
+        handles.append(plt.Line2D([], [], ls="", marker="o", mfc="0.85", mec="k", ms=5))
+        names.append("orbit points (in the colour of the minimum they surround)")
+        if "chaotic" in bmap.attractors.names:
+            handles.append(
+                plt.Line2D([], [], ls="", marker=".", color="#f2f2f2", mec="k", mew=0.4, ms=6)
+            )
+            names.append("points of the chaotic runs (a sample)")
+    return handles, names
 
 
 def map_panel(cont, indices=None) -> Figure:
@@ -222,7 +253,6 @@ def map_panel(cont, indices=None) -> Figure:
     bmap = cont.bmap
     indices = panel_indices(len(cont.lrs)) if indices is None else list(indices)
     grids = bmap.label_grid()
-    colors = _basin_colors(len(bmap.minima))
     cols = min(3, len(indices))
     rows = math.ceil(len(indices) / cols)
     fig, axes = plt.subplots(
@@ -234,18 +264,36 @@ def map_panel(cont, indices=None) -> Figure:
     )
     minima = list(bmap.minima)
     for ax, i in zip(axes.flat, indices, strict=False):
-        _draw_map(ax, bmap, grids[i], colors)
+        _draw_map(ax, bmap, grids[i], i)
         _mark_critical(ax, minima)
-        glob = sum(float(bmap.fractions[str(g)].fraction[i]) for g in bmap.global_minima)
-        ax.set_title(f"lr = {cont.lrs[i]:.3g}: {100 * glob:.0f}% to the global min", fontsize=9)
+        ax.set_title(f"lr = {cont.lrs[i]:.3g}: {_share_words(cont, i)}", fontsize=9)
         ax.set_xlabel("x", fontsize=9)
         ax.set_ylabel("y", fontsize=9)
         ax.tick_params(labelsize=9)
     for ax in list(axes.flat)[len(indices) :]:
         ax.axis("off")
-    fig.legend(*_map_legend(bmap, colors), loc="outside right upper", fontsize=8)
+    fig.legend(*_map_legend(bmap), loc="outside right upper", fontsize=8)
     fig.suptitle(f"Basin maps of gradient descent on {bmap.surface.name} at growing rates")
     return fig
+
+
+def _share_words(cont, i: int) -> str:
+    """The share of starts reaching the global minimum at rate ``i``, and,
+    with attractors, the share on the orbits around it."""
+    bmap = cont.bmap
+    glob = sum(float(bmap.fractions[str(g)].fraction[i]) for g in bmap.global_minima)
+    words = f"{100 * glob:.0f}% to the global min"
+    table = bmap.attractors
+    if table is not None:
+        around = [
+            name
+            for name, m in zip(table.names, table.minimum, strict=True)
+            if m in bmap.global_minima
+        ]
+        orbit = sum(float(bmap.fractions[name].fraction[i]) for name in around)
+        if orbit > 0:
+            words += f", {100 * orbit:.0f}% on its orbits"
+    return words
 
 
 def fractal_measures(cont) -> Figure:
@@ -333,19 +381,16 @@ def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -
 
     bmap = cont.bmap
     grids = bmap.label_grid()
-    colors = _basin_colors(len(bmap.minima))
     frames = []
     fig, ax = plt.subplots(figsize=(size + 2.6, size + 0.4), dpi=dpi, layout="constrained")
-    fig.legend(*_map_legend(bmap, colors), loc="outside right upper", fontsize=9)
+    fig.legend(*_map_legend(bmap), loc="outside right upper", fontsize=9)
     try:
         for i, lr in enumerate(cont.lrs):
             ax.clear()
-            _draw_map(ax, bmap, grids[i], colors)
+            _draw_map(ax, bmap, grids[i], i)
             _mark_critical(ax, list(bmap.minima))
-            glob = sum(float(bmap.fractions[str(g)].fraction[i]) for g in bmap.global_minima)
             ax.set_title(
-                f"{bmap.surface.name}, gradient descent, lr = {lr:.4g}:\n"
-                f"{100 * glob:.0f}% to the global min",
+                f"{bmap.surface.name}, gradient descent, lr = {lr:.4g}:\n{_share_words(cont, i)}",
                 fontsize=10,
             )
             ax.set_xlabel("x", fontsize=10)
