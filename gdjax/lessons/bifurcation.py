@@ -36,6 +36,7 @@ from gdjax.runs import command_line
 __all__ = [
     "DEFAULTS",
     "EXACT_DOUBLE_WELL",
+    "EXACT_DOUBLE_WELL_RATES",
     "FEIGENBAUM_DELTA",
     "MAX_KEEP",
     "MAX_PERIOD",
@@ -66,6 +67,20 @@ solved by Newton's method on the cycles' multipliers; :mod:`gdjax.attractors`):
 what a perfect measurement of the first doublings gives. They differ from
 delta because the cascade reaches its universal form only as the period
 grows."""
+
+EXACT_DOUBLE_WELL_RATES = (
+    1.0,
+    1.2360679774997896,
+    1.2880317544828426,
+    1.299227939650204,
+    1.3016289140370803,
+    1.3021432715814583,
+    1.3022534377421273,
+    1.302277032259642,
+)
+"""The double well's first doubling rates, exactly: where the 2^(k-1)-cycle's
+multiplier is -1 (Newton's method on the cycle and the rate together, in
+float64; the first is 2 / f''(1) = 1, the second sqrt(5) - 1)."""
 
 MAX_KEEP = 4096
 """The most orbit points kept per rate (--keep)."""
@@ -459,6 +474,9 @@ def to_json(study: Study, *, points: bool = True) -> dict:
             "tol": d.tol,
             "transient": s.doubling_transient,
             "searched": [s.lr_min, s.lr_max],
+            "exact": list(EXACT_DOUBLE_WELL_RATES[: d.lr.size])
+            if s.surface == "double_well" and _from_first(study)
+            else None,
         },
         "feigenbaum": {
             "ratios": study.ratios.tolist(),
@@ -599,6 +617,7 @@ def doubling_rows(study: Study) -> tuple[list[str], list[list]]:
     exact = study.settings.surface == "double_well" and _from_first(study)
     headers = ["k", "period", "rate r_k", "bracket", "r_k - r_(k-1)", "ratio", "ratio - δ"]
     if exact:
+        headers[3:3] = ["exact r_k", "error / interval"]
         headers.append("exact cascade's ratio")
     rows: list[list] = []
     if d is None:
@@ -617,6 +636,12 @@ def doubling_rows(study: Study) -> tuple[list[str], list[list]]:
             diff,
         ]
         if exact:
+            ex = EXACT_DOUBLE_WELL_RATES[k] if k < len(EXACT_DOUBLE_WELL_RATES) else None
+            gap_k = 1.0 if k == 0 else d.lr[k] - d.lr[k - 1]
+            row[3:3] = [
+                "-" if ex is None else f"{ex:.8f}",
+                "-" if ex is None else f"{(d.lr[k] - ex) / gap_k:+.1e}",
+            ]
             row.append("-" if k < 2 else f"{EXACT_DOUBLE_WELL[k - 2]:.4f}")
         rows.append(row)
     return headers, rows
@@ -651,15 +676,22 @@ def precision_words(study: Study) -> str:
         f"near -1 and runs converge to it slowly, so within the {s.doubling_transient:,} "
         "steps (doubled for each next doubling) a run still flips and reads as the doubled "
         "period: each rate is found slightly low, by about the same share of its interval, "
-        "which cancels to first order in the ratios."
+        "which cancels to first order in the ratios"
+        + (
+            " (the error / interval column: the exact rates are Newton's method's on the "
+            "cycles' multipliers)."
+            if s.surface == "double_well" and _from_first(study)
+            else "."
+        )
     )
     if s.dtype == np.float32:
         parts.append(
             "(3) Precision: this run is float32, which resolves rates to about 6e-8 of their "
             "size and orbits to about 3e-4 near a doubling, while the later doubling intervals "
-            "are 1e-4 to 1e-5 wide: past the 5th doubling float32 ratios are off by up to "
-            "0.08, which is why a float32 run looks for 5 by default. Run with --x64 "
-            "(float64, 8 doublings by default) for ratios that reach 4.669."
+            "are 1e-4 to 1e-5 wide: past the 5th doubling float32's ratios wander off (the "
+            "double well's 4th to 6th measured 4.61, 4.41 and 5.29), which is why a float32 "
+            "run looks for 5 by default. Run with --x64 (float64, 8 doublings by default) for "
+            "ratios that reach 4.669."
         )
     else:
         parts.append(
