@@ -4,6 +4,7 @@ Run by hand (not a test):
 
     python benchmarks/basins_throughput.py            # N = 1e4, 1e5, 1e6
     python benchmarks/basins_throughput.py --big      # also the 4096^2 x 1000-step map
+    python benchmarks/basins_throughput.py --sizes 1e5 --attractors   # with attractors on / off
 
 Prints restart-steps per second for gdjax (``map_basins`` end to end:
 descent, minima, labels and counts; float32, lr 0.01, 1000 steps, random
@@ -15,6 +16,15 @@ ceiling (plain ``jit(vmap(scan))`` with no bookkeeping), the two timed in
 turns (``--rounds``) so that a slow spell of a shared machine hits both. The CPU is split
 into one XLA device per core (``basins.use_all_cores``, as ``gdjax basins``
 does) unless XLA_FLAGS already sets a device count.
+
+``--attractors`` adds, in the same run, the map with attractor labelling on
+against off (:func:`gdjax.maps.orbit_labels.run_map` against
+:func:`gdjax.basins.run_map`, timed in turns, labels on the host) at
+``--attractor-lrs``: at lr 0.01 few runs end not converged off the plateau
+(peaks' outer plateau crawls and is left moving without being continued),
+beyond the global minimum's limit 0.0663 its whole basin is continued, at
+0.15 chaos too. It prints both rates, their ratio (on / off), how many runs
+were continued and how many were left moving.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import jax
 import numpy as np
 
 from gdjax import basins
+from gdjax.maps import orbit_labels
 
 basins.use_all_cores()
 
@@ -79,6 +90,21 @@ def gdjax_runner(n: int, steps: int, check_every: int, label_on: str = "auto"):
         return n * steps / (time.perf_counter() - t)
 
     return run, compile_s
+
+
+def attractor_runner(n: int, steps: int, lr: float, on: bool):
+    """(run() -> restart-steps/s of one map end to end with attractor
+    labelling ``on`` or off, the last map)."""
+    config = basins.MapConfig("peaks", starts=n, steps=steps, lr=lr, attractors=on, label_on="host")
+    key = jax.random.key(0)
+    last = [orbit_labels.run_map(config, key=key)]  # first call compiles
+
+    def run() -> float:
+        t = time.perf_counter()
+        last[0] = orbit_labels.run_map(config, key=key)
+        return n * steps / (time.perf_counter() - t)
+
+    return run, last
 
 
 def ceiling_runner(n: int, steps: int):
@@ -145,6 +171,18 @@ def main() -> None:
     )
     parser.add_argument("--big", action="store_true", help="also time the 4096^2 map")
     parser.add_argument(
+        "--attractors",
+        action="store_true",
+        help="also time the map with attractor labelling on against off",
+    )
+    parser.add_argument(
+        "--attractor-lrs",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.075, 0.15],
+        help="rates of the attractor comparison (default: %(default)s)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=4,
@@ -186,6 +224,26 @@ def main() -> None:
                 f"{n:>10,} {where:>9} {rate:>10.3g} {base:>10.3g} {rate / base:>7.1f} "
                 f"{ceil:>10.3g} {rate / ceil:>10.2f} {compile_s:>10.2f}"
             )
+    if args.attractors:
+        print(
+            "\nattractor labelling on against off (end to end, labels on the host; best of "
+            f"{args.rounds} rounds in turns)"
+        )
+        print(
+            f"{'N':>10} {'lr':>7} {'off':>10} {'on':>10} {'on/off':>7} {'not conv':>9} "
+            f"{'continued':>9} {'slow':>9}"
+        )
+        for n in (int(s) for s in args.sizes):
+            for lr in args.attractor_lrs:
+                off_run, _ = attractor_runner(n, args.steps, lr, False)
+                on_run, last = attractor_runner(n, args.steps, lr, True)
+                off, on = best_of_alternating([off_run, on_run], args.rounds)
+                table = last[0].attractors
+                cont, slow = int(table.continued), int(table.slow)
+                print(
+                    f"{n:>10,} {lr:>7.3g} {off:>10.3g} {on:>10.3g} {on / off:>7.2f} "
+                    f"{(cont + slow) / n:>9.1%} {cont / n:>9.1%} {slow / n:>9.1%}"
+                )
     if args.big:
         for where in args.label_on:
             t = time.perf_counter()

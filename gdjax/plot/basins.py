@@ -39,6 +39,11 @@ __all__ = [
     "basin_map",
     "draw_labels",
     "mark_orbits",
+    "MINOR",
+    "legend_outcomes",
+    "minor_name",
+    "minor_orbits",
+    "minor_patch",
     "outcome_order",
     "outcome_styles",
     "tint",
@@ -56,10 +61,15 @@ method refines each point in float64, and two refinements of one minimum
 differ there (himmelblau's minima read 0, 7.9e-31 and 4e-26)."""
 
 
-_CHAOTIC_COLOR = "#b3a792"  # a greyish tan: apart from diverged's grey and moving's white
+_CHAOTIC_COLOR = "#c4ad82"  # a greyish tan: apart from diverged's grey and moving's white
 _LONE_ORBIT_COLOR = "#c9bfdb"  # a cycle around no minimum
 _TINTS = (0.45, 0.68, 0.82, 0.9)  # share of white in the k-th orbit of a minimum
 _HATCHES = ("//", "\\\\", "xx", "..")
+MINOR = 0.005
+"""A periodic orbit reached by fewer than this share of the starts at every
+rate is drawn in the lightest shade of its minimum's colour and shares one
+legend entry with the others like it (runs caught near a bifurcation)."""
+_MINOR_FACE = "#ececec"
 
 
 def tint(color, white: float) -> str:
@@ -68,10 +78,57 @@ def tint(color, white: float) -> str:
     return mcolors.to_hex(rgb + (1.0 - rgb) * white)
 
 
+def minor_orbits(bmap) -> set[int]:
+    """The labels of the periodic orbits that fewer than :data:`MINOR` of
+    the starts reach at every rate of the map."""
+    table = bmap.attractors
+    if table is None:
+        return set()
+    return {
+        FIRST_ATTRACTOR - a
+        for a, name in enumerate(table.names)
+        if table.kind[a] == "periodic" and np.max(bmap.fractions[name].fraction) < MINOR
+    }
+
+
+def legend_outcomes(bmap) -> list[int | None]:
+    """:func:`outcome_order` for a legend: the minor orbits
+    (:func:`minor_orbits`) left out, and None (one entry for them all)
+    before chaos where there are any."""
+    minor = minor_orbits(bmap)
+    order = [label for label in outcome_order(bmap) if label not in minor]
+    if minor:
+        at = next(
+            (i for i, label in enumerate(order) if label in (NOT_CONVERGED, DIVERGED)),
+            len(order),
+        )
+        table = bmap.attractors
+        if "chaotic" in table.names:
+            at = order.index(FIRST_ATTRACTOR - table.names.index("chaotic"))
+        order.insert(at, None)
+    return order
+
+
+def minor_patch(points: bool = False):
+    """The legend handle of the minor orbits."""
+    if points:
+        return plt.Line2D([], [], ls="", marker="o", ms=7, mfc=_MINOR_FACE, mec="0.5", mew=0.6)
+    return plt.Rectangle((0, 0), 1, 1, fc=_MINOR_FACE, ec="0.5", lw=0.6, hatch="..")
+
+
+def minor_name(bmap) -> str:
+    """The legend entry of the minor orbits (their periods)."""
+    periods = [bmap.attractors.period[FIRST_ATTRACTOR - lab] for lab in minor_orbits(bmap)]
+    lo, hi = min(periods), max(periods)
+    which = f"period {lo}" if lo == hi else f"periods {lo} to {hi}"
+    return f"other orbits ({which}), each under {100 * MINOR:g}% of starts"
+
+
 def outcome_styles(bmap) -> dict[int, tuple[str, str | None]]:
     """label -> (colour, hatch or None) of every outcome of a map (its
     minima, attractors, moving or not converged, diverged); see the module
-    docstring."""
+    docstring. The orbits around a minimum take its shades in the order of
+    their periods; minor ones (:func:`minor_orbits`) its lightest."""
     colors = _basin_colors(len(bmap.minima))
     styles: dict[int, tuple[str, str | None]] = {
         DIVERGED: (colors[0], None),
@@ -80,12 +137,17 @@ def outcome_styles(bmap) -> dict[int, tuple[str, str | None]]:
     for i in range(len(bmap.minima)):
         styles[i] = (colors[i + 2], None)
     table = bmap.attractors
+    minor = minor_orbits(bmap)
     seen: dict[int, int] = {}  # orbits drawn so far around each minimum
     for a in range(0 if table is None else len(table)):
         label = FIRST_ATTRACTOR - a
         m = table.minimum[a]
         if table.kind[a] == "chaotic":
             styles[label] = (_CHAOTIC_COLOR, None)
+            continue
+        if label in minor:
+            face = tint(colors[m + 2], _TINTS[-1]) if m >= 0 else _LONE_ORBIT_COLOR
+            styles[label] = (face, "..")
             continue
         k = seen.get(m, 0)
         seen[m] = k + 1
@@ -220,7 +282,12 @@ def _basin_legend(bmap, critical, points: bool = False) -> tuple[list, list[str]
     glob = set(getattr(bmap, "global_minima", ()))
     scale = value_scale([m.value for m in bmap.minima] + [c.value for c in critical])
     table = bmap.attractors
-    for label in outcome_order(bmap):
+    for label in legend_outcomes(bmap):
+        if label is None:
+            share = sum(bmap.fractions[bmap.outcome(lab)][0] for lab in minor_orbits(bmap))
+            handles.append(minor_patch(points))
+            names.append(f"{minor_name(bmap)}, {100 * share:.1f}% in all")
+            continue
         face = styles[label][0]
         if label >= 0:
             m = bmap.minima[label]

@@ -12,7 +12,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gdjax.plot._style import _basin_colors, _centre_note, _mark_critical, _title
-from gdjax.plot.basins import draw_labels, mark_orbits, outcome_order, outcome_styles
+from gdjax.plot.basins import (
+    draw_labels,
+    legend_outcomes,
+    mark_orbits,
+    minor_name,
+    minor_orbits,
+    minor_patch,
+    outcome_order,
+    outcome_styles,
+)
 from gdjax.plot.fractal import uncertainty_fits as _uncertainty_fits
 
 __all__ = [
@@ -137,8 +146,11 @@ def fractions_vs_rate(cont) -> Figure:
     ax.set_autoscalex_on(False)
     edges = rate_cells(cont.lrs)
     below = np.zeros(len(cont.lrs))
+    minor = {bmap.outcome(label) for label in minor_orbits(bmap)}
     for key, name, col, hatch in zip(keys, names, cols, hatches, strict=True):
         frac = cont.fraction(key)
+        if key in minor:
+            name = None  # one legend entry for them all
         ax.stairs(
             below + frac,
             edges,
@@ -183,7 +195,12 @@ def fractions_vs_rate(cont) -> Figure:
             groups.append([(limit, i)])
     if shown:
         ax.plot([], [], color="0.3", ls="--", label="stability limit 2 / λ_max of a minimum")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if minor:  # before chaos (or moving), as legend_outcomes places it
+        at = labels.index("chaotic") if "chaotic" in labels else labels.index(names[-2])
+        handles.insert(at, minor_patch())
+        labels.insert(at, minor_name(bmap))
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     c = bmap.config
     what = "Basins" if bmap.attractors is None else "Basins and attractors"
     _title(
@@ -232,7 +249,11 @@ def _map_legend(bmap) -> tuple[list, list[str]]:
     chaos, not converged or moving, diverged; the orbit points' markers."""
     styles = outcome_styles(bmap)
     handles, names = [], []
-    for label in outcome_order(bmap):
+    for label in legend_outcomes(bmap):
+        if label is None:
+            handles.append(minor_patch())
+            names.append(minor_name(bmap))
+            continue
         edge = "k" if label == -1 else "none"
         handles.append(plt.Rectangle((0, 0), 1, 1, fc=styles[label][0], ec=edge, lw=0.6))
         names.append(outcome_name(bmap, label))
