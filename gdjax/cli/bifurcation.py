@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from gdjax.cli._common import Command, positive_float, positive_int
+from gdjax.cli._common import Command, positive_float, positive_int, progress_bar
 from gdjax.lessons import bifurcation as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run", "start_type"]
@@ -126,11 +126,15 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         action="store_true",
         help="compute in float64 (float32 resolves only the first 4 or 5 doublings)",
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(out: Path, *, seed: int = 0, **options) -> dict:
-    """The study (:func:`gdjax.lessons.bifurcation.run`)."""
-    return lesson.run(out, seed=seed, **options)
+def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:
+    """The study (:func:`gdjax.lessons.bifurcation.run`) with a progress bar
+    over its two parts, the diagram and the doublings (a Ctrl-C swallowed
+    on the way stops the work at the next part)."""
+    with progress_bar("diagram, then doublings", "part", not no_progress) as progress:
+        return lesson.run(out, seed=seed, progress=progress, **options)
 
 
 COMMAND = Command(

@@ -335,11 +335,14 @@ def _axis(surf: gdjax.Surface, bif: A.Bifurcation) -> Axis:
     )
 
 
-def compute(settings: Settings | None = None, **options) -> Study:
+def compute(settings: Settings | None = None, *, progress=None, **options) -> Study:
     """The diagram at ``settings.lrs`` evenly spaced rates, then the period
     doublings in the same range (none when ``settings.doublings`` is 0).
-    ``options`` are :func:`resolve`'s when no settings are given."""
+    ``options`` are :func:`resolve`'s when no settings are given;
+    ``progress(done, 2)`` is called before, between and after the two."""
     s = resolve(**options) if settings is None else settings
+    if progress is not None:
+        progress(0, 2)
     surf = gdjax.surfaces.get(s.surface)
     start = np.asarray(s.start, np.float64).reshape(surf.shape)
     rates = np.linspace(s.lr_min, s.lr_max, s.lrs)
@@ -355,6 +358,8 @@ def compute(settings: Settings | None = None, **options) -> Study:
         dtype=s.dtype,
     )
     t1 = time.perf_counter()
+    if progress is not None:
+        progress(1, 2)
     doublings = None
     if s.doublings:
         doublings = A.period_doublings(
@@ -369,6 +374,8 @@ def compute(settings: Settings | None = None, **options) -> Study:
         )
     ratios = A.feigenbaum(doublings) if doublings is not None else np.zeros(0)
     t2 = time.perf_counter()
+    if progress is not None:
+        progress(2, 2)
     return Study(
         surface=surf,
         settings=s,
@@ -834,11 +841,11 @@ def write(out: str | Path, study: Study) -> dict:
     return res
 
 
-def run(out: Path, *, seed: int = 0, **options) -> dict:
+def run(out: Path, *, seed: int = 0, progress=None, **options) -> dict:
     """:func:`compute` with ``options``, then :func:`write`. (Nothing here is
     random: ``seed`` is accepted as every command's and unused.)"""
     del seed
-    return write(out, compute(**options))
+    return write(out, compute(progress=progress, **options))
 
 
 def summary(res: dict) -> str:
