@@ -167,6 +167,19 @@ def _options_edge_of_stability(parser: argparse.ArgumentParser) -> None:
         default=128,
         help="n x n starts of each attractor map, at most 512 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--doublings",
+        type=positive_int("--doublings"),
+        default=6,
+        help="the double well's period doublings bisected in float64, at most 16 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=3000,
+        help="full-batch steps of the network, at least 100 (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -69,6 +69,7 @@ NET_WIDTH = 32
 NET_POINTS = 64
 NET_STEPS = 3000
 NET_EVERY = 20
+MIN_NET_STEPS = 100
 NET_LIMITS = (8.0, 1.15, 1.05)
 """The net's rates, as 2 / lr in units of its initial sharpness: one far
 below the edge, two just above the initial sharpness."""
@@ -268,7 +269,7 @@ def _net_loss(flat):
     x, y = _net_data()
     w = NET_WIDTH
     w1, b1, w2, b2 = flat[:w], flat[w : 2 * w], flat[2 * w : 3 * w], flat[3 * w]
-    out = jnp.tanh(x[:, None] * w1 + b1) @ w2 + b2
+    out = jnp.tanh(x[:, None] * w1[None, :] + b1[None, :]) @ w2 + b2
     return 0.5 * jnp.mean((out - y) ** 2)
 
 
@@ -312,11 +313,19 @@ def edge_of_stability(seed: int = 0, steps: int = NET_STEPS, every: int = NET_EV
 # The lesson.
 
 
-def compute(*, lrs: int = 1500, grid: int = 128, seed: int = 0, progress=None) -> Lesson:
-    """The double well's diagram and doublings (float64, 6 doublings),
-    peaks' diagram (float32; its doublings are the command's:
-    :data:`PEAKS_DOUBLINGS`), the maps and the network.
-    ``progress(done, 4)`` after each part."""
+def compute(
+    *,
+    lrs: int = 1500,
+    grid: int = 128,
+    doublings: int = 6,
+    steps: int = NET_STEPS,
+    seed: int = 0,
+    progress=None,
+) -> Lesson:
+    """The double well's diagram and ``doublings`` period doublings
+    (float64), peaks' diagram (float32; its doublings are the command's:
+    :data:`PEAKS_DOUBLINGS`), the maps and the network trained for ``steps``
+    steps. ``progress(done, 4)`` after each part."""
     lrs = _validate.check_count("--lrs", lrs)
     if lrs < 2:
         raise ValueError(f"--lrs must be at least 2, got {lrs}")
@@ -326,7 +335,13 @@ def compute(*, lrs: int = 1500, grid: int = 128, seed: int = 0, progress=None) -
             f"--grid must be at most {MAX_GRID} (4 maps of grid^2 starts, each run's last 128 "
             f"points kept: 1.2 GB at {MAX_GRID}), got {grid}"
         )
-    dw = B.resolve("double_well", lrs=lrs, keep=32, x64=True, doublings=6)
+    steps = _validate.check_count("--steps", steps)
+    if steps < MIN_NET_STEPS:
+        raise ValueError(
+            f"--steps must be at least {MIN_NET_STEPS} (the sharpness is measured every "
+            f"{NET_EVERY}), got {steps}"
+        )
+    dw = B.resolve("double_well", lrs=lrs, keep=32, x64=True, doublings=doublings)
     pk = B.resolve("peaks", lrs=lrs, keep=32, doublings=0)
 
     def step(k):
@@ -340,7 +355,7 @@ def compute(*, lrs: int = 1500, grid: int = 128, seed: int = 0, progress=None) -
     step(2)
     found = maps("peaks", grid=grid)
     step(3)
-    edge = edge_of_stability(seed)
+    edge = edge_of_stability(seed, steps=steps)
     step(4)
     return Lesson(double_well, peaks, found, edge)
 
