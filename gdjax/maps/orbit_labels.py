@@ -271,11 +271,19 @@ def _continue(config, ends, lr, cand, chunk, report) -> _Found:
     return _Found(kind, period, around, cycles, lyap, chaos_points)
 
 
+@functools.lru_cache(maxsize=32)
+def _surface_minima(surface, domain: tuple) -> tuple[CriticalPoint, ...]:
+    """The surface's minima in the domain (critical_points: pure, so kept
+    for the next map of the same surface and domain)."""
+    return tuple(c for c in critical_points(surface, domain=domain) if c.kind == "min")
+
+
 def _candidates(config: MapConfig, minima: tuple[CriticalPoint, ...]) -> list[CriticalPoint]:
     """The map's minima, then the surface's minima in the domain that are
     none of them: what a cycle may surround."""
     radius = claim_radius(config.domain) / 10
-    found = [c for c in critical_points(config.surface, domain=config.domain) if c.kind == "min"]
+    domain = tuple(tuple(float(v) for v in d) for d in config.domain)
+    found = _surface_minima(config.surface, domain)
     extra = [
         c
         for c in found

@@ -108,8 +108,9 @@ class AttractorTable:
         slow: (*batch,) how many were not: their last step moved them less
             than the period tolerance (:func:`gdjax.attractors.orbits` would
             read a fixed point), so they are moving.
-        settings: the :class:`gdjax.maps.config.AttractorSettings` used and
-            the period tolerance, as a dict.
+        settings: the :class:`gdjax.maps.config.AttractorSettings` used,
+            the period tolerance ``rtol`` and the ``seconds`` the labelling
+            took, as a dict.
     """
 
     names: tuple[str, ...]
