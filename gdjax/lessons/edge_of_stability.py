@@ -500,8 +500,9 @@ def _maps_section(rep: Report, m: Maps, res: dict) -> None:
         ),
         "attractor_maps",
         "Each pixel is a start, coloured by where its run ends up; black crosses: the points "
-        "of each fixed point or cycle, black dots: a chaotic attractor's last points; stars: "
-        "peaks' three minima. Each title gives the rate, its multiple of the global minimum's "
+        "of each fixed point or cycle, black dots: a chaotic attractor's last points; star: "
+        "the global minimum (peaks' other two minima lie outside the box). Each title gives "
+        "the rate, its multiple of the global minimum's "
         "limit 2/λ_max and the largest share.",
     )
     rows = []
