@@ -403,8 +403,12 @@ def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -
     bmap = cont.bmap
     grids = bmap.label_grid()
     frames = []
-    fig, ax = plt.subplots(figsize=(size + 2.6, size + 0.4), dpi=dpi, layout="constrained")
-    fig.legend(*_map_legend(bmap), loc="outside right upper", fontsize=9)
+    handles, names = _map_legend(bmap)
+    # a legend with the attractors is longer and wider: room for it beside the map
+    wide = bmap.attractors is not None
+    width = size + (4.4 if wide else 2.6)
+    fig, ax = plt.subplots(figsize=(width, size + 0.4), dpi=dpi, layout="constrained")
+    fig.legend(handles, names, loc="outside right upper", fontsize=8 if wide else 9)
     try:
         for i, lr in enumerate(cont.lrs):
             ax.clear()
@@ -419,7 +423,9 @@ def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -
             ax.tick_params(labelsize=10)  # 11 px at 80 dpi
             fig.canvas.draw()
             rgba = np.asarray(fig.canvas.buffer_rgba())
-            frames.append(Image.fromarray(rgba[..., :3]).quantize(colors=64, dither=0))
+            # the attractors' shades need more than 64 colours to stay apart
+            colours = 128 if wide else 64
+            frames.append(Image.fromarray(rgba[..., :3]).quantize(colors=colours, dither=0))
     finally:
         plt.close(fig)
     out = io.BytesIO()
