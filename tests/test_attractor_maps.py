@@ -44,28 +44,28 @@ def box_rates():
 
 
 def test_off_leaves_the_map_as_it_was():
-    """attractors=False (and None) is the map made without the option: the
-    same labels, steps, minima and fractions, through either run_map."""
-    kw = dict(grid=48, steps=400, lr=np.array([0.01, 0.075, 0.15]))
+    """attractors=False (through orbit_labels.run_map) and None (through
+    basins.run_map) are the map made without the option: the same labels,
+    steps, minima and fractions."""
+    kw = dict(grid=32, steps=400, lr=np.array([0.01, 0.075, 0.15]))
     plain = basins.run_map(MapConfig("peaks", **kw))
-    for off in (False, None):
+    for off, run in ((False, orbit_labels.run_map), (None, basins.run_map)):
         config = MapConfig("peaks", attractors=off, **kw)
         assert config.attractors is None and config.cost().orbit_steps == 0
-        for run in (basins.run_map, orbit_labels.run_map):
-            bmap = run(config)
-            np.testing.assert_array_equal(bmap.labels, plain.labels)
-            np.testing.assert_array_equal(bmap.converged_step, plain.converged_step)
-            assert bmap.minima == plain.minima and bmap.attractors is None
-            assert bmap.fractions.outcomes == plain.fractions.outcomes
-            np.testing.assert_array_equal(bmap.fractions.fraction, plain.fractions.fraction)
-            assert bmap.config == plain.config
+        bmap = run(config)
+        np.testing.assert_array_equal(bmap.labels, plain.labels)
+        np.testing.assert_array_equal(bmap.converged_step, plain.converged_step)
+        assert bmap.minima == plain.minima and bmap.attractors is None
+        assert bmap.fractions.outcomes == plain.fractions.outcomes
+        np.testing.assert_array_equal(bmap.fractions.fraction, plain.fractions.fraction)
+        assert bmap.config == plain.config
 
 
 def test_on_splits_only_the_not_converged_runs():
     """With attractors the runs that converged or diverged keep their
     outcome (minima matched by location), the not-converged ones become
     moving or an attractor, and the fractions sum to 1."""
-    kw = dict(grid=48, steps=400, lr=np.array([0.01, 0.075, 0.15]))
+    kw = dict(grid=32, steps=400, lr=np.array([0.01, 0.075, 0.15]))
     plain = basins.run_map(MapConfig("peaks", **kw))
     on = orbit_labels.run_map(MapConfig("peaks", attractors=True, **kw))
     where = {m.location: i for i, m in enumerate(on.minima)}
