@@ -7,25 +7,32 @@ command then ran to the end)."""
 
 import signal
 import sys
+from typing import NoReturn
 
 INTERRUPTED = 130  # gdjax.cli._common.INTERRUPTED, not imported: this runs before gdjax is
 
 
-def main() -> int:
+def main() -> NoReturn:
     pressed = []
     # while importing, Ctrl-C is only noted: the import ends (a second or
     # two) and the command stops before it starts
     previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
     try:
         from gdjax.cli import main as gdjax_main
+        from gdjax.cli._common import exit_process
     finally:
         signal.signal(signal.SIGINT, previous)
-    try:
-        if pressed:
-            raise KeyboardInterrupt
-        return gdjax_main()
-    except KeyboardInterrupt:  # before a command's run took over its own Ctrl-C
-        print(
-            "\ngdjax: interrupted before the command started; nothing was written", file=sys.stderr
-        )
-        return INTERRUPTED
+
+    def command() -> int:
+        try:
+            if pressed:
+                raise KeyboardInterrupt
+            return gdjax_main()
+        except KeyboardInterrupt:  # before a command's run took over its own Ctrl-C
+            print(
+                "\ngdjax: interrupted before the command started; nothing was written",
+                file=sys.stderr,
+            )
+            return INTERRUPTED
+
+    exit_process(command)  # after a Ctrl-C, at once (see exit_process)

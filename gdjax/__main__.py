@@ -1,8 +1,7 @@
 """``python -m gdjax``: the ``gdjax`` command (e.g. under ``srun`` or ``mpirun``)."""
 
-import sys
-
 from gdjax.cli import main
+from gdjax.cli._common import exit_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main)

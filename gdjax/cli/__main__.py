@@ -1,7 +1,6 @@
 """``python -m gdjax.cli``: the ``gdjax`` command."""
 
-import sys
-
 from gdjax.cli import main
+from gdjax.cli._common import exit_process
 
-sys.exit(main())
+exit_process(main)

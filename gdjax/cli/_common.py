@@ -334,6 +334,24 @@ RUNTIME = 1  # the run could not finish: data missing, a locked folder, a full d
 INTERRUPTED = 130  # Ctrl-C
 
 
+def exit_process(main: Callable[[], int]) -> NoReturn:
+    """A process's end for the ``gdjax`` entry points (not for ``main``
+    called in Python): runs ``main`` and exits with its status. After a
+    Ctrl-C (status 130) the process ends at once, once its message is
+    printed and its run folder put back: an interpreter shut down while an
+    XLA compilation thread still runs crashed (exit 139) in about one
+    interrupt in three."""
+    try:
+        status = main()
+    except SystemExit as err:
+        status = err.code
+    if status == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
+    sys.exit(status)
+
+
 def fail(message: str, status: int) -> NoReturn:
     """Prints ``gdjax: error: message`` (one line, no traceback) and exits."""
     print(f"gdjax: error: {message}", file=sys.stderr)
