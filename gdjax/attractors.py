@@ -125,10 +125,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from gdjax import _chunks, _engine, _validate, continuation
+from gdjax import _chunks, _engine, _validate
 from gdjax import surfaces as _surfaces
 from gdjax._engine import OptaxFactory
 from gdjax.descent import DEFAULT_BOUND
+from gdjax.maps.critical import stability_limit
 from gdjax.surfaces import Surface
 
 __all__ = [
@@ -692,7 +693,7 @@ def orbits(
 def _hessian_limit(fn, location: np.ndarray, shape, dtype) -> float:
     x = jnp.asarray(location.reshape(shape), dtype)
     hess = np.asarray(jax.hessian(fn)(x), np.float64).reshape(location.size, location.size)
-    return continuation.stability_limit(np.linalg.eigvalsh(hess))
+    return stability_limit(np.linalg.eigvalsh(hess))
 
 
 def bifurcation(

@@ -18,12 +18,10 @@ non-finite, or beyond ``bound``). Never a NaN.
 
 Beyond a minimum's stability limit the runs that end not converged are on
 periodic orbits around it, chaotic, or still moving:
-``gdjax.maps.orbit_labels.map_basins`` (and ``run_map`` of a
+``map_basins(..., attractors=True)`` (or :func:`run_map` of a
 ``MapConfig(attractors=True)``) labels them (labels -3, -4, ... for the
-attractors of ``BasinMap.attractors``; :mod:`gdjax.maps.summary`). This
-module's :func:`map_basins` and :func:`run_map` map minima only: they cannot
-call it, because :mod:`gdjax.attractors` imports :mod:`gdjax.continuation`,
-which imports this module.
+attractors of ``BasinMap.attractors``; :mod:`gdjax.maps.summary`, and
+:mod:`gdjax.maps.orbit_labels` for how).
 
 ``critical_points`` finds every critical point in the domain (minima,
 saddles, maxima) by Newton's method on the gradient from a grid of starts.
@@ -42,7 +40,7 @@ from gdjax.maps.config import MapConfig as MapConfig
 from gdjax.maps.config import check_memory as check_memory
 from gdjax.maps.config import grid_starts as grid_starts
 from gdjax.maps.critical import critical_points as critical_points
-from gdjax.maps.runner import run_map as run_map
+from gdjax.maps.orbit_labels import run_map as run_map
 from gdjax.maps.summary import DIVERGED as DIVERGED
 from gdjax.maps.summary import NOT_CONVERGED as NOT_CONVERGED
 from gdjax.maps.summary import BasinMap as BasinMap
@@ -98,6 +96,7 @@ def map_basins(
     check_every: int = 10,
     progress: Progress | None = None,
     label_on: str = "auto",
+    attractors=None,
 ) -> BasinMap:
     """Maps the basins of attraction of a 2D surface.
 
@@ -147,6 +146,12 @@ def map_basins(
             so the first one samples the whole domain. The labels equal the
             host's; ``BasinMap.final`` is None. ``"auto"`` (default): the
             device on an accelerator, the host on a CPU.
+        attractors: None (default): the runs that end not converged are
+            labelled -1. True, or a
+            :class:`gdjax.maps.config.AttractorSettings`: they are continued
+            and labelled with what they reach, a periodic orbit around a
+            minimum, chaos, or still moving (plain gradient descent; labels
+            in :mod:`gdjax.maps.summary`).
 
     Returns:
         A :class:`BasinMap`: ``run_map(MapConfig(surface, ...), key=key,
@@ -169,6 +174,7 @@ def map_basins(
         unroll=unroll,
         check_every=check_every,
         label_on=label_on,
+        attractors=attractors,
     )
     if starts is not None and key is None:
         raise ValueError("random starts need key=jax.random.key(seed)")

@@ -18,10 +18,10 @@ rate grows.
 Beyond a minimum's limit its starts do not stop: gradient descent there has
 periodic orbits around the minimum (period 2 just past the limit, then 4,
 ...) and chaos. A continuation of maps with attractor labelling
-(``MapConfig(attractors=True)``, mapped by
-:func:`gdjax.maps.orbit_labels.run_map`; :func:`from_maps` measures them)
-labels them, and :attr:`Continuation.destinations` says where each vanished
-basin's starts go at the rates beyond it.
+(``continuation(..., attractors=True)`` or ``MapConfig(attractors=True)``;
+:mod:`gdjax.maps.orbit_labels`) labels them, and
+:attr:`Continuation.destinations` says where each vanished basin's starts go
+at the rates beyond it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from jaxtyping import Array, ArrayLike
 
 from gdjax import _progress, _validate, basins, fractal
 from gdjax._progress import Progress
+from gdjax.maps.critical import stability_limit as stability_limit
 from gdjax.surfaces import Surface
 
 __all__ = [
@@ -150,13 +151,6 @@ class Continuation:
         return np.asarray(self.bmap.fractions[outcome].fraction)
 
 
-def stability_limit(eigenvalues: Sequence[float]) -> float:
-    """2 / lambda_max: the largest rate at which gradient descent can
-    converge to a minimum with these Hessian eigenvalues."""
-    top = max(eigenvalues)
-    return 2.0 / top if top > 0 else float("inf")
-
-
 def vanishing(lrs: ArrayLike, fractions: ArrayLike) -> tuple[float | None, float | None]:
     """(last_seen, vanished_at) of one basin from its fraction at each rate
     (see :class:`Vanishing`)."""
@@ -183,6 +177,7 @@ def continuation(
     box: int = 5,
     x64: bool = False,
     chunk_size: int | None = None,
+    attractors=None,
     progress: Progress | None = None,
 ) -> Continuation:
     """Maps the basins of gradient descent at every rate of ``lrs`` (one
@@ -195,8 +190,9 @@ def continuation(
             rates (then only ``box`` and ``progress`` go with it).
         lrs: increasing positive rates (e.g. ``np.geomspace(1e-3, 0.2, 64)``).
         grid: n for an n x n grid of starts.
-        steps, tol, domain, bound, global_tol, chunk_size, progress: as in
-            :func:`gdjax.basins.map_basins`.
+        steps, tol, domain, bound, global_tol, chunk_size, attractors,
+            progress: as in :func:`gdjax.basins.map_basins` (``attractors``:
+            label what the runs that do not converge reach).
         box: the box size (pixels) of the basin entropies.
         x64: compute in float64 (about twice the time on a CPU).
     """
@@ -219,13 +215,9 @@ def continuation(
                 bound=bound,
                 global_tol=global_tol,
                 chunk_size=chunk_size,
+                attractors=attractors,
             )
     _check_config(config, box)
-    if config.attractors is not None:
-        raise ValueError(
-            "a continuation with attractor labelling maps through "
-            "gdjax.maps.orbit_labels.run_map(config); measure it with from_maps(config, bmap)"
-        )
     with jax.enable_x64(config.dtype == "float64"):
         bmap = basins.run_map(config, progress=progress)
     return from_maps(config, bmap, box=box)
@@ -249,9 +241,7 @@ def from_maps(config: basins.MapConfig, bmap: basins.BasinMap, *, box: int = 5) 
     minima's basins and of the not-converged starts, every attractor counted
     as not converged (as :func:`uncertainty`'s re-run descents classify), so
     they are the same with attractor labelling and without.
-    :func:`continuation` is ``from_maps(config, run_map(config))``; a config
-    with attractor labelling is mapped by
-    :func:`gdjax.maps.orbit_labels.run_map` and measured here."""
+    :func:`continuation` is ``from_maps(config, run_map(config))``."""
     box = _check_config(config, box)
     lrs = check_rates(config.lr)
     if bmap.batch != lrs.shape or bmap.grid != (config.grid, config.grid):

@@ -124,8 +124,10 @@ def test_continuation_of_labelled_maps_says_where_the_starts_go(box_rates):
     dest = cont.destinations[g]
     assert [d.outcome for d in dest] == [f"period 2 around min {g}", f"period 4 around min {g}"]
     assert dest[0].lr_from == pytest.approx(0.075) and dest[0].share > 0.95
-    with pytest.raises(ValueError, match="orbit_labels.run_map"):
-        C.continuation(config, box=4)
+    # continuation() of the same config maps through the attractor labelling too
+    again = C.continuation(config, box=4)
+    assert again.destinations == cont.destinations
+    np.testing.assert_array_equal(again.bmap.labels, bmap.labels)
 
 
 def test_one_device_and_eight_agree(box_rates):
@@ -304,3 +306,13 @@ def test_cli_continuation_shows_the_period_two_orbit_where_it_showed_white(tmp_p
     assert f"go to {name} (" in page
     printed = capsys.readouterr().out
     assert f"then its starts go to {name} (" in printed
+
+
+def test_the_keyword_form_labels_attractors_too():
+    """basins.map_basins(..., attractors=True): the public keyword form maps
+    through the attractor labelling (it had to be reached through
+    gdjax.maps.orbit_labels while an import cycle stood in the way)."""
+    bmap = basins.map_basins("peaks", grid=16, steps=300, lr=0.075, domain=BOX, attractors=True)
+    g = _global_index(bmap)
+    assert bmap.attractors is not None
+    assert bmap.fractions[f"period 2 around min {g}"].fraction > 0.95

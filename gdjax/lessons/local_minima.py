@@ -23,7 +23,6 @@ import gdjax
 from gdjax import basins, plot, runs
 from gdjax._progress import Progress
 from gdjax.descent import Trajectory
-from gdjax.maps import orbit_labels
 from gdjax.maps.critical import claim_radius
 from gdjax.plot.basins import NOISE, value_scale, value_text
 from gdjax.report import Report, versions, write_json
@@ -70,12 +69,12 @@ def compute(
 ) -> BasinStudy:
     """Maps the basins of ``config`` (random starts drawn from ``seed``;
     with ``config.attractors``, the not-converged runs' attractors labelled
-    too: :func:`gdjax.maps.orbit_labels.run_map`), finds the critical
+    too: :mod:`gdjax.maps.orbit_labels`), finds the critical
     points, descends a few starts in full and measures the best-of-k curve.
-    ``progress`` is :func:`gdjax.maps.orbit_labels.run_map`'s."""
+    ``progress`` is :func:`gdjax.basins.run_map`'s."""
     check_size(config)
     with jax.enable_x64(config.dtype == "float64"):
-        bmap = orbit_labels.run_map(config, key=jax.random.key(seed), progress=progress)
+        bmap = basins.run_map(config, key=jax.random.key(seed), progress=progress)
         crit = basins.critical_points(config.surface, domain=bmap.domain)
         # a few full trajectories for the map (not for every start)
         shown = bmap.starts[shown_starts(bmap)]

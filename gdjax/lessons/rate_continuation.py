@@ -26,7 +26,6 @@ import gdjax
 from gdjax import _validate, basins, fractal
 from gdjax import continuation as C
 from gdjax._progress import Progress
-from gdjax.maps import orbit_labels
 from gdjax.plot import continuation as P
 from gdjax.plot.fractal import uncertainty_caption
 from gdjax.report import Report, versions, write_json
@@ -73,7 +72,7 @@ def compute(
     ``"auto"``: as many as cost about what the maps cost, up to
     :data:`UNCERTAINTY_STARTS`; the starts are drawn from ``seed``).
     Unless ``minima_only``, the maps label the attractors of the runs that
-    end not converged (:func:`gdjax.maps.orbit_labels.run_map`).
+    end not converged (:mod:`gdjax.maps.orbit_labels`).
     ``progress`` gets (runs done, runs) of the maps, then of the runs the
     attractor labelling continues, then of the uncertainty exponent's
     descents."""
@@ -102,12 +101,7 @@ def compute(
             attractors=not minima_only,
         )
     config.check_memory()  # every map is kept
-    if config.attractors is None:
-        cont = C.continuation(config, box=box, progress=progress)
-    else:
-        with jax.enable_x64(x64):
-            bmap = orbit_labels.run_map(config, progress=progress)
-        cont = C.from_maps(config, bmap, box=box)
+    cont = C.continuation(config, box=box, progress=progress)
     if uncertainty:
         at = three_rates(cont.fractal.box_dimension)
         found = C.uncertainty(cont, at, key=jax.random.key(seed), n=uncertainty, progress=progress)

@@ -30,7 +30,15 @@ __all__ = [
     "find_and_label",
     "label_ends",
     "pow2",
+    "stability_limit",
 ]
+
+
+def stability_limit(eigenvalues: Sequence[float]) -> float:
+    """2 / lambda_max: the largest rate at which gradient descent can
+    converge to a minimum with these Hessian eigenvalues."""
+    top = max(eigenvalues)
+    return 2.0 / top if top > 0 else float("inf")
 
 
 def claim_radius(dom) -> float:
