@@ -30,6 +30,7 @@ NUMERIC = (
     "gdjax.lenet",
     "gdjax.maps.config",
     "gdjax.maps.critical",
+    "gdjax.maps.orbit_labels",
     "gdjax.maps.runner",
     "gdjax.maps.summary",
     "gdjax.optimizers",

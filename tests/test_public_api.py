@@ -107,6 +107,7 @@ PUBLIC_MODULES = [
     "gdjax.maps.runner",
     "gdjax.maps.summary",
     "gdjax.maps.critical",
+    "gdjax.maps.orbit_labels",
     "gdjax.maps.tiles",
     "gdjax.tiled",
     "gdjax.lenet",

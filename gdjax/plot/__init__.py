@@ -19,6 +19,7 @@ titles, the matplotlib backend) is in ``gdjax.plot._style``.
 
 # _style first: it chooses the backend before any module below imports pyplot
 from gdjax.plot import _style as _style
+from gdjax.plot import attractors as attractors
 from gdjax.plot import continuation as continuation
 from gdjax.plot import fractal as fractal
 from gdjax.plot import high_dim as high_dim
@@ -47,6 +48,7 @@ from gdjax.plot.training import training_curves as training_curves
 
 __all__ = [
     "arrival_by_rule",
+    "attractors",
     "continuation",
     "fractal",
     "high_dim",
