@@ -49,6 +49,7 @@ from jaxtyping import Array, ArrayLike
 
 from gdjax import _registry, _validate, basins
 from gdjax.descent import optimizer
+from gdjax.maps import summary
 
 __all__ = [
     "PRESETS",
@@ -295,7 +296,16 @@ class Comparison:
             axis = optimizer).
         p_global: per optimizer, the fraction of starts that reached a
             global minimum (``reached``) with its 95% interval.
-        agreement: :func:`agreement` of ``reached``.
+        agreement: :func:`agreement` of ``reached`` (the same minimum; an
+            attractor is no minimum).
+
+    With attractor labelling (``compare(..., attractors=True)``) the runs
+    that end not converged, and not within ``radius`` of a minimum, are
+    labelled by :mod:`gdjax.maps.orbit_labels`: ``reached`` holds
+    ``FIRST_ATTRACTOR - a`` (-3 - a) for attractor ``a`` of
+    ``bmap.attractors`` and -1 for the runs still moving, and
+    ``fractions`` has a key per attractor (``"period 2 around min 0"``,
+    ``"chaotic"``) and ``"moving"`` instead of ``"not_converged"``.
     """
 
     presets: tuple[Preset, ...]
@@ -314,6 +324,24 @@ class Comparison:
         if name not in self.names:
             raise ValueError(f"no optimizer {name!r} here; these are {', '.join(self.names)}")
         return self.names.index(name)
+
+    @property
+    def outcomes(self) -> list[tuple[int, str]]:
+        """Every outcome as (label, fractions key): the minima, the
+        attractors (with attractor labelling), moving or not converged,
+        diverged; :func:`transitions` takes the labels."""
+        bmap = self.bmap
+        table = bmap.attractors
+        labels = list(range(len(bmap.minima)))
+        labels += [summary.FIRST_ATTRACTOR - a for a in range(0 if table is None else len(table))]
+        labels += [basins.NOT_CONVERGED, basins.DIVERGED]
+        return [(label, bmap.outcome(label)) for label in labels]
+
+    def transitions(self, a: str, b: str) -> np.ndarray:
+        """:func:`transitions` from optimizer ``a`` to ``b`` over
+        :attr:`outcomes`, attractors included."""
+        labels = [label for label, _ in self.outcomes]
+        return transitions(self.reached[self.index(a)], self.reached[self.index(b)], labels)
 
     def at(self, name: str) -> basins.BasinMap:
         """One optimizer's map (gradient-test labels)."""
@@ -334,6 +362,7 @@ def compare(
     bound: float | None = None,
     global_tol: float = 1e-6,
     chunk_size: int | None = None,
+    attractors=False,
     progress=None,
 ) -> Comparison:
     """Maps the basins of every optimizer from the same starts, as one
@@ -343,7 +372,16 @@ def compare(
     MapConfig (its rate and rule are the presets'). ``radius`` (default: 1%
     of the domain's width, the radius within which a map claims a converged
     end for a minimum) decides which ends count as having reached a minimum
-    (see :class:`Comparison`)."""
+    (see :class:`Comparison`).
+
+    ``attractors`` (True or a :class:`gdjax.maps.config.AttractorSettings`;
+    off by default) labels what the runs that end not converged reach, as
+    ``gdjax basins --attractors`` does: :func:`gdjax.basins.run_map`
+    (:func:`gdjax.maps.orbit_labels.run_map`) continues each from its end
+    point with its own optimizer and a fresh optimizer state. A run that
+    ends within ``radius`` of a minimum counts as having reached it first,
+    so the option changes no minimum's fraction; it splits the rest into
+    attractors and moving."""
     presets = tuple(preset(p) if isinstance(p, str) else p for p in presets)
     if not presets:
         raise ValueError("give at least one optimizer")
@@ -356,7 +394,7 @@ def compare(
     rule = optimizer(family, **settings)
     # the end points are read below (runs hovering near a minimum): labelled on the host
     if isinstance(surface, basins.MapConfig):
-        config = surface.replace(lr=lr, rule=rule, label_on="host")
+        config = surface.replace(lr=lr, rule=rule, label_on="host", attractors=attractors)
     else:
         config = basins.MapConfig(
             surface,
@@ -371,17 +409,18 @@ def compare(
             global_tol=global_tol,
             chunk_size=chunk_size,
             label_on="host",
+            attractors=attractors,
         )
-    bmap = basins.run_map(config, key=key, progress=progress)
+    bmap = basins.run_map(config, key=key, progress=progress)  # with attractors if asked
     if radius is None:
         radius = 1e-2 * max(hi - lo for lo, hi in bmap.domain)
-    hover = bmap.labels == basins.NOT_CONVERGED
-    reached = np.where(hover, near_minima(bmap.final, bmap.minima, radius), bmap.labels)
+    # not converged (moving, or an attractor): a minimum within the radius first
+    hover = (bmap.labels == basins.NOT_CONVERGED) | (bmap.labels <= summary.FIRST_ATTRACTOR)
+    near = near_minima(bmap.final, bmap.minima, radius)
+    reached = np.where(hover & (near >= 0), near, bmap.labels)
     n = reached.shape[-1]
-    k = len(bmap.minima) + 2
-    counts = np.stack([np.bincount(row + 2, minlength=k) for row in reached])
-    keys = ("diverged", "not_converged") + tuple(str(i) for i in range(len(bmap.minima)))
-    fractions = basins.Fractions(keys, *basins.wilson_interval(counts, n))
+    names = None if bmap.attractors is None else bmap.attractors.names
+    fractions = summary.fractions(reached, len(bmap.minima), names)
     glob = np.isin(reached, list(bmap.global_minima)).sum(-1)
     p_global = basins.Estimate(*basins.wilson_interval(glob, n))
     return Comparison(

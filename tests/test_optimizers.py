@@ -16,7 +16,7 @@ from gdjax import basins
 from gdjax import optimizers as O
 from gdjax.cli import optimizers as cli_optimizers
 from gdjax.cli._common import run_and_print
-from gdjax.maps import runner
+from gdjax.maps import orbit_labels, runner
 
 
 def _f(x):
@@ -214,3 +214,85 @@ def test_compare_takes_a_map_config():
     b = O.compare("peaks", ["gd", "adam"], grid=12, steps=300, tol=1e-3)
     np.testing.assert_array_equal(a.reached, b.reached)
     assert a.bmap.config.batch == [2]
+
+
+# beyond gradient descent's stability limit at the global minimum of peaks
+# (0.228, -1.626): lr 0.075 puts GD on a 2-cycle around it (docs/basins.md)
+_BOX = ((-0.2, 0.7), (-2.1, -1.2))
+
+
+def test_attractors_label_the_not_converged_runs_of_each_optimizer():
+    names = ["gd", "momentum", "rmsprop"]
+    presets = [O.preset(n, 0.075) for n in names]
+    off = O.compare("peaks", presets, grid=32, steps=200, domain=_BOX)
+    on = O.compare("peaks", presets, grid=32, steps=200, domain=_BOX, attractors=True)
+    # off: as before (no table, the old keys)
+    assert off.bmap.attractors is None
+    assert set(off.fractions) == {"diverged", "not_converged", "0"}
+    assert off.fractions["not_converged"].fraction[0] == 1.0  # GD never converges here
+    # on: GD's not-converged starts are on the 2-cycle around the global minimum
+    table = on.bmap.attractors
+    assert "period 2 around min 0" in table.names
+    assert on.fractions["period 2 around min 0"].fraction[0] == 1.0
+    assert on.outcomes[0] == (0, "0") and (-1, "moving") in on.outcomes
+    # the family's GD labels as plain gradient descent does
+    plain = orbit_labels.map_basins("peaks", grid=32, steps=200, lr=0.075, domain=_BOX)
+    np.testing.assert_array_equal(on.reached[0], plain.labels)
+    # every optimizer's outcome is labelled: a minimum, an attractor, moving, diverged
+    valid = {label for label, _ in on.outcomes}
+    for i in range(len(names)):
+        assert set(np.unique(on.reached[i]).tolist()) <= valid
+        assert not np.any(on.reached[i] == basins.NOT_CONVERGED) or "moving" in on.fractions
+    assert on.fractions["0"].fraction[1] == off.fractions["0"].fraction[1]  # momentum converges
+    assert on.fractions["period 2 around min 0"].fraction[2] > 0.5  # RMSprop orbits too
+    total = sum(np.asarray(on.fractions[k].fraction) for k in on.fractions)
+    np.testing.assert_allclose(total, 1.0)
+    # the minima's fractions do not change: the attractors split the rest
+    np.testing.assert_array_equal(on.fractions["0"].fraction, off.fractions["0"].fraction)
+    t = on.transitions("gd", "momentum")
+    assert t.shape == (len(on.outcomes),) * 2 and t.sum() == pytest.approx(1.0)
+    assert t[1, 0] == 1.0  # GD's 2-cycle starts all converge under momentum
+
+
+def test_cli_attractors_write_the_table(tmp_path):
+    out = tmp_path / "run"
+    res = run_and_print(
+        cli_optimizers.COMMAND,
+        {
+            "out": out,
+            "seed": 0,
+            "overwrite": False,
+            "grid": 32,
+            "steps": 200,
+            "optimizers": ["gd", "momentum"],
+            "lr": [(None, 0.075)],
+            "domain": [-0.2, 0.7, -2.1, -1.2],
+            "attractors": True,
+            "no_progress": True,
+        },
+    )
+    data = json.loads((out / "optimizers.json").read_text())
+    assert data == json.loads(json.dumps(res))
+    rows = {row["name"]: row for row in data["attractors"]["table"]}
+    assert rows["period 2 around min 0"]["fraction"] == [1.0, 0.0]
+    assert rows["period 2 around min 0"]["period"] == 2
+    assert len(rows["period 2 around min 0"]["points"][0]) == 2  # GD's two cycle points
+    for name in data["optimizers"]:
+        fr = data["fractions"][name]
+        assert "moving" in fr and "not_converged" not in fr
+        assert sum(v["fraction"] for v in fr.values()) == pytest.approx(1.0)
+        assert fr["period 2 around min 0"]["ci_low"] <= fr["period 2 around min 0"]["fraction"]
+    page = (out / "report.html").read_text()
+    assert "Beyond the stability limit: attractors" in page
+    assert "period 2 around min 0" in page
+    assert "maps.png" in {p.name for p in out.iterdir()}
+
+
+def test_cli_attractors_option_is_off_by_default():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli_optimizers.add_arguments(parser)
+    assert parser.parse_args([]).attractors is False
+    assert parser.parse_args(["--attractors"]).attractors is True
+    assert "--attractors" in parser.format_help()

@@ -100,6 +100,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         default=None,
         help="box of starts (default: the surface's)",
     )
+    parser.add_argument(
+        "--attractors",
+        action="store_true",
+        help="label where the starts that end not converged (and not near a minimum) go: a "
+        "periodic orbit around a minimum (its period), chaos, or still moving; each is "
+        "continued from its end point with its own optimizer and a fresh optimizer state "
+        "(off by default, as for gdjax basins)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

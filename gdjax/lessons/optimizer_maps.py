@@ -7,6 +7,10 @@ data (gdjax.optimizers). Draws their basin maps side by side, measures the
 fraction reaching the global minimum for each and the pairwise agreement
 (the fraction of starts that reach the same minimum under both), and answers
 lesson C's claim that momentum helps escape shallow minima with the counts.
+With --attractors (off by default, as for gdjax basins), the starts that end
+not converged and not near a minimum are labelled by where they go: a
+periodic orbit around a minimum, chaos, or still moving (each continued from
+its end point with its own optimizer and a fresh optimizer state).
 Writes optimizers.json, the figures and report.html.
 """
 
@@ -89,19 +93,23 @@ def compute(
     decay: float | None = None,
     radius: float | None = None,
     domain=None,
+    attractors=False,
     progress=None,
 ) -> O.Comparison:
     """Validates (before any compute), then runs every optimizer from the
     same grid of starts (:func:`gdjax.optimizers.compare`). ``lr``: one
     rate for every optimizer, a mapping ``{name: rate}``, or pairs
     ``(name or None, rate)`` as ``--lr`` gives them (default: each
-    optimizer's own)."""
+    optimizer's own). ``attractors``: label where the not-converged runs
+    go (True or an AttractorSettings; :func:`gdjax.optimizers.compare`)."""
     presets = build_presets(list(optimizers or O.PRESETS), lr, momentum, b1, b2, decay)
     dom = None if domain is None else ((domain[0], domain[1]), (domain[2], domain[3]))
     # one configuration (its rate and rule become the presets'): refusals before compute
-    config = basins.MapConfig(surface, grid=grid, steps=steps, tol=tol, domain=dom)
+    config = basins.MapConfig(
+        surface, grid=grid, steps=steps, tol=tol, domain=dom, attractors=attractors
+    )
     basins.check_memory(grid * grid, sets=len(presets))
-    return O.compare(config, presets, radius=radius, progress=progress)
+    return O.compare(config, presets, radius=radius, attractors=attractors, progress=progress)
 
 
 def write(out: str | Path, cmp: O.Comparison) -> dict:
@@ -180,6 +188,8 @@ def to_json(cmp: O.Comparison) -> dict:
         "converged_by_gradient": {
             name: float(converged[i].mean()) for i, name in enumerate(cmp.names)
         },
+        "outcomes": [{"label": label, "name": name} for label, name in cmp.outcomes],
+        "attractors": None if bmap.attractors is None else bmap.attractors.to_json(cmp.fractions),
         "agreement": np.asarray(cmp.agreement).tolist(),
         "escapes": escapes(cmp),
         "timing": bmap.timing._asdict(),
@@ -234,6 +244,10 @@ def _report(out: Path, cmp: O.Comparison, res: dict) -> None:
         f"{c.tol:g}, or ended within {cmp.radius:.3g} of it: Adam and RMSprop at a constant "
         "rate hover around a minimum at a distance of about their rate."
     )
+    if bmap.attractors is not None:
+        rep.heading("Beyond the stability limit: attractors")
+        for line in _attractor_lines(cmp, res):
+            rep.text(line)
     rep.heading("Does momentum help escape shallow minima?")
     for line in _claim(cmp, res):
         rep.text(line)
@@ -255,9 +269,8 @@ def _report(out: Path, cmp: O.Comparison, res: dict) -> None:
     )
     rep.heading("Fractions")
     keys = list(cmp.fractions)
-    names = {"diverged": "diverged", "not_converged": "not converged"}
     rep.table(
-        ["optimizer", "lr", *(names.get(k, f"min {k}") for k in keys), "gradient test passed"],
+        ["optimizer", "lr", *(_key_words(k) for k in keys), "gradient test passed"],
         [
             [
                 p.words,
@@ -296,6 +309,41 @@ def _report(out: Path, cmp: O.Comparison, res: dict) -> None:
     rep.write(out)
 
 
+def _key_words(key: str) -> str:
+    """A fractions key in a table's words: "min 0", "not converged",
+    "period 2 around min 0", "chaotic", "moving", "diverged"."""
+    return f"min {key}" if key.isdigit() else key.replace("_", " ")
+
+
+def _attractor_lines(cmp: O.Comparison, res: dict) -> list[str]:
+    """The attractors by name, and per optimizer the share of starts on
+    each (with its 95% interval) and the share still moving."""
+    table = res["attractors"]
+    names = [row["name"] for row in table["table"]]
+    lines = [
+        "The runs that end not converged, and not within the radius of a minimum, are "
+        "continued from their end points with their own optimizer and a fresh optimizer "
+        "state (a map keeps only end points: the continuation's transient lets the state "
+        "settle onto the attractor), then labelled: "
+        + (", ".join(names) if names else "no periodic orbit or chaos was found")
+        + "; the rest are moving."
+    ]
+    for name in cmp.names:
+        fr = res["fractions"][name]
+        parts = [
+            f"{100 * fr[k]['fraction']:.1f}% {k} [{100 * fr[k]['ci_low']:.1f}, "
+            f"{100 * fr[k]['ci_high']:.1f}]"
+            for k in [*names, "moving"]
+            if fr[k]["fraction"] > 0
+        ]
+        lines.append(
+            f"{name}: "
+            + ("; ".join(parts) if parts else "every start reached a minimum or diverged")
+            + "."
+        )
+    return lines
+
+
 def summary(res: dict) -> str:
     lines = ["optimizers: fraction of starts reaching a global minimum"]
     for name in res["optimizers"]:
@@ -304,4 +352,15 @@ def summary(res: dict) -> str:
             f"  {name:9s} {100 * p['fraction']:5.1f}% "
             f"[{100 * p['ci_low']:.1f}, {100 * p['ci_high']:.1f}]"
         )
+    if res.get("attractors"):
+        names = [row["name"] for row in res["attractors"]["table"]]
+        lines.append("beyond the minima (attractors; moving):")
+        for name in res["optimizers"]:
+            fr = res["fractions"][name]
+            shares = ", ".join(
+                f"{k} {100 * fr[k]['fraction']:.1f}%"
+                for k in [*names, "moving"]
+                if fr[k]["fraction"] > 0
+            )
+            lines.append(f"  {name:9s} {shares or '-'}")
     return "\n".join(lines)

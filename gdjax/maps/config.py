@@ -292,8 +292,9 @@ class MapConfig:
             ``True`` for the default :class:`AttractorSettings`, or settings
             of one's own; ``False`` or None (default): minima only, and the
             map runs exactly as without the option. It needs plain gradient
-            descent (``rule="fixed"``) and the runs' end points on the host
-            (``label_on="host"``; ``"auto"`` picks it). Kept as an
+            descent (``rule="fixed"``) or ``gdjax.optimizer(...)``, and the
+            runs' end points on the host (``label_on="host"``; ``"auto"``
+            picks it). Kept as an
             :class:`AttractorSettings` or None.
 
     Derived (not arguments): ``method`` (what fixes the program), ``hyper``
@@ -352,11 +353,15 @@ class MapConfig:
             )
         set_(self, "attractors", attractors)
         if attractors is not None:
-            if not (isinstance(self.rule, str) and self.rule == "fixed"):
+            if not (
+                isinstance(self.rule, _engine.OptaxFactory)
+                or (isinstance(self.rule, str) and self.rule == "fixed")
+            ):
                 raise ValueError(
-                    "attractor labelling continues plain gradient descent from the runs' end "
-                    "points (rule='fixed'): a schedule's rate changes with the step, and an "
-                    f"optimizer's state is not kept at the end of a map; got {self.rule!r}"
+                    "attractor labelling continues the runs from their end points with a rate "
+                    "as the map's parameter: rule='fixed' (plain gradient descent) or "
+                    "gdjax.optimizer(...); a schedule's rate changes with the step and lesson "
+                    f"D's with the gradient; got {self.rule!r}"
                 )
             if self.label_on == "device":
                 raise ValueError(

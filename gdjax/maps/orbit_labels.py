@@ -6,13 +6,32 @@ lost: the update is a nonlinear map with periodic orbits around the minimum
 and chaos. With ``MapConfig(attractors=True)`` (or an
 :class:`gdjax.maps.config.AttractorSettings`) :func:`run_map` maps the basins
 as usual, then labels what each not-converged run reaches
-(:mod:`gdjax.maps.summary` holds the label convention):
+(:mod:`gdjax.maps.summary` holds the label convention).
+
+The rule is plain gradient descent (``rule="fixed"``) or an optax optimizer
+(``gdjax.optimizer(...)``, such as :func:`gdjax.optimizers.family` with a
+batch of settings, one optimizer per set). An optimizer's runs are continued
+from their end points with a *fresh* optimizer state (zero velocity and
+moments, step count 0), each set with its own rate and settings (data in
+:func:`gdjax.attractors.orbits`: one compiled program for the whole batch).
+This is an approximation: the map's runner keeps only the end points, not
+the state the run had there; the continuation's ``transient`` steps let the
+state settle onto the attractor before anything is measured, so an attractor
+is found as such, but a run near the boundary of two attractors may settle
+onto another one than its own state would have taken it to.
 
 1. A run whose last step moved it less than the period tolerance,
    ``lr |grad f(x)|_inf <= rtol (|x|_inf + 1)`` with ``rtol`` the default of
    :func:`gdjax.attractors.default_tol` (sqrt(eps)), stays *moving* without
-   being continued: :func:`gdjax.attractors.orbits` would read it as a fixed
-   point (period 1), a crawl across a plateau or a slow approach. On peaks
+   being continued. For an optax rule the last step's displacement is not
+   kept; the test takes the continuation's first step instead (one update
+   from a fresh state at the end point: ``lr |grad|`` for gradient descent
+   in the family, so its labels equal plain gradient descent's; ``lr |grad|``
+   for heavy-ball momentum, whose settled step is up to ``1 / (1 -
+   momentum)`` times longer; about ``lr`` per coordinate for Adam and
+   RMSprop, whose runs are then nearly always continued). Such a run
+   :func:`gdjax.attractors.orbits` would read as a fixed point (period 1),
+   a crawl across a plateau or a slow approach. On peaks
    these are most not-converged runs at every rate (the flat outer plateau),
    and some of them, crossing the plateau near a saddle, separate fast
    enough over a short window to pass for chaos (a largest Lyapunov exponent
@@ -20,7 +39,8 @@ as usual, then labels what each not-converged run reaches
 2. Every other not-converged run is continued from its end point through
    :func:`gdjax.attractors.orbits` (``transient`` steps, then ``window``
    measured ones), in chunks of at most :data:`~gdjax.maps.config.ORBIT_CHUNK`
-   runs of one hyperparameter set through the one chunk loop
+   runs of one hyperparameter set (its rate, and an optimizer's settings)
+   through the one chunk loop
    (:func:`gdjax._chunks.run_chunks`). A cycle of period 2 ..
    ``max_period`` is matched to the minimum it surrounds: the one nearest its
    centroid among the map's minima and the surface's minima in the domain
@@ -67,6 +87,7 @@ from jaxtyping import Array
 
 from gdjax import _chunks, attractors
 from gdjax._progress import Progress
+from gdjax.descent import optimizer
 from gdjax.maps import runner
 from gdjax.maps.config import ORBIT_CHUNK, ORBIT_KEEP, MapConfig
 from gdjax.maps.critical import claim_radius, critical_points, pow2
@@ -162,24 +183,71 @@ def _slow(fn, pts, lr, rtol):
     return step <= rtol * (jnp.max(jnp.abs(pts), axis=1) + 1)
 
 
-def _slow_runs(config: MapConfig, ends: np.ndarray, lrs: np.ndarray, rtol: float) -> np.ndarray:
-    """:func:`_slow` of every not-converged end (each with its own rate)."""
+@functools.partial(jax.jit, static_argnames=("fn", "factory", "static"))
+def _slow_fresh(fn, factory, static, pts, lr, numbers, rtol):
+    """Whether each point's first step of an optax rule from a fresh state
+    (the continuation's first step) is within the period tolerance."""
+
+    def step(x, rate, nums):
+        tx = factory(learning_rate=rate, **dict(static), **nums)
+        updates, _ = tx.update(jax.grad(fn)(x), tx.init(x), x)
+        return jnp.max(jnp.abs(updates))
+
+    size = jax.vmap(step)(pts, lr, numbers)
+    return size <= rtol * (jnp.max(jnp.abs(pts), axis=1) + 1)
+
+
+def _set_settings(config: MapConfig) -> dict[str, np.ndarray]:
+    """An optax rule's float settings, one value per hyperparameter set
+    (flattened batch); empty for plain gradient descent."""
+    if config.method.factory is None:
+        return {}
+    return {
+        k: np.asarray(v, np.float64).reshape(config.sets)
+        for k, v in config.settings().items()
+        if k != "lr"
+    }
+
+
+def _set_rule(config: MapConfig, numbers: dict[str, np.ndarray], k: int):
+    """The rule that continues set ``k``'s runs: ``"fixed"``, or the map's
+    optax factory with that set's settings (numbers: data in
+    :func:`gdjax.attractors.orbits`, so every set is one program)."""
+    if config.method.factory is None:
+        return "fixed"
+    kwargs = dict(config.method.static_kwargs)
+    kwargs.update({name: float(v[k]) for name, v in numbers.items()})
+    return optimizer(config.method.factory, **kwargs)
+
+
+def _slow_runs(
+    config: MapConfig, ends: np.ndarray, lrs: np.ndarray, rtol: float, numbers=None
+) -> np.ndarray:
+    """:func:`_slow` of every not-converged end (each with its own rate);
+    for an optax rule :func:`_slow_fresh` (``numbers``: each end's
+    settings)."""
     out = np.empty(len(ends), bool)
     if not len(ends):
         return out
     dt = config.np_dtype
     tol = dt.type(rtol)
+    fresh = config.method.factory is not None
 
     def call(parts):
-        pts, lr = parts
-        return _slow(config.surface.fn, jnp.asarray(pts, dt), jnp.asarray(lr, dt), tol)
+        pts, lr, nums = parts
+        pts, lr = jnp.asarray(pts, dt), jnp.asarray(lr, dt)
+        if fresh:
+            nums = {k: jnp.asarray(v, dt) for k, v in nums.items()}
+            static = config.method.static_kwargs
+            return _slow_fresh(config.surface.fn, config.method.factory, static, pts, lr, nums, tol)
+        return _slow(config.surface.fn, pts, lr, tol)
 
     def collect(idx, m, res):
         out[idx] = np.asarray(res)[:m]
 
     chunk = min(_STEP_CHUNK, pow2(len(ends)))
     with jax.enable_x64(dt == np.float64):
-        _chunks.run_chunks(call, (ends, lrs), chunk, collect)
+        _chunks.run_chunks(call, (ends, lrs, dict(numbers or {})), chunk, collect)
     return out
 
 
@@ -204,11 +272,11 @@ def _keep_cycles(kept: list, cycles: np.ndarray, period: int) -> None:
         rest = rest[np.max(np.abs(rest - rep[None]), axis=(1, 2)) > _match_tol(rest, rep)]
 
 
-def _continue(config, ends, lr, cand, chunk, report) -> _Found:
+def _continue(config, ends, lr, cand, chunk, report, rule="fixed") -> _Found:
     """Continues one set's runs from ``ends`` through
-    :func:`gdjax.attractors.orbits`, in chunks of ``chunk`` (one size for
-    every set: one compiled program); ``cand`` the candidate minima's
-    locations."""
+    :func:`gdjax.attractors.orbits` (``rule``: the set's, see
+    :func:`_set_rule`), in chunks of ``chunk`` (one size for every set: one
+    compiled program); ``cand`` the candidate minima's locations."""
     s = config.attractors
     n = len(ends)
     kind = np.zeros(n, np.int8)
@@ -224,6 +292,7 @@ def _continue(config, ends, lr, cand, chunk, report) -> _Found:
             config.surface,
             part,
             lr,
+            rule=rule,
             transient=s.transient,
             window=s.window,
             keep=ORBIT_KEEP,
@@ -316,9 +385,11 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
     final = bmap.final.reshape(sets, n, -1)
     lrs = np.broadcast_to(np.asarray(config.settings()["lr"], np.float64), batch).reshape(sets)
     rtol = attractors.default_tol(config.np_dtype)
+    numbers = _set_settings(config)
 
     nc_set, nc_run = np.nonzero(labels == NOT_CONVERGED)
-    slow = _slow_runs(config, final[nc_set, nc_run], lrs[nc_set], rtol)
+    nums = {k: v[nc_set] for k, v in numbers.items()}
+    slow = _slow_runs(config, final[nc_set, nc_run], lrs[nc_set], rtol, nums)
     go_set, go_run = nc_set[~slow], nc_run[~slow]
     total = len(go_run)
     done = 0
@@ -337,7 +408,13 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
     chunk = min(ORBIT_CHUNK, pow2(int(np.max(np.diff(bounds), initial=1))))
     found = [
         _continue(
-            config, final[k, go_run[bounds[k] : bounds[k + 1]]], float(lrs[k]), locs, chunk, report
+            config,
+            final[k, go_run[bounds[k] : bounds[k + 1]]],
+            float(lrs[k]),
+            locs,
+            chunk,
+            report,
+            _set_rule(config, numbers, k),
         )
         for k in range(sets)
     ]
@@ -393,7 +470,12 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
         lyapunov=lyap.reshape(batch + (n_att,)),
         continued=continued.reshape(batch),
         slow=(counts - continued).reshape(batch),
-        settings={**s.to_json(), "rtol": rtol, "seconds": time.perf_counter() - t0},
+        settings={
+            **s.to_json(),
+            "rtol": rtol,
+            "seconds": time.perf_counter() - t0,
+            **({"continued_with": "a fresh optimizer state"} if config.method.factory else {}),
+        },
     )
     labels = labels.reshape(batch + (n,))
     minima = tuple(minima)

@@ -9,7 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from gdjax.maps.summary import FIRST_ATTRACTOR
 from gdjax.plot._style import _basin_colors, _mark_critical, _text_color
+from gdjax.plot.basins import draw_labels, outcome_order, outcome_styles
 from gdjax.plot.continuation import minimum_name
 
 __all__ = ["TICK_POINTS", "agreement_matrix", "global_fractions", "maps_side_by_side"]
@@ -21,7 +23,11 @@ TICK_POINTS = 9
 
 def maps_side_by_side(cmp) -> Figure:
     """Each optimizer's basin map from the same grid of starts, in the same
-    colours (the minimum each run ended at: :attr:`Comparison.reached`)."""
+    colours (the minimum each run ended at: :attr:`Comparison.reached`).
+    With attractor labelling the attractors take the colours of
+    :func:`gdjax.plot.basins.outcome_styles` (an orbit in a lighter shade of
+    the minimum it surrounds, chaos tan, moving white) and each panel marks
+    the points of the cycles its optimizer reaches."""
     bmap = cmp.bmap
     if bmap.grid is None:
         raise ValueError("maps need a grid of starts (compare(..., grid=n))")
@@ -39,16 +45,21 @@ def maps_side_by_side(cmp) -> Figure:
     )
     (x0, x1), (y0, y1) = bmap.domain
     glob = list(bmap.global_minima)
+    table = bmap.attractors
     for i, (ax, p) in enumerate(zip(axes.flat, cmp.presets, strict=False)):
-        ax.imshow(
-            cmp.reached[i].reshape(bmap.grid) + 2,
-            origin="lower",
-            extent=(x0, x1, y0, y1),
-            cmap=mcolors.ListedColormap(colors),
-            vmin=-0.5,
-            vmax=n_min + 1.5,
-            interpolation="nearest",
-        )
+        if table is None:
+            ax.imshow(
+                cmp.reached[i].reshape(bmap.grid) + 2,
+                origin="lower",
+                extent=(x0, x1, y0, y1),
+                cmap=mcolors.ListedColormap(colors),
+                vmin=-0.5,
+                vmax=n_min + 1.5,
+                interpolation="nearest",
+            )
+        else:
+            draw_labels(ax, bmap, cmp.reached[i].reshape(bmap.grid))
+            _mark_cycles(ax, bmap, i, colors)
         _mark_critical(ax, list(bmap.minima))
         share = float(np.isin(cmp.reached[i], glob).mean())
         ax.set_title(f"{p.words}, lr {p.lr:g}\n{100 * share:.1f}% to the global min", fontsize=9)
@@ -58,13 +69,16 @@ def maps_side_by_side(cmp) -> Figure:
         ax.tick_params(labelsize=TICK_POINTS)
     for ax in list(axes.flat)[k:]:
         ax.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, fc=colors[j + 2]) for j in range(n_min)]
-    handles += [
-        plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
-        plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
-    ]
-    names = [minimum_name(bmap, j) for j in range(n_min)]
-    names += ["not converged", "diverged"]
+    if table is None:
+        handles = [plt.Rectangle((0, 0), 1, 1, fc=colors[j + 2]) for j in range(n_min)]
+        handles += [
+            plt.Rectangle((0, 0), 1, 1, fc=colors[1], ec="k", lw=0.6),
+            plt.Rectangle((0, 0), 1, 1, fc=colors[0]),
+        ]
+        names = [minimum_name(bmap, j) for j in range(n_min)]
+        names += ["not converged", "diverged"]
+    else:
+        handles, names = _attractor_legend(cmp)
     fig.legend(handles, names, loc="outside right upper", fontsize=8)
     c = bmap.config
     fig.suptitle(
@@ -72,6 +86,47 @@ def maps_side_by_side(cmp) -> Figure:
         "where each optimizer ends"
     )
     return fig
+
+
+def _mark_cycles(ax, bmap, i: int, colors) -> None:
+    """The points of the cycles optimizer ``i`` reaches, in the full colour
+    of the minimum each surrounds (a black edge)."""
+    table = bmap.attractors
+    for a in range(len(table)):
+        if table.kind[a] != "periodic":
+            continue
+        pts = np.asarray(table.points[i, a])
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        if not len(pts):
+            continue
+        m = table.minimum[a]
+        face = colors[m + 2] if m >= 0 else "0.85"
+        ax.plot(pts[:, 0], pts[:, 1], "o", color=face, mec="k", mew=0.8, ms=5, zorder=5)
+
+
+def _attractor_legend(cmp) -> tuple[list, list[str]]:
+    """Every outcome the optimizers reach (:func:`gdjax.plot.basins.outcome_order`),
+    in its map colour; an outcome no optimizer reaches is left out."""
+    bmap = cmp.bmap
+    styles = outcome_styles(bmap)
+    handles, names = [], []
+    for label in outcome_order(bmap):
+        key = bmap.outcome(label)
+        if label >= 0:
+            text = minimum_name(bmap, label)
+        elif label <= FIRST_ATTRACTOR:
+            text = key
+        else:
+            text = key.replace("_", " ")
+        if label < 0 and not np.any(np.asarray(cmp.fractions[key].fraction) > 0):
+            continue
+        edge = "k" if label == -1 else "none"
+        handles.append(plt.Rectangle((0, 0), 1, 1, fc=styles[label][0], ec=edge, lw=0.6))
+        names.append(text)
+    if any(k == "periodic" for k in bmap.attractors.kind):
+        handles.append(plt.Line2D([], [], ls="", marker="o", mfc="0.85", mec="k", mew=0.8, ms=5))
+        names.append("orbit points (each cycle's)")
+    return handles, names
 
 
 def agreement_matrix(cmp) -> Figure:
