@@ -16,7 +16,7 @@ from gdjax import basins
 from gdjax import optimizers as O
 from gdjax.cli import optimizers as cli_optimizers
 from gdjax.cli._common import run_and_print
-from gdjax.maps import orbit_labels, runner
+from gdjax.maps import runner
 
 
 def _f(x):
@@ -236,7 +236,7 @@ def test_attractors_label_the_not_converged_runs_of_each_optimizer():
     assert on.fractions["period 2 around min 0"].fraction[0] == 1.0
     assert on.outcomes[0] == (0, "0") and (-1, "moving") in on.outcomes
     # the family's GD labels as plain gradient descent does
-    plain = orbit_labels.map_basins("peaks", grid=32, steps=200, lr=0.075, domain=_BOX)
+    plain = basins.map_basins("peaks", grid=32, steps=200, lr=0.075, domain=_BOX, attractors=True)
     np.testing.assert_array_equal(on.reached[0], plain.labels)
     # every optimizer's outcome is labelled: a minimum, an attractor, moving, diverged
     valid = {label for label, _ in on.outcomes}

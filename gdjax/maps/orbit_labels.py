@@ -64,13 +64,11 @@ Labels of runs that converged or diverged within the map's steps are never
 changed (a minimum's index moves only when a minimum no run reached is
 listed below it in value).
 
-Why a module of its own: :mod:`gdjax.attractors` imports
-:mod:`gdjax.continuation` (for ``stability_limit``), which runs its maps
-through :mod:`gdjax.basins` and :mod:`gdjax.maps.runner`; none of those can
-import :mod:`gdjax.attractors` without an import cycle, so a map with
-attractors runs through this module's :func:`run_map`
-(:func:`gdjax.maps.runner.run_map` refuses one), and
-:func:`gdjax.continuation.from_maps` measures a continuation of such maps.
+Where it sits: this module is the map's in-memory sink with attractors.
+Its :func:`run_map` maps through :func:`gdjax.maps.runner.run_map` (which
+maps minima only) and then labels; :func:`gdjax.basins.run_map` is this
+:func:`run_map`, so ``gdjax.basins.map_basins(..., attractors=True)`` and
+``gdjax.continuation.continuation(..., attractors=True)`` label attractors.
 """
 
 from __future__ import annotations
@@ -103,7 +101,7 @@ from gdjax.maps.summary import (
     wilson_interval,
 )
 
-__all__ = ["CYCLES_KEPT", "attractor_name", "classify", "map_basins", "run_map"]
+__all__ = ["CYCLES_KEPT", "attractor_name", "classify", "run_map"]
 
 CYCLES_KEPT = 4
 """Distinct cycles of one period around one minimum whose points a map keeps
@@ -142,24 +140,6 @@ def run_map(
     config.check_memory()
     bmap = runner.run_map(config.replace(attractors=None), key=key, progress=progress)
     return classify(config, bmap, progress=progress)
-
-
-def map_basins(
-    surface,
-    *,
-    attractors=True,
-    key: Array | None = None,
-    progress: Progress | None = None,
-    **options,
-) -> BasinMap:
-    """The keyword form: :func:`gdjax.basins.map_basins` with attractor
-    labelling (``attractors``: True or an
-    :class:`gdjax.maps.config.AttractorSettings`), ``run_map(MapConfig(surface,
-    attractors=attractors, **options), key=key, progress=progress)``."""
-    config = MapConfig(surface, attractors=attractors, **options)
-    if config.starts is not None and key is None:
-        raise ValueError("random starts need key=jax.random.key(seed)")
-    return run_map(config, key=key, progress=progress)
 
 
 class _Found(NamedTuple):
