@@ -161,7 +161,9 @@ def put(tree: Any, sharding) -> Any:
 
     def one(x):
         x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+        return jax.make_array_from_callback(
+            x.shape, sharding, lambda index: x[index], dtype=x.dtype
+        )
 
     return jax.tree.map(one, tree)
 

@@ -169,7 +169,7 @@ def test_a_lenet_population_does_not_depend_on_the_number_of_processes(tmp_path)
     if data.find_dir() is None:
         pytest.fail("Fashion-MNIST files not found; run ./setup.sh or set GDJAX_DATA_DIR")
     args = ["lenet", "--schedule", "constant", "--schedule", "cosine", "--seeds", "0", "1", "2"]
-    args += ["--epochs", "2", "--subset", "768", "--test-subset", "200", "--no-progress"]
+    args += ["--epochs", "2", "--subset", "512", "--test-subset", "200", "--no-progress"]
     args += ["--mode", "population", "--sharpness", "--sharpness-examples", "64"]
     args += ["--sharpness-iters", "4"]
     got = {}
@@ -259,3 +259,15 @@ def test_a_process_other_than_0_writes_nothing(tmp_path):
     finally:
         runs.discard_writes(False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_population_the_processes_cannot_share_evenly_is_refused(tmp_path):
+    """4 models over 3 processes of 2 devices: the mesh took devices 0-3, so
+    process 2 held no model and ended in a JAX error (no addressable
+    shards); now every process refuses in one line."""
+    args = ["lenet", "--schedule", "constant", "--seeds", "0", "1", "2", "3", "--mode"]
+    args += ["population", "--epochs", "1", "--subset", "256", "--test-subset", "64"]
+    errors = _launch([*args, "--no-progress"], 3, tmp_path / "run", status=2)
+    for error in errors:
+        assert "a population of 4 models cannot be shared evenly by 3 processes" in error, error
+        assert "Traceback" not in error

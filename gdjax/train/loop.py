@@ -88,8 +88,25 @@ def _check_dataset(ds: FashionMNIST, cfg: TrainConfig) -> None:
 
 
 def _model_mesh(k: int) -> Mesh:
-    n = max(d for d in range(1, jax.device_count() + 1) if k % d == 0)
-    return Mesh(np.asarray(jax.devices()[:n]), ("models",))
+    """The devices a population of ``k`` models is sharded over: as many as
+    divide ``k`` evenly. Over several processes every process must hold a
+    share (a process with no device of the mesh can neither train nor read
+    the results), so the mesh takes the same number of devices from each."""
+    processes = jax.process_count()
+    if processes == 1:
+        n = max(d for d in range(1, jax.device_count() + 1) if k % d == 0)
+        return Mesh(np.asarray(jax.devices()[:n]), ("models",))
+    local = jax.local_device_count()
+    fits = [d for d in range(1, local + 1) if k % (d * processes) == 0]
+    if not fits:
+        raise ValueError(
+            f"a population of {k} models cannot be shared evenly by {processes} processes: "
+            f"give a number of models divisible by {processes} (schedules x seeds x settings)"
+        )
+    per = max(fits)
+    devices = [d for p in range(processes) for d in jax.devices() if d.process_index == p]
+    mine = [d for i, d in enumerate(devices) if i % local < per]
+    return Mesh(np.asarray(mine), ("models",))
 
 
 def _placement(population: bool, k: int):
