@@ -134,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
         action="store_true",
         help="label where the starts that end not converged go: a periodic orbit around a "
         "minimum (its period), chaos, or still moving (continued from their end points; plain "
-        "gradient descent, maps in memory; off by default)",
+        "gradient descent or --optimizer, not --schedule; maps in memory; off by default)",
     )
     parser.add_argument(
         "--tiled",
@@ -223,10 +223,10 @@ def run(
     writes the study into ``out`` (:func:`gdjax.lessons.local_minima.write`);
     returns basins.json's content."""
     rule, rate = parse_rule(lr, optimizer, momentum, schedule, setting)
-    if attractors and rule != "fixed":
+    if attractors and schedule is not None:
         raise ValueError(
-            "--attractors continues plain gradient descent from the runs' end points: leave out "
-            "--optimizer and --schedule"
+            "--attractors continues the runs from their end points at the map's rate; a "
+            "schedule's rate changes with the step: leave out --schedule"
         )
     if attractors and label_on == "device":
         raise ValueError("--attractors needs the runs' end points: leave out --label-on device")
