@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -109,3 +110,17 @@ def check_finite_start(x0) -> None:
         raise ValueError(f"x0 has no parameters to descend (got {x0!r}); give a start")
     if is_concrete(x0) and not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(x0)):
         raise ValueError("x0 has a NaN or inf: gradient descent needs a finite start")
+
+
+def check_dtype(dtype) -> np.dtype:
+    """A float dtype gdjax computes in: float32 or float64 (None: JAX's
+    default float); raises ValueError otherwise."""
+    if dtype is None:
+        return np.dtype(jnp.result_type(float))
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt

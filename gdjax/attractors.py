@@ -482,18 +482,6 @@ def _surface(surface) -> tuple[Callable, Surface | None]:
     return surface, None
 
 
-def _dtype(dtype) -> np.dtype:
-    if dtype is None:
-        return np.dtype(jnp.result_type(float))
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    return dt
-
-
 def _starts(starts, surface: Surface | None, *, one: bool) -> tuple[np.ndarray, bool]:
     """The starts as (S, *point) float64, and whether one start was given."""
     try:
@@ -663,7 +651,7 @@ def orbits(
         :class:`Orbits`, axes (start, *rates' batch), without the start axis
         for one start.
     """
-    dt = _dtype(dtype)
+    dt = _validate.check_dtype(dtype)
     fn, surf = _surface(surface)
     plan = _plan(window, keep, max_period)
     transient = _transient(transient)
@@ -733,7 +721,7 @@ def bifurcation(
     lrs = _rates(lrs)
     if lrs.ndim != 1:
         raise ValueError(f"lrs must be a 1-D array of rates, got shape {lrs.shape}")
-    dt = _dtype(dtype)
+    dt = _validate.check_dtype(dtype)
     fn, surf = _surface(surface)
     x0, _ = _starts(start, surf, one=True)
     o = orbits(
@@ -862,7 +850,7 @@ def period_doublings(
         divergence, chaos or another period, such as a quadratic's
         divergence at ``2 / lambda``, is not a doubling).
     """
-    dt = _dtype(dtype)
+    dt = _validate.check_dtype(dtype)
     fn, surf = _surface(surface)
     x0, _ = _starts(start, surf, one=True)
     lo_hi = _rates([lr_min, lr_max], "lr_min and lr_max")

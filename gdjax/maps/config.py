@@ -375,10 +375,7 @@ class MapConfig:
         set_(self, "chunk_size", _validate.check_count("chunk_size", size))
         set_(self, "unroll", _validate.check_count("unroll", self.unroll))
         set_(self, "check_every", _validate.check_count("check_every", self.check_every))
-        dtype = jnp.result_type(float) if self.dtype is None else self.dtype
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        dtype = _validate.check_dtype(self.dtype)
         if dtype == np.float64 and not jax.config.jax_enable_x64:
             raise ValueError(
                 "a float64 map needs float64 enabled when it runs: build and run it inside "
