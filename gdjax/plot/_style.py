@@ -118,6 +118,14 @@ def _centre_note(ax, text: str, **style) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", **style)
 
 
+def _corner_note(ax, text: str, color: str = "0.4") -> None:
+    """A small grey note in a panel's lower right corner (what a line or a
+    count there means)."""
+    ax.text(
+        0.99, 0.02, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color=color
+    )
+
+
 def _luminance(rgba) -> float:
     """Relative luminance (WCAG) of a colour, 0 (black) to 1 (white)."""
     r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3])

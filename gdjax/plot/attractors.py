@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from gdjax import attractors as A
-from gdjax.plot._style import _DIVERGED_COLOR, _centre_note, _title, run_colors
+from gdjax.plot._style import _DIVERGED_COLOR, _centre_note, _corner_note, _title, run_colors
 
 __all__ = [
     "DOUBLING_GID",
@@ -132,14 +132,9 @@ def bifurcation_diagram(
         top.set_ylim(lo - pad, hi + pad)
         out = np.any((vals < lo - pad) | (vals > hi + pad), axis=1) & ~diverged
         if out.any():
-            top.text(
-                0.99,
-                0.02,
+            _corner_note(
+                top,
                 f"{int(out.sum())} rate(s) with points beyond this panel (runs still escaping)",
-                transform=top.transAxes,
-                ha="right",
-                va="bottom",
-                fontsize=8,
                 color="0.3",
             )
     if not (~diverged).any():

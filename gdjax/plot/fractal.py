@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gdjax.fractal import FIT_MAX_FRACTION, FLAT_P, MIN_UNCERTAIN_SIZES
+from gdjax.plot._style import _corner_note
 
 __all__ = ["uncertainty_caption", "uncertainty_fits"]
 
@@ -74,16 +75,7 @@ def uncertainty_fits(
     ax.axhline(FIT_MAX_FRACTION, color="0.6", ls=":", lw=1)
     # said in the lower right corner, empty while f grows with eps (a label on
     # the line itself met the points there)
-    ax.text(
-        0.99,
-        0.02,
-        f"grey dotted line: fraction {FIT_MAX_FRACTION:g}, fitted below it",
-        transform=ax.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=8,
-        color="0.4",
-    )
+    _corner_note(ax, f"grey dotted line: fraction {FIT_MAX_FRACTION:g}, fitted below it")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"perturbation ε ({unit})")
