@@ -4,7 +4,6 @@ not depend on chunking or sharding, and clear errors."""
 import re
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
@@ -252,22 +251,6 @@ def test_cli_basins_bad_input(argv, match, tmp_path, capsys):
     assert re.search(match, message), message
     assert "Traceback" not in message
     assert not (out / "basins.json").exists()
-
-
-def test_optimizer_choices_all_descend():
-    """Every optimizer --optimizer offers is a real optax factory that takes
-    the learning rate and descends a parabola (f = 2 at the start)."""
-    import optax
-
-    import gdjax
-    from gdjax.cli.basins import OPTIMIZERS
-
-    for name in OPTIMIZERS:
-        rule = gdjax.optimizer(getattr(optax, name))
-        fin = gdjax.descend_final(
-            lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), steps=300, lr=0.05, rule=rule
-        )
-        assert float(fin.loss) < 1.8 and not bool(fin.diverged), name
 
 
 def test_tied_global_minima_count_as_global():

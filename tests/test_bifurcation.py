@@ -199,33 +199,3 @@ def test_a_jump_into_divergence_is_no_doubling():
     d = A.period_doublings("quadratic", 0.54, 0.25, 0.5, max_doublings=3, transient=2000)
     assert d.period.tolist() in ([], [2])  # the flip at 1/3 itself, at most
     assert A.feigenbaum(d).size == 0
-
-
-def test_the_lesson_writes_its_report(tmp_path):
-    out = tmp_path / "lesson"
-    argv = ["lesson", "edge-of-stability", "--lrs", "64", "--grid", "16", "--doublings", "3"]
-    argv += ["--steps", "600", "--no-progress"]
-    assert main([*argv, "--out", str(out)]) == 0
-    res = _strict((out / "edge_of_stability.json").read_text())
-    names = {p.name for p in out.iterdir()}
-    assert {"report.html", "double_well.png", "double_well_doublings.png", "peaks.png"} <= names
-    assert {"attractor_maps.png", "sharpness.png"} <= names
-    dw = res["double_well"]
-    assert dw["period_doublings"]["period"] == [2, 4, 8]
-    np.testing.assert_allclose(dw["feigenbaum"]["ratios"], lesson.EXACT_DOUBLE_WELL[:1], atol=2e-3)
-    assert "points" not in dw and res["peaks"]["period_doublings"] is None
-    for panel in res["maps"]["panels"]:
-        cats = panel["categories"]
-        assert sum(c["count"] for c in cats.values()) == 16 * 16
-        assert max(cats, key=lambda k: cats[k]["count"]).endswith("min 0 (global)")
-    kinds = [
-        max(p["categories"], key=lambda k: p["categories"][k]["count"])
-        for p in res["maps"]["panels"]
-    ]
-    assert [k.split(" ")[0] for k in kinds] == ["converged", "period", "period", "chaotic"]
-    runs = res["edge_of_stability"]["runs"]
-    assert runs[0]["median_ratio_second_half"] < 0.5  # far below its limit
-    for r in runs[1:]:  # at the edge
-        assert 0.9 < r["median_ratio_second_half"] < 1.1
-    page = (out / "report.html").read_text()
-    assert "gdjax lenet --sharpness" in page and "Feigenbaum" in page

@@ -83,11 +83,13 @@ def basin_runs(tmp_path_factory):
     args = ["basins", "--surface", "peaks", "--grid", "60", "--steps", "300"]
     # --no-progress may differ between the processes (a bar changes no number)
     own = [[], ["--no-progress"], []]
-    printed = {n: _launch(args, n, base / str(n), own=own) for n in (1, 2, 3)}
+    # 1 and 3 processes (1 x 6 and 3 x 2 devices); 2 x 3 gave the same when measured
+    # (docs/scaling.md) and would add two more processes to the suite's time
+    printed = {n: _launch(args, n, base / str(n), own=own) for n in (1, 3)}
     return base, printed
 
 
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [3])
 def test_a_basin_map_does_not_depend_on_the_number_of_processes(basin_runs, n):
     base, printed = basin_runs
     one = json.loads((base / "1" / "basins.json").read_text())
@@ -109,11 +111,11 @@ def test_a_basin_map_does_not_depend_on_the_number_of_processes(basin_runs, n):
 
 def test_a_folder_process_0_refuses_stops_every_process(basin_runs):
     base, _ = basin_runs
-    before = sorted(p.name for p in (base / "2").iterdir())
+    before = sorted(p.name for p in (base / "3").iterdir())
     args = ["basins", "--surface", "peaks", "--grid", "16", "--steps", "10", "--no-progress"]
-    errors = _launch(args, 2, base / "2", status=2)
+    errors = _launch(args, 2, base / "3", status=2)
     assert "holds" in errors[0] and "--overwrite" in errors[0]
-    assert sorted(p.name for p in (base / "2").iterdir()) == before
+    assert sorted(p.name for p in (base / "3").iterdir()) == before
 
 
 @pytest.mark.parametrize(
@@ -160,10 +162,11 @@ def test_timeout_alone_is_refused(tmp_path):
 
 
 def test_a_lenet_population_does_not_depend_on_the_number_of_processes(tmp_path):
-    """2 and 3 processes train bit for bit alike. One process differs from
-    them in the last bits: the same optimised program (its HLO is identical),
-    but XLA's CPU matmul kernels sum in another order when the devices are
-    spread over processes; docs/scaling.md gives the measured size."""
+    """1 and 2 processes train alike up to the last bits: the same optimised
+    program (its HLO is identical), but XLA's CPU matmul kernels sum in
+    another order when the devices are spread over processes;
+    docs/scaling.md gives the measured size. (3 processes, measured bit for
+    bit equal to 2, are left out of the suite: 3 more processes' compile.)"""
     from gdjax import data
 
     if data.find_dir() is None:
@@ -173,18 +176,14 @@ def test_a_lenet_population_does_not_depend_on_the_number_of_processes(tmp_path)
     args += ["--mode", "population", "--sharpness", "--sharpness-examples", "64"]
     args += ["--sharpness-iters", "4"]
     got = {}
-    for n in (1, 2, 3):
+    for n in (1, 2):
         printed = _launch(args, n, tmp_path / str(n))
         got[n] = json.loads((tmp_path / str(n) / "metrics.json").read_text())
         assert "LeNet on Fashion-MNIST (population" in printed[0]
-    assert got[1]["mode"] == got[2]["mode"] == "population" and got[1]["devices"] == DEVICES
+        assert _GLOO_PIECES.sub("", "".join(printed[1:])) == ""  # process 0 alone prints
+    assert got[1]["mode"] == got[2]["mode"] == "population"
+    assert got[1]["devices"] == got[2]["devices"] == DEVICES
     assert len(got[1]["models"]) == 6
-
-    def table(run):
-        return [[_without(e, "seconds") for e in m["epochs"]] for m in run["models"]]
-
-    assert table(got[2]) == table(got[3])
-    assert [m["curve"] for m in got[2]["models"]] == [m["curve"] for m in got[3]["models"]]
     for a, b in zip(got[1]["models"], got[2]["models"], strict=True):
         assert a["config"] == b["config"]
         for ea, eb in zip(a["epochs"], b["epochs"], strict=True):

@@ -5,7 +5,8 @@ Each line of a fenced code block that starts with ``gdjax`` (or
 renamed or removed fails here), then run at reduced sizes (the sizes below
 replace the ones shown; the rest of the line is as written). Lines that need
 a cluster or an earlier run are parsed only, and ``gdjax lessons`` runs in
-tests/test_lessons.py.
+tests/test_lessons.py (so do ``gdjax lesson NAME --out DIR`` lines of the
+lessons it runs: parsed here, run there on the same defaults).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gdjax.cli import _build_parser, main
+from gdjax.cli.lessons import LESSONS as MAIN_JOB
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -65,6 +67,19 @@ MAPS = ("basins", "local-minima", "optimizers", "continuation", "trainability")
 
 HIGH_DIM = {"--dims": "3", "--samples": "2000", "--landscapes": "1", "--starts": "32"}
 
+BIFURCATION = {"--doublings": "2", "--doubling-transient": "2000"}
+"""Two doublings bisected with short transients (the default bisects 5 with
+transients up to 320,000 steps)."""
+
+
+def _in_the_main_job(argv: list[str]) -> bool:
+    """``gdjax lesson NAME --out DIR`` of a lesson the main job runs on the
+    same defaults (tests/test_lessons.py runs it), and ``gdjax schedules --out
+    DIR`` (lesson E's plots: the same run as ``gdjax lesson schedules``)."""
+    if argv[:1] == ["schedules"] and len(argv) == 3 and argv[1] == "--out":
+        return True
+    return len(argv) == 4 and argv[0] == "lesson" and argv[1] in MAIN_JOB and argv[2] == "--out"
+
 
 def _smaller(argv: list[str], out: Path) -> list[str]:
     args = list(argv)
@@ -76,6 +91,8 @@ def _smaller(argv: list[str], out: Path) -> list[str]:
             if word == "--grid" and int(args[i + 1]) > 4096 and "--tiled" not in args:
                 args.append("--tiled")  # the documented path: tiles on disk
             args[i + 1] = SMALLER[word]
+        if word in BIFURCATION and "bifurcation" in args:
+            args[i + 1] = BIFURCATION[word]
         if word == "--seeds":  # one seed
             rest = args[i + 1 :]
             n = next((k for k, w in enumerate(rest) if w.startswith("--")), len(rest))
@@ -84,6 +101,8 @@ def _smaller(argv: list[str], out: Path) -> list[str]:
     extra = {}
     if high_dim:
         extra = HIGH_DIM
+    if "bifurcation" in args:
+        extra = BIFURCATION
     if any(t in args for t in TRAINS):
         extra = {f: SMALLER[f] for f in ("--subset", "--test-subset", "--epochs")}
         if "lr-scheduling" in args:  # its policies in one compiled program, not one each
@@ -113,6 +132,8 @@ def test_a_documented_command_runs(tmp_path, page, line):
     _build_parser().parse_args(argv)  # every documented option exists, every value parses
     if "--coordinator" in argv or "--resume" in argv or argv[:1] == ["lessons"]:
         return  # a cluster, an earlier run, or the main job (tests/test_lessons.py)
+    if _in_the_main_job(argv):
+        return  # this lesson on its defaults runs in the main job (tests/test_lessons.py)
     args = _smaller(argv, tmp_path / "out")
     if "--dry-run" in args:
         with pytest.raises(SystemExit) as e:

@@ -3,7 +3,6 @@ known values, Newton on a landscape with known critical points."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import jax
@@ -11,8 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdjax.cli import high_dim as cli_high_dim
-from gdjax.cli._common import run_and_print
 from gdjax.lessons import high_dim as H
 
 
@@ -48,14 +45,6 @@ def test_tridiagonal_model_agrees_with_dense_goe(d):
     assert abs(tri - dense) < 4 * se, (tri, dense)
 
 
-def test_fraction_falls_with_dimension():
-    g = H.goe_minimum_fraction(jax.random.key(1), range(1, 6), samples=1 << 18)
-    assert np.all(np.diff(g.fraction) < 0)
-    # the effective rate -d log P / d(d^2) approaches ln(3)/4 from above
-    rate = -(np.log(g.fraction[4]) - np.log(g.fraction[3])) / (25 - 16)
-    assert H.THETA < rate < 2 * H.THETA
-
-
 def test_newton_finds_every_critical_point_of_a_cosine_sum():
     """f(x) = cos x1 + cos x2 on [-4, 4]^2: critical points at x_i in
     {-pi, 0, pi}: 4 minima (index 0), 4 saddles (1), 1 maximum (2)."""
@@ -76,36 +65,6 @@ def test_newton_finds_every_critical_point_of_a_cosine_sum():
         for sy in (-1, 0, 1)
     }
     assert points == expected
-
-
-def test_lesson_writes_results(tmp_path):
-    out = tmp_path / "hd"
-    res = run_and_print(
-        cli_high_dim.COMMAND,
-        {
-            "out": out,
-            "seed": 0,
-            "overwrite": False,
-            "dims": 4,
-            "samples": 1 << 16,
-            "landscapes": 2,
-            "starts": 256,
-            "no_progress": True,
-        },
-    )
-    data = json.loads((out / "results.json").read_text())
-    assert data == json.loads(json.dumps(res))
-    goe = data["goe"]
-    assert goe["d"] == [1, 2, 3, 4]
-    for key in ("minimum_fraction", "ci_low", "ci_high"):
-        assert len(goe[key]) == 4
-    land = data["landscapes"]
-    assert land["d"] == [1, 2, 3, 4]
-    for d, counts, crit in zip(
-        land["d"], land["index_counts"], land["critical_points"], strict=True
-    ):
-        assert len(counts) == d + 1 and sum(counts) == crit
-    assert (out / "minimum_fraction.png").exists() and (out / "report.html").exists()
 
 
 def test_progress_counts_the_goe_chunks_then_the_landscapes():

@@ -888,10 +888,11 @@ def test_sgd_through_optax_gives_the_hand_written_numbers():
     ds = _synthetic(n_train=600)
     spe = lenet.steps_per_epoch(600, 128)
     dev = (jnp.asarray(ds.train_images), jnp.asarray(ds.train_labels))
+    # one program each for both schedules (a schedule is data)
+    ours = jax.jit(lenet.make_train_step(S.evaluate, batch_size=128, steps_per_epoch=spe))
+    ref = jax.jit(_hand_written_sgd_step(S.evaluate, 128, spe, "epoch"))
     for sched in (S.cosine(0.3, 3, 0.01), S.multi_factor(0.5, [1], 0.5)):
         hyper = lenet.StepHyper(sched.params(jnp.float32))
-        ours = jax.jit(lenet.make_train_step(S.evaluate, batch_size=128, steps_per_epoch=spe))
-        ref = jax.jit(_hand_written_sgd_step(S.evaluate, 128, spe, "epoch"))
         a = b = lenet.init_state(3)
         for epoch in range(2):
             perm = lenet.epoch_permutation(a.seed, epoch, 600, 128)
@@ -922,21 +923,26 @@ def test_population_mixes_schedules_and_momentum_in_one_program():
     for i in range(spe):
         state, _ = step(state, hyper, dev, perm, np.int32(i))
     # each model equals the same model trained alone with optax.sgd(schedule, momentum)
+    # (one jitted reference step, its rate and momentum as arguments: one compile)
+    @jax.jit
+    def reference(params, opt_state, images, labels, mask, lr, mom):
+        def loss(p):
+            ce = optax.softmax_cross_entropy_with_integer_labels(
+                lenet.MODEL.apply(p, images), labels
+            )
+            return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+        tx = optax.sgd(lr, momentum=mom)
+        updates, opt_state = tx.update(jax.grad(loss)(params), opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
     for m, (sched, mom) in enumerate(zip(scheds, np.asarray(moms), strict=True)):
-        tx = optax.sgd(float(sched(0)), momentum=float(mom))
         params = lenet.init_state(0).params
-        opt_state = tx.init(params)
+        opt_state = optax.sgd(float(sched(0)), momentum=float(mom)).init(params)
         for i in range(spe):
             images, labels, mask = lenet._batch(dev, perm[m], i, 128)
-
-            def loss(p, images=images, labels=labels, mask=mask):
-                ce = optax.softmax_cross_entropy_with_integer_labels(
-                    lenet.MODEL.apply(p, images), labels
-                )
-                return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-            updates, opt_state = tx.update(jax.grad(loss)(params), opt_state, params)
-            params = optax.apply_updates(params, updates)
+            lr, mu = np.float32(sched(0)), np.float32(mom)
+            params, opt_state = reference(params, opt_state, images, labels, mask, lr, mu)
         jax.tree_util.tree_map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
             jax.tree_util.tree_map(lambda x, m=m: x[m], state.params),

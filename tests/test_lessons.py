@@ -1,14 +1,18 @@
 """The lesson experiments write their files and reproduce the lessons' numbers."""
 
+import contextlib
+import io
 import json
 import re
+import runpy
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gdjax.cli import main
-from gdjax.lessons import LESSONS, dynamic_lr, gd_1d, gd_2d_peaks
+from gdjax.cli import _build_parser, main
+from gdjax.lessons import LESSONS, bifurcation, gd_2d_peaks, high_dim
 
 
 def _load(out):
@@ -19,12 +23,12 @@ def _load(out):
     return data
 
 
-def test_lesson_1d(tmp_path):
-    res = gd_1d.run(tmp_path, seed=3)
-    data = _load(tmp_path)
-    assert data == json.loads(json.dumps(res))
+def test_lesson_1d(main_job):
+    """Lesson A in the main job (seed 0)."""
+    folder = main_job[0] / "lesson_1d"
+    data = _load(folder)
     for name in ["journey", "curve", "lr_compare", "lr_epochs_grid", "epochs_to_arrive"]:
-        assert (tmp_path / f"{name}.png").stat().st_size > 5000
+        assert (folder / f"{name}.png").stat().st_size > 5000
     runs = data["runs"]
     assert runs["main"]["distance"] < 0.01 and not runs["main"]["diverged"]
     # (1 - 0.006)^100 = 0.548 of the start's distance remains
@@ -82,15 +86,16 @@ def test_lesson_2d_global_start_reaches_global():
     assert labels.tolist() == [0, -1]
 
 
-def test_lesson_dynamic_lr(tmp_path):
-    gd = dynamic_lr.run(tmp_path, seed=0)
-    data = _load(tmp_path)
+def test_lesson_dynamic_lr(main_job):
+    """Lesson D in the main job (seed 0)."""
+    folder = main_job[0] / "lesson_dynamic_lr"
+    data = _load(folder)
     side = data["side_by_side"]
     # at lr_0 = 0.3 > 1/6 the fixed rule oscillates; time-based decay arrives first
     assert 0 < side["time"]["epochs_to_arrive"] < side["fixed"]["epochs_to_arrive"]
-    fastest = {w["lr"]: w["fastest"] for w in gd["fastest_by_lr"]}
+    fastest = {w["lr"]: w["fastest"] for w in data["fastest_by_lr"]}
     assert fastest[0.05] == "fixed" and fastest[0.3] == "time"
-    assert (tmp_path / "rules.png").exists()
+    assert (folder / "rules.png").exists()
 
 
 def test_cli_lesson_and_all(tmp_path, capsys):
@@ -102,8 +107,28 @@ def test_cli_lesson_and_all(tmp_path, capsys):
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
-def test_cli_lessons_main_job(tmp_path, capsys):
-    assert main(["lessons", "--out", str(tmp_path)]) == 0
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory):
+    """The README's main job, ``gdjax lessons``, run once for the tests below:
+    (its folder, what it printed)."""
+    out = tmp_path_factory.mktemp("main_job")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["lessons", "--out", str(out)]) == 0
+    return out, printed.getvalue()
+
+
+def _strict(text: str):
+    """JSON with no NaN or Infinity (json.loads accepts them by default)."""
+
+    def refuse(name):
+        raise AssertionError(f"non-strict JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_cli_lessons_main_job(main_job):
+    tmp_path, printed = main_job
     index = (tmp_path / "index.html").read_text()
     # the README says which JSON each experiment writes: true of every lesson
     (row,) = [line for line in README.splitlines() if line.startswith("| `experiments/` |")]
@@ -117,7 +142,71 @@ def test_cli_lessons_main_job(tmp_path, capsys):
         assert f'href="{folder}/report.html"' in index  # one line per lesson
         assert json.loads((tmp_path / folder / ".gdjax-run.json").read_text())["complete"]
     assert index.count("<li>") == len(LESSONS)
-    assert "all lessons done" in capsys.readouterr().out
+    assert "all lessons done" in printed
+
+
+def test_the_edge_of_stability_lesson_in_the_main_job(main_job):
+    """On its defaults: 6 float64 doublings of the double well at the exact
+    cascade's ratios, peaks' 128^2 maps from convergence to chaos, the
+    network at the edge of stability."""
+    out = main_job[0] / "lesson_edge_of_stability"
+    res = _strict((out / "edge_of_stability.json").read_text())
+    names = {p.name for p in out.iterdir()}
+    assert {"report.html", "double_well.png", "double_well_doublings.png", "peaks.png"} <= names
+    assert {"attractor_maps.png", "sharpness.png"} <= names
+    dw = res["double_well"]
+    assert dw["period_doublings"]["period"] == [2, 4, 8, 16, 32, 64]
+    ratios = dw["feigenbaum"]["ratios"]
+    np.testing.assert_allclose(ratios, bifurcation.EXACT_DOUBLE_WELL[:4], atol=2e-3)
+    assert "points" not in dw and res["peaks"]["period_doublings"] is None
+    for panel in res["maps"]["panels"]:
+        cats = panel["categories"]
+        assert sum(c["count"] for c in cats.values()) == 128 * 128
+        assert max(cats, key=lambda k: cats[k]["count"]).endswith("min 0 (global)")
+    kinds = [
+        max(p["categories"], key=lambda k: p["categories"][k]["count"])
+        for p in res["maps"]["panels"]
+    ]
+    assert [k.split(" ")[0] for k in kinds] == ["converged", "period", "period", "chaotic"]
+    runs = res["edge_of_stability"]["runs"]
+    assert runs[0]["median_ratio_second_half"] < 0.5  # far below its limit
+    for r in runs[1:]:  # at the edge
+        assert 0.9 < r["median_ratio_second_half"] < 1.1
+    page = (out / "report.html").read_text()
+    assert "gdjax lenet --sharpness" in page and "Feigenbaum" in page
+
+
+def test_the_high_dim_lesson_in_the_main_job(main_job):
+    out = main_job[0] / "lesson_high_dim"
+    data = _strict((out / "results.json").read_text())
+    goe, land = data["goe"], data["landscapes"]
+    assert goe["d"] == list(range(1, len(goe["d"]) + 1)) and len(goe["d"]) >= 5
+    for key in ("minimum_fraction", "ci_low", "ci_high"):
+        assert len(goe[key]) == len(goe["d"])
+    # the fraction of GOE matrices with every eigenvalue positive falls with d
+    # (to 0 once no sample has one), and the effective rate -d log P / d(d^2)
+    # from d = 4 to 5 approaches ln(3)/4 from above
+    frac = np.asarray(goe["minimum_fraction"])
+    seen = frac[frac > 0]
+    assert np.all(np.diff(seen) < 0) and np.all(frac[len(seen) :] == 0) and len(seen) >= 5
+    rate = -(np.log(frac[4]) - np.log(frac[3])) / (25 - 16)
+    assert high_dim.THETA < rate < 2 * high_dim.THETA
+    assert land["d"] == list(range(1, len(land["d"]) + 1)) and len(land["d"]) >= 4
+    for d, counts, crit in zip(
+        land["d"], land["index_counts"], land["critical_points"], strict=True
+    ):
+        assert len(counts) == d + 1 and sum(counts) == crit
+    assert (out / "minimum_fraction.png").exists() and (out / "report.html").exists()
+
+
+def test_the_lessons_options_parse():
+    """The options of the lessons the main job runs on their defaults."""
+    argv = ["lesson", "edge-of-stability", "--lrs", "64", "--grid", "16", "--doublings", "3"]
+    args = vars(_build_parser().parse_args([*argv, "--steps", "600"]))
+    assert (args["lrs"], args["grid"], args["doublings"], args["steps"]) == (64, 16, 3, 600)
+    argv = ["lesson", "high-dim", "--dims", "4", "--samples", "65536", "--landscapes", "2"]
+    args = vars(_build_parser().parse_args([*argv, "--starts", "256"]))
+    assert (args["dims"], args["samples"], args["landscapes"], args["starts"]) == (4, 65536, 2, 256)
 
 
 def test_cli_lessons_runs_again_over_its_own_lessons(tmp_path, capsys, monkeypatch):
@@ -272,17 +361,17 @@ def test_every_lesson_has_its_script_and_its_readme_row_in_order():
 @pytest.mark.parametrize(
     "script", sorted(p.name for p in (Path(__file__).parent.parent / "experiments").glob("*.py"))
 )
-def test_experiment_scripts_reach_their_command(script):
-    """Every experiments/*.py script runs its lesson's command (--help: no compute)."""
-    import subprocess
-    import sys
-
+def test_experiment_scripts_reach_their_command(script, monkeypatch, capsys):
+    """Every experiments/*.py script runs its lesson's command (--help: no
+    compute), run as ``python SCRIPT --help`` runs it (in this process: a new
+    interpreter per script only repeated the imports)."""
     path = Path(__file__).parent.parent / "experiments" / script
-    done = subprocess.run(
-        [sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage: gdjax lesson ")
+    monkeypatch.setattr(sys, "argv", [str(path), "--help"])
+    monkeypatch.syspath_prepend(str(path.parent))
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(path), run_name="__main__")
+    assert done.value.code in (0, None)
+    assert capsys.readouterr().out.startswith("usage: gdjax lesson ")
 
 
 MARKUP = re.compile(r"``|:(?:mod|func|class|meth|data|attr|obj):`")

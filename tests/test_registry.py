@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gdjax
@@ -66,6 +67,8 @@ def test_every_record_descends_a_parabola_with_its_defaults(name):
         lambda x: jnp.sum(x**2), jnp.asarray([1.0, -2.0]), steps=100, lr=0.05, rule=rule
     )
     assert float(traj.loss[-1]) < float(traj.loss[0])
+    if name in _registry.OPTAX:  # gdjax basins --optimizer NAME: the rate is all it needs
+        assert isinstance(record.factory(learning_rate=0.05), optax.GradientTransformation)
 
 
 def test_stability_limits_use_the_records_defaults():
