@@ -37,7 +37,6 @@ from gdjax.descent import descend_final, optimizer
 from gdjax.surfaces import get as _get_surface
 
 __all__ = [
-    "MAX_WIDTH",
     "Axis",
     "TrainabilityMap",
     "Window",
@@ -52,7 +51,6 @@ __all__ = [
     "uncertainty",
     "unresolved",
     "with_error",
-    "working_dtype",
     "zoom_window",
     "zoom_windows",
 ]
@@ -126,7 +124,7 @@ SURFACE_WINDOW = Window(-2.0, 0.495, 3.0, 0.99)
 # Resolution: pixels the working precision tells apart.
 
 
-def working_dtype() -> np.dtype:
+def _working_dtype() -> np.dtype:
     """The precision maps are computed in: float64 under ``jax.enable_x64``,
     else float32."""
     return np.dtype(jnp.result_type(float))
@@ -134,13 +132,13 @@ def working_dtype() -> np.dtype:
 
 def pixel_resolution(log: bool, extent: float, dtype=None) -> float:
     """The smallest pixel step, in axis units (log10 units on a log axis),
-    that ``dtype`` (default: :func:`working_dtype`) resolves on an axis
+    that ``dtype`` (default: :func:`_working_dtype`) resolves on an axis
     whose coordinates reach ``extent`` in absolute value: two float
     spacings, so that the rounded values of adjacent pixels differ and are
     near evenly spaced. A rate 10^v is held to a relative spacing of the
     dtype's epsilon, and its log10 coordinate v (float64) to one float64
     spacing of ``extent``; a linear value to one spacing of ``extent``."""
-    dtype = working_dtype() if dtype is None else np.dtype(dtype)
+    dtype = _working_dtype() if dtype is None else np.dtype(dtype)
     extent = abs(float(extent))
     coord = float(np.spacing(np.float64(extent)))
     if log:
@@ -174,7 +172,7 @@ def _check_resolved(window: Window, names, logs, resolution: int) -> None:
         unit = " decades" if logs[k] else ""
         raise ValueError(
             f"the window's {resolution} pixels per side are {step:.2g}{unit} apart on "
-            f"{names[k]}, below what {working_dtype().name} resolves there "
+            f"{names[k]}, below what {_working_dtype().name} resolves there "
             f"({res:.2g}{unit}): their values would not be distinct"
         )
 
@@ -192,19 +190,19 @@ class Problem(NamedTuple):
     y: jax.Array
 
 
-MAX_WIDTH = 64
+_MAX_WIDTH = 64
 """The widest network a map trains: each pixel trains its own w^2 + w weights
 on (w^2 + w) x w data, so one step costs about w^4 per pixel (the paper's
 figures use 16; 64 already costs 256 times a width-16 map)."""
 
 
 def check_width(width) -> int:
-    """``width`` as a count in 1..:data:`MAX_WIDTH`; raises ValueError naming
+    """``width`` as a count in 1..:data:`_MAX_WIDTH`; raises ValueError naming
     ``--width`` otherwise."""
     width = _validate.check_count("width", width)
-    if width > MAX_WIDTH:
+    if width > _MAX_WIDTH:
         raise ValueError(
-            f"--width {width:,}: at most {MAX_WIDTH} hidden units (each pixel trains its own "
+            f"--width {width:,}: at most {_MAX_WIDTH} hidden units (each pixel trains its own "
             f"{width:,}^2 weights on {width:,}^3 numbers of data; the paper uses 16)"
         )
     return width
@@ -218,7 +216,7 @@ def make_problem(key, width: int = 8) -> Problem:
     width = check_width(width)
     k0, k1, kx, ky = jax.random.split(key, 4)
     n_params = width * width + width
-    dtype = working_dtype()
+    dtype = _working_dtype()
 
     def normal(k, shape):
         return jax.random.normal(k, shape, jnp.float32).astype(dtype)
@@ -326,7 +324,7 @@ def network_map(
 ) -> TrainabilityMap:
     """The network's map over (lr of layer 0, lr of layer 1), log axes
     centred at 10^cx, 10^cy (``window`` in log10 units), computed in the
-    working precision (:func:`working_dtype`; its pixel function ``fn``
+    working precision (:func:`_working_dtype`; its pixel function ``fn``
     too, so call :func:`uncertainty` under the same ``jax.enable_x64``).
     A window whose pixels that precision does not tell apart
     (:func:`unresolved`) is refused."""
@@ -338,7 +336,7 @@ def network_map(
     _check_resolved(window, ("lr_0", "lr_1"), (True, True), resolution)
     problem = make_problem(jax.random.key(seed), width)
     x, y, gx, gy = _grid(window, ("lr_0", "lr_1"), (True, True), resolution)
-    dtype = working_dtype()
+    dtype = _working_dtype()
 
     def fn(a, b):
         return _network_chunk(problem, a.astype(dtype), b.astype(dtype), steps)

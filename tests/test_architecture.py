@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent / "gdjax"
 NUMERIC = (
     "gdjax._chunks",
     "gdjax._engine",
+    "gdjax._orbits",
     "gdjax._registry",
     "gdjax._validate",
     "gdjax.attractors",

@@ -10,8 +10,8 @@ import optax
 import pytest
 
 import gdjax
+from gdjax import _orbits, surfaces
 from gdjax import attractors as A
-from gdjax import surfaces
 
 PEAKS_START = (0.25, -1.6)
 # small runs: the closed forms below are reached in a few hundred steps
@@ -192,10 +192,10 @@ def test_bound_and_a_new_rate_or_transient_do_not_recompile():
     kw = dict(window=256, keep=8, max_period=16, bound=10.0)
     o = A.orbits("quadratic", 1.0, [0.35, 0.1], transient=0, **kw)
     assert o.kind.tolist() == [A.DIVERGED, A.FIXED] and np.all(np.isfinite(o.tail))
-    before = A._program._cache_size()
+    before = _orbits._program._cache_size()
     A.orbits("quadratic", 1.5, [0.3, 0.2], transient=10, **kw)
     A.orbits("quadratic", -0.7, [0.01, 0.02], transient=300, **kw)
-    assert A._program._cache_size() == before
+    assert _orbits._program._cache_size() == before
 
 
 # --------------------------------------------------------------------------

@@ -44,10 +44,7 @@ __all__ = [
     "Settings",
     "Study",
     "compute",
-    "doubling_rows",
     "memory_needed",
-    "newcomer_text",
-    "precision_words",
     "report_sections",
     "resolve",
     "sharpest",
@@ -530,7 +527,7 @@ def _kind_words(res: dict) -> str:
     return ", ".join(parts)
 
 
-def newcomer_text(study: Study) -> list[str]:
+def _newcomer_text(study: Study) -> list[str]:
     """What the diagram shows, in paragraphs a newcomer reads."""
     b, s = study.bifurcation, study.settings
     limit = b.stability_limit
@@ -618,7 +615,7 @@ def _early_words(study: Study, res: dict) -> str:
     )
 
 
-def doubling_rows(study: Study) -> tuple[list[str], list[list]]:
+def _doubling_rows(study: Study) -> tuple[list[str], list[list]]:
     """The doublings table: headers and rows."""
     d = study.doublings
     exact = study.settings.surface == "double_well" and _from_first(study)
@@ -654,7 +651,7 @@ def doubling_rows(study: Study) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
-def precision_words(study: Study) -> str:
+def _precision_words(study: Study) -> str:
     """How close the ratios are to delta, and why not closer."""
     r, s, d = study.ratios, study.settings, study.doublings
     if d is None:
@@ -712,7 +709,7 @@ def precision_words(study: Study) -> str:
 def report_sections(rep: Report, study: Study, res: dict, *, name: str = "bifurcation") -> None:
     """The study's text, figures and tables, added to ``rep`` (the lesson
     edge-of-stability adds two of them to its own report)."""
-    for para in newcomer_text(study):
+    for para in _newcomer_text(study):
         rep.text(para)
     rep.text(
         f"{len(res['lrs']):,} rates from {study.settings.lr_min:g} to {study.settings.lr_max:g}: "
@@ -774,10 +771,10 @@ def report_sections(rep: Report, study: Study, res: dict, *, name: str = "bifurc
         "smooth map with one quadratic hump; the ratio column is (r_(k-1) - r_(k-2)) / "
         "(r_k - r_(k-1))."
     )
-    headers, rows = doubling_rows(study)
+    headers, rows = _doubling_rows(study)
     if rows:
         rep.table(headers, rows)
-    rep.text(precision_words(study))
+    rep.text(_precision_words(study))
     if d.period.size >= 2:
         rep.figure(
             P.doubling_intervals(

@@ -32,10 +32,6 @@ from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
 __all__ = [
-    "MAP_HALF_WIDTH",
-    "MAP_RATES",
-    "MAX_GRID",
-    "PEAKS_DOUBLINGS",
     "Edge",
     "Lesson",
     "Maps",
@@ -48,19 +44,19 @@ __all__ = [
     "write",
 ]
 
-MAP_RATES = (0.06, 0.075, 0.09, 0.15)
+_MAP_RATES = (0.06, 0.075, 0.09, 0.15)
 """Peaks' rates mapped: below the global minimum's limit 0.0663, a 2-cycle,
 a 4-cycle, chaos."""
-MAP_HALF_WIDTH = 1.2
+_MAP_HALF_WIDTH = 1.2
 """The maps' box: the global minimum plus or minus this in x and y."""
 MAP_TRANSIENT = 1000
-MAX_GRID = 512
+_MAX_GRID = 512
 AT_MINIMUM = 1e-2
 """A fixed point within this distance (times 1 + |minimum|) of a minimum is
 at it; farther, the run stopped where the gradient vanished in the
 arithmetic (peaks' flat outer ground)."""
 
-PEAKS_DOUBLINGS = "gdjax bifurcation --surface peaks --x64 --doublings 6 --out runs/peaks"
+_PEAKS_DOUBLINGS = "gdjax bifurcation --surface peaks --x64 --doublings 6 --out runs/peaks"
 """The command that measures peaks' doublings (9.6 s here; the lesson leaves
 them out to stay quick): 0.066243, 0.087092, 0.092288, 0.093367, 0.093596,
 0.093644, ratios 4.012, 4.813, 4.729, 4.680."""
@@ -185,10 +181,10 @@ _FIXED_COLORS = {"diverged": "#8c8c8c", "stopped on flat ground (no minimum)": "
 
 def maps(
     surface: str = "peaks",
-    lrs=MAP_RATES,
+    lrs=_MAP_RATES,
     *,
     grid: int = 128,
-    half_width: float = MAP_HALF_WIDTH,
+    half_width: float = _MAP_HALF_WIDTH,
     transient: int = MAP_TRANSIENT,
 ) -> Maps:
     """Runs gradient descent from an n x n grid of starts around the
@@ -324,16 +320,16 @@ def compute(
 ) -> Lesson:
     """The double well's diagram and ``doublings`` period doublings
     (float64), peaks' diagram (float32; its doublings are the command's:
-    :data:`PEAKS_DOUBLINGS`), the maps and the network trained for ``steps``
+    ``gdjax bifurcation --surface peaks --x64``), the maps and the network trained for ``steps``
     steps. ``progress(done, 4)`` after each part."""
     lrs = _validate.check_count("--lrs", lrs)
     if lrs < 2:
         raise ValueError(f"--lrs must be at least 2, got {lrs}")
     grid = _validate.check_count("--grid", grid)
-    if grid > MAX_GRID:
+    if grid > _MAX_GRID:
         raise ValueError(
-            f"--grid must be at most {MAX_GRID} (4 maps of grid^2 starts, each run's last 128 "
-            f"points kept: 1.2 GB at {MAX_GRID}), got {grid}"
+            f"--grid must be at most {_MAX_GRID} (4 maps of grid^2 starts, each run's last 128 "
+            f"points kept: 1.2 GB at {_MAX_GRID}), got {grid}"
         )
     steps = _validate.check_count("--steps", steps)
     if steps < MIN_NET_STEPS:
@@ -468,7 +464,7 @@ def write(out: str | Path, lesson: Lesson) -> dict:
         "allows; this command measures them (float64, 6 doublings: ratios 4.012, 4.813, "
         "4.729, 4.680, closing on δ = 4.669 as the double well's do):"
     )
-    rep.code(PEAKS_DOUBLINGS)
+    rep.code(_PEAKS_DOUBLINGS)
     _maps_section(rep, lesson.maps, res["maps"])
     _edge_section(rep, lesson.edge, res["edge_of_stability"])
     rep.heading("Settings")
@@ -482,7 +478,7 @@ def _maps_section(rep: Report, m: Maps, res: dict) -> None:
     rep.heading("3. Which start reaches which attractor")
     rep.text(
         f"Gradient descent from a {n} x {n} grid of starts in the box x, y = global minimum "
-        f"± {MAP_HALF_WIDTH:g} of peaks, at {len(m.lrs)} rates around the global minimum's "
+        f"± {_MAP_HALF_WIDTH:g} of peaks, at {len(m.lrs)} rates around the global minimum's "
         f"stability limit {m.limit:.4g}, {res['transient']:,} steps and then 256 measured "
         "ones; each start is coloured by the attractor its run reaches (a minimum, a cycle "
         "around one, a chaotic set around one). Attractors are told apart as Attractors.jl "

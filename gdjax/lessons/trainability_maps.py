@@ -31,11 +31,7 @@ from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
 
 __all__ = [
-    "MIN_GRID",
-    "PIXEL_BYTES",
     "UNCERTAINTY_STARTS",
-    "ZOOM_FACTOR",
-    "ZOOM_GRID",
     "Study",
     "check_resolution",
     "compute",
@@ -45,21 +41,21 @@ __all__ = [
     "write",
 ]
 
-MIN_GRID = 16
+_MIN_GRID = 16
 """The fewest pixels per side of a map or a zoom: the box-counting
 dimension of its boundary needs 16 x 16."""
 
-PIXEL_BYTES = 64
+_PIXEL_BYTES = 64
 """Host memory per pixel of a map (its rates, outcome, score and final
 loss, and their copies on the way), for the refusal before compute."""
 
-ZOOM_GRID = 256
+_ZOOM_GRID = 256
 """Pixels per side of each zoom at full size (``"auto"``: half the map's
 side, at most this)."""
 
-ZOOM_FACTOR = 8.0
+_ZOOM_FACTOR = 8.0
 """Each zoom is this many times narrower than the map or zoom it is taken
-from (zoom k: ``ZOOM_FACTOR ** (k + 1)`` times narrower than the map)."""
+from (zoom k: ``_ZOOM_FACTOR ** (k + 1)`` times narrower than the map)."""
 
 UNCERTAINTY_STARTS = 4096
 """Random points per perturbation size of the main map's uncertainty
@@ -101,7 +97,7 @@ def compute(
     """Validates, computes the map (in ``zoom``'s window if given: (cx, cy,
     w) in axis units, log10 on a log axis), then ``zoom_levels`` zooms of
     ``zoom_grid`` pixels (``"auto"``: half the map's side, at most
-    :data:`ZOOM_GRID`) into a boundary point, then the main map's
+    :data:`_ZOOM_GRID`) into a boundary point, then the main map's
     uncertainty exponent from ``uncertainty`` random points per
     perturbation size (0: not measured; ``"auto"``: as many as cost about
     what the map costs, up to :data:`UNCERTAINTY_STARTS`; drawn from
@@ -131,23 +127,23 @@ def compute(
     if surface is None:
         T.check_width(width)
     grid = _validate.check_count("grid", grid)
-    if grid < MIN_GRID:
+    if grid < _MIN_GRID:
         raise ValueError(
-            f"--grid must be at least {MIN_GRID} (the boundary's box-counting dimension needs "
-            f"{MIN_GRID} x {MIN_GRID} pixels), got {grid}"
+            f"--grid must be at least {_MIN_GRID} (the boundary's box-counting dimension needs "
+            f"{_MIN_GRID} x {_MIN_GRID} pixels), got {grid}"
         )
     have = available_memory()
-    if have is not None and grid * grid * PIXEL_BYTES > have:
-        fits = math.isqrt(have // PIXEL_BYTES)
+    if have is not None and grid * grid * _PIXEL_BYTES > have:
+        fits = math.isqrt(have // _PIXEL_BYTES)
         raise ValueError(
-            f"a {grid:,}^2 map needs about {grid * grid * PIXEL_BYTES / 2**30:.1f} GiB of "
+            f"a {grid:,}^2 map needs about {grid * grid * _PIXEL_BYTES / 2**30:.1f} GiB of "
             f"memory and {have / 2**30:.1f} GiB is available; use --grid {fits:,} or less"
         )
     if zoom_grid == "auto":  # the zooms together cost about what the map costs
-        zoom_grid = min(ZOOM_GRID, max(16, grid // 2))
+        zoom_grid = min(_ZOOM_GRID, max(16, grid // 2))
     zoom_grid = _validate.check_count("zoom_grid", zoom_grid)
-    if zoom_levels > 0 and zoom_grid < MIN_GRID:
-        raise ValueError(f"--zoom-grid must be at least {MIN_GRID}, got {zoom_grid}")
+    if zoom_levels > 0 and zoom_grid < _MIN_GRID:
+        raise ValueError(f"--zoom-grid must be at least {_MIN_GRID}, got {zoom_grid}")
     if uncertainty == "auto":
         uncertainty = _validate.matched_uncertainty_starts(grid * grid, 1, UNCERTAINTY_STARTS)
     uncertainty = _validate.check_uncertainty_starts(uncertainty)
@@ -225,7 +221,7 @@ def _compute(
         limits = T.MOMENTUM_LIMITS if surface else None
         centre, current = T.boundary_point(main), main
         for k in range(zoom_levels):
-            window = T.zoom_window(current.window, centre, ZOOM_FACTOR, y_limits=limits)
+            window = T.zoom_window(current.window, centre, _ZOOM_FACTOR, y_limits=limits)
             # the zooms report as one task
             current = one(window, zoom_grid, _progress.part(progress, k, zoom_levels))
             zooms.append(current)
@@ -298,7 +294,7 @@ def check_resolution(
         return " (nor would float64: give a wider window)"
 
     def zoom(k: int) -> T.Window:
-        f = ZOOM_FACTOR ** (k + 1)
+        f = _ZOOM_FACTOR ** (k + 1)
         return T.Window(base.cx, base.cy, base.wx / f, base.wy / f)
 
     bad = T.unresolved(base, logs, grid, dtype)
@@ -321,7 +317,7 @@ def check_resolution(
             ):
                 deepest += 1
             raise ValueError(
-                f"--zoom-levels {zoom_levels}: zoom {k}, {ZOOM_FACTOR:g}^{k + 1} times "
+                f"--zoom-levels {zoom_levels}: zoom {k}, {_ZOOM_FACTOR:g}^{k + 1} times "
                 f"narrower than the map, would have its {zoom_grid} pixels per side "
                 f"{step:.2g}{_unit(logs[a])} apart on {names[a]}, below {dtype.name}'s "
                 f"resolution at these values ({res:.2g}{_unit(logs[a])}): they would not be "
@@ -468,8 +464,8 @@ def write(out: str | Path, study: Study) -> dict:
             plot.trainability.zoom_sequence(study.zooms),
             "zoom_sequence",
             f"{len(study.zooms)} zooms into a point of the boundary, each "
-            f"{ZOOM_FACTOR:g}x narrower than the map or zoom before it (zoom k: "
-            f"{ZOOM_FACTOR:g}^(k+1)x narrower than the map) and inside it, "
+            f"{_ZOOM_FACTOR:g}x narrower than the map or zoom before it (zoom k: "
+            f"{_ZOOM_FACTOR:g}^(k+1)x narrower than the map) and inside it, "
             f"{study.settings['zoom_grid']}^2 pixels each, in {precision}; each panel outlines "
             "the next window.",
         )

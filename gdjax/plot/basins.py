@@ -39,14 +39,12 @@ __all__ = [
     "basin_map",
     "draw_labels",
     "mark_orbits",
-    "MINOR",
     "legend_outcomes",
     "minor_name",
     "minor_orbits",
     "minor_patch",
     "outcome_order",
     "outcome_styles",
-    "tint",
     "basin_scatter",
     "best_of_k_curve",
     "convergence_time_map",
@@ -65,21 +63,21 @@ _CHAOTIC_COLOR = "#c4ad82"  # a greyish tan: apart from diverged's grey and movi
 _LONE_ORBIT_COLOR = "#c9bfdb"  # a cycle around no minimum
 _TINTS = (0.45, 0.68, 0.82, 0.9)  # share of white in the k-th orbit of a minimum
 _HATCHES = ("//", "\\\\", "xx", "..")
-MINOR = 0.005
+_MINOR = 0.005
 """A periodic orbit reached by fewer than this share of the starts at every
 rate is drawn in the lightest shade of its minimum's colour and shares one
 legend entry with the others like it (runs caught near a bifurcation)."""
 _MINOR_FACE = "#ececec"
 
 
-def tint(color, white: float) -> str:
+def _tint(color, white: float) -> str:
     """``color`` mixed with ``white`` of white (0: itself, 1: white)."""
     rgb = np.asarray(mcolors.to_rgb(color))
     return mcolors.to_hex(rgb + (1.0 - rgb) * white)
 
 
 def minor_orbits(bmap) -> set[int]:
-    """The labels of the periodic orbits that fewer than :data:`MINOR` of
+    """The labels of the periodic orbits that fewer than :data:`_MINOR` of
     the starts reach at every rate of the map."""
     table = bmap.attractors
     if table is None:
@@ -87,7 +85,7 @@ def minor_orbits(bmap) -> set[int]:
     return {
         FIRST_ATTRACTOR - a
         for a, name in enumerate(table.names)
-        if table.kind[a] == "periodic" and np.max(bmap.fractions[name].fraction) < MINOR
+        if table.kind[a] == "periodic" and np.max(bmap.fractions[name].fraction) < _MINOR
     }
 
 
@@ -121,7 +119,7 @@ def minor_name(bmap) -> str:
     periods = [bmap.attractors.period[FIRST_ATTRACTOR - lab] for lab in minor_orbits(bmap)]
     lo, hi = min(periods), max(periods)
     which = f"period {lo}" if lo == hi else f"periods {lo} to {hi}"
-    return f"other orbits ({which}), each under {100 * MINOR:g}% of starts"
+    return f"other orbits ({which}), each under {100 * _MINOR:g}% of starts"
 
 
 def outcome_styles(bmap) -> dict[int, tuple[str, str | None]]:
@@ -146,12 +144,14 @@ def outcome_styles(bmap) -> dict[int, tuple[str, str | None]]:
             styles[label] = (_CHAOTIC_COLOR, None)
             continue
         if label in minor:
-            face = tint(colors[m + 2], _TINTS[-1]) if m >= 0 else _LONE_ORBIT_COLOR
+            face = _tint(colors[m + 2], _TINTS[-1]) if m >= 0 else _LONE_ORBIT_COLOR
             styles[label] = (face, "..")
             continue
         k = seen.get(m, 0)
         seen[m] = k + 1
-        face = tint(colors[m + 2], _TINTS[min(k, len(_TINTS) - 1)]) if m >= 0 else _LONE_ORBIT_COLOR
+        face = _LONE_ORBIT_COLOR
+        if m >= 0:
+            face = _tint(colors[m + 2], _TINTS[min(k, len(_TINTS) - 1)])
         styles[label] = (face, _HATCHES[k % len(_HATCHES)])
     return styles
 
