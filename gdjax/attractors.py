@@ -144,7 +144,7 @@ from gdjax._orbits import (
     default_tol,
 )
 from gdjax.descent import DEFAULT_BOUND
-from gdjax.maps.critical import stability_limit
+from gdjax.maps.critical import hessian_at, stability_limit
 from gdjax.surfaces import Surface
 
 __all__ = [
@@ -390,7 +390,7 @@ def orbits(
 
 def _hessian_limit(fn, location: np.ndarray, shape, dtype) -> float:
     x = jnp.asarray(location.reshape(shape), dtype)
-    hess = np.asarray(jax.hessian(fn)(x), np.float64).reshape(location.size, location.size)
+    hess = np.asarray(hessian_at(fn, x), np.float64).reshape(location.size, location.size)
     return stability_limit(np.linalg.eigvalsh(hess))
 
 

@@ -21,7 +21,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 _OURS = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 if _OURS:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gdjax-tests-")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# every program, however small: the workers and the processes tests start compile
+# many of the same small ones (measured 2-3% of the CPU time of a run)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 _CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
 
 import jax  # noqa: E402

@@ -922,6 +922,7 @@ def test_population_mixes_schedules_and_momentum_in_one_program():
     perm = jax.vmap(lenet.epoch_permutation, in_axes=(0, None, None, None))(state.seed, 0, 256, 128)
     for i in range(spe):
         state, _ = step(state, hyper, dev, perm, np.int32(i))
+
     # each model equals the same model trained alone with optax.sgd(schedule, momentum)
     # (one jitted reference step, its rate and momentum as arguments: one compile)
     @jax.jit

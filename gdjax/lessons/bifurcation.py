@@ -29,6 +29,7 @@ import gdjax
 from gdjax import _engine, _validate
 from gdjax import attractors as A
 from gdjax.maps.config import available_memory
+from gdjax.maps.critical import hessian_at
 from gdjax.plot import attractors as P
 from gdjax.report import Report, versions, write_json
 from gdjax.runs import command_line
@@ -177,7 +178,7 @@ def sharpest(surface: gdjax.Surface, location) -> tuple[float, np.ndarray]:
     eigenvector of the Hessian there (float64)."""
     with jax.enable_x64(True):
         x = jnp.asarray(np.asarray(location, np.float64).reshape(surface.shape))
-        hess = np.asarray(jax.hessian(surface.fn)(x), np.float64).reshape(surface.dim, -1)
+        hess = np.asarray(hessian_at(surface.fn, x), np.float64).reshape(surface.dim, -1)
     vals, vecs = np.linalg.eigh(hess)
     v = vecs[:, -1]
     if v[np.flatnonzero(np.abs(v) > 1e-12)[0]] < 0:

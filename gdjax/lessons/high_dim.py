@@ -181,10 +181,11 @@ def landscape_critical_points(
         x, gnorm, eig = (np.asarray(v) for v in _newton(params, x0, 30))
         ok = (gnorm < 1e-6) & np.all(np.abs(x) <= box, axis=1) & np.all(np.abs(eig) > 1e-8, 1)
         x, eig = x[ok], eig[ok]
-        keep = []
-        for j in np.argsort(x[:, 0]):  # merge duplicates
-            if all(np.max(np.abs(x[j] - x[k])) > 1e-3 for k in keep[-64:]):
-                keep.append(j)
+        keep: list[int] = []
+        for j in np.argsort(x[:, 0]):  # merge duplicates (against the last 64 kept)
+            near = keep[-64:]
+            if not near or np.all(np.max(np.abs(x[near] - x[j]), axis=1) > 1e-3):
+                keep.append(int(j))
         indices.append((eig[keep] < 0).sum(axis=1))
     return np.concatenate(indices) if indices else np.zeros(0, np.int64)
 

@@ -28,6 +28,7 @@ __all__ = [
     "critical_points",
     "discover_minima",
     "find_and_label",
+    "hessian_at",
     "label_ends",
     "pow2",
     "stability_limit",
@@ -39,6 +40,14 @@ def stability_limit(eigenvalues: Sequence[float]) -> float:
     converge to a minimum with these Hessian eigenvalues."""
     top = max(eigenvalues)
     return 2.0 / top if top > 0 else float("inf")
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def hessian_at(fn, x):
+    """The Hessian of ``fn`` at ``x``, compiled once per function, shape and
+    dtype (eager ``jax.hessian`` compiled each of its primitives apart: 70
+    small programs in one lesson)."""
+    return jax.hessian(fn)(x)
 
 
 def claim_radius(dom) -> float:
