@@ -7,7 +7,7 @@ all), each chunk is dispatched before the previous one is collected (the
 device never idles while the host copies results), and a ``collect``
 callback stores each chunk's outputs. Where the chunks go (which devices,
 which sharding) is the caller's ``call``; :func:`sharded_size` rounds a
-chunk to a multiple of the device count.
+chunk up to equal shares of whole vectors per device (:func:`aligned`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,23 @@ def pad(a: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[-1:], size - m, axis=0)])
 
 
+ALIGN = 8
+"""Rows per device are a multiple of this: XLA's CPU code for a vmapped 2-D
+descent ran 5.5x slower on an odd number of rows per device (peaks,
+124,751 rows: 1.95 s; 124,752: 0.35 s), even numbers all alike."""
+
+
+def aligned(chunk: int, devices: int) -> int:
+    """``chunk`` rounded up so that each of ``devices`` gets an equal share
+    of a multiple of :data:`ALIGN` rows."""
+    step = devices * ALIGN
+    return -(-max(1, chunk) // step) * step
+
+
 def sharded_size(chunk: int, total: int, devices: int) -> int:
     """A chunk of at most ``chunk`` (and at most ``total``) items, rounded up
-    to a multiple of ``devices`` so each device gets an equal share."""
-    chunk = max(1, min(chunk, total))
-    return -(-chunk // devices) * devices
+    (:func:`aligned`) so each device gets an equal share."""
+    return aligned(min(chunk, total), devices)
 
 
 def run_chunks(

@@ -125,7 +125,7 @@ def map_basins(
             lowest value count as global (see :func:`global_minima`).
         chunk_size: the most descents per compiled call (the starts are cut
             into equal chunks no larger, rounded up to the device count);
-            default 2^18 on a CPU, 2^22 on an accelerator (fewer calls,
+            default 2^17 on a CPU, 2^22 on an accelerator (fewer calls,
             fewer kernel launches). Labels do not depend on it.
         devices: how many devices to shard each chunk over (default: all).
         unroll: ``lax.scan`` unrolling (speed only).

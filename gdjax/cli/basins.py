@@ -120,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
         "--chunk-size",
         type=positive_int("--chunk-size"),
         default=None,
-        help="starts per compiled call (default: 2^18 on a CPU, 2^22 on an accelerator)",
+        help="starts per compiled call (default: 2^17 on a CPU, 2^22 on an accelerator)",
     )
     parser.add_argument(
         "--label-on",

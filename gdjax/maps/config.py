@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdjax import _engine, _validate
+from gdjax import _chunks, _engine, _validate
 from gdjax.descent import DEFAULT_BOUND, describe_rule
 from gdjax.surfaces import get as _get_surface
 
@@ -41,10 +41,10 @@ __all__ = [
 
 
 def default_chunk_size() -> int:
-    """Descents per compiled call: 2^18 on a CPU (about 0.5 s per chunk at
-    1000 steps on 2 cores), 2^22 on an accelerator (fewer calls, fewer kernel
-    launches)."""
-    return 1 << 18 if jax.default_backend() == "cpu" else 1 << 22
+    """Descents per compiled call: 2^17 on a CPU (a chunk's points stay in the
+    cores' caches: measured faster than 2^18 and 2^20, docs/basins.md), 2^22
+    on an accelerator (fewer calls, fewer kernel launches)."""
+    return 1 << 17 if jax.default_backend() == "cpu" else 1 << 22
 
 
 # --------------------------------------------------------------------------
@@ -411,7 +411,7 @@ class MapConfig:
         chunk = min(max(1, self.chunk_size // self.sets), total)
         n_chunks = -(-total // chunk)
         chunk = -(-total // n_chunks)
-        set_(self, "chunk", -(-chunk // self.devices) * self.devices)
+        set_(self, "chunk", _chunks.aligned(chunk, self.devices))
 
     @property
     def total(self) -> int:

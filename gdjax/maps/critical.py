@@ -183,10 +183,14 @@ def find_and_label(surface, final, converged, diverged, dom, rounds: int = 5):
     radius = claim_radius(dom)
     found: list[CriticalPoint] = []
     pool = converged & ~diverged
+    labels = None
     for _ in range(rounds):
         new = _candidate_minima(surface, final[pool], dom)
         merged = _dedupe(sorted(found + new, key=lambda p: p.value), radius / 10)
         grew = len(merged) > len(found)
+        same = len(merged) == len(found) and all(a is b for a, b in zip(merged, found, strict=True))
+        if labels is not None and same:
+            break  # the same minima: the same labels
         found = merged
         labels = _label(final, converged, diverged, tuple(found), tol_radius=radius)
         pool = converged & ~diverged & (labels == NOT_CONVERGED)
@@ -240,8 +244,8 @@ def _label(final, converged, diverged, minima, tol_radius) -> np.ndarray:
             d2 = np.square(x - final.dtype.type(m.location[0]))
             d2 += np.square(y - final.dtype.type(m.location[1]))
             closer = d2 < best
-            best[closer] = d2[closer]
-            nearest[closer] = i
+            np.copyto(best, d2, where=closer)
+            np.copyto(nearest, np.int32(i), where=closer)
         claimed = converged & (best < tol_radius**2)
         labels[claimed] = nearest[claimed]
     labels[diverged] = DIVERGED

@@ -167,10 +167,13 @@ def _descend_label_chunk(
     def body(i, carry):
         best, nearest = carry
         d2 = jnp.square(x - minima[i, 0]) + jnp.square(y - minima[i, 1])
-        closer = (d2 < best) & (i < n_minima)
+        closer = d2 < best
         return jnp.where(closer, d2, best), jnp.where(closer, i, nearest)
 
-    best, nearest = jax.lax.fori_loop(0, minima.shape[0], body, (best, nearest))
+    # over the known minima only (a traced count: a while loop, not all
+    # MAX_DEVICE_MINIMA rows of the table)
+    count = jnp.minimum(n_minima, minima.shape[0])
+    best, nearest = jax.lax.fori_loop(0, count, body, (best, nearest))
     claimed = converged & (best < tol2)
     labels = jnp.where(claimed, nearest, NOT_CONVERGED)
     labels = jnp.where(diverged, DIVERGED, labels).astype(jnp.int8)
