@@ -27,10 +27,11 @@ def pad(a: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[-1:], size - m, axis=0)])
 
 
-ALIGN = 8
+ALIGN = 2
 """Rows per device are a multiple of this: XLA's CPU code for a vmapped 2-D
-descent ran 5.5x slower on an odd number of rows per device (peaks,
-124,751 rows: 1.95 s; 124,752: 0.35 s), even numbers all alike."""
+descent ran 5.5x slower on an odd number of rows per device (peaks, 1000
+steps, 124,751 rows: 1.95 s; 124,752: 0.35 s); even numbers (multiples of
+2, 4, 8 and 16) ran alike."""
 
 
 def aligned(chunk: int, devices: int) -> int:

@@ -65,10 +65,12 @@ def test_random_starts_on_four_tied_minima_and_an_optax_rule():
 
 
 def test_a_minimum_missed_by_the_first_chunk_is_found_later(monkeypatch):
-    # strided chunks of 8 starts: the first cannot reach all of peaks' basins;
-    # the runs of later chunks that converged where no known minimum is come
-    # back, and the missing minima are found among them
-    host = basins.map_basins("peaks", grid=24, steps=300, lr=0.01, chunk_size=8, label_on="host")
+    # strided chunks of 8 starts (2 on each of 4 devices: an even number per
+    # device): the first cannot reach all of peaks' basins; the runs of later
+    # chunks that converged where no known minimum is come back, and the
+    # missing minima are found among them
+    kw = dict(grid=24, steps=300, lr=0.01, chunk_size=8, devices=min(4, jax.device_count()))
+    host = basins.map_basins("peaks", **kw, label_on="host")
     calls = []
     real = runner.discover_minima
 
@@ -78,9 +80,7 @@ def test_a_minimum_missed_by_the_first_chunk_is_found_later(monkeypatch):
         return found, labels
 
     monkeypatch.setattr(runner, "discover_minima", spy)
-    device = basins.map_basins(
-        "peaks", grid=24, steps=300, lr=0.01, chunk_size=8, label_on="device"
-    )
+    device = basins.map_basins("peaks", **kw, label_on="device")
     _same(host, device)
     assert calls[0][1] < 3 and calls[-1][1] == 3, calls  # found after the first chunk
 
