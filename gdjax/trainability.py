@@ -132,7 +132,7 @@ def _working_dtype() -> np.dtype:
 
 def pixel_resolution(log: bool, extent: float, dtype=None) -> float:
     """The smallest pixel step, in axis units (log10 units on a log axis),
-    that ``dtype`` (default: :func:`_working_dtype`) resolves on an axis
+    that ``dtype`` (default: float64 under ``jax.enable_x64``, else float32) resolves on an axis
     whose coordinates reach ``extent`` in absolute value: two float
     spacings, so that the rounded values of adjacent pixels differ and are
     near evenly spaced. A rate 10^v is held to a relative spacing of the
@@ -324,7 +324,7 @@ def network_map(
 ) -> TrainabilityMap:
     """The network's map over (lr of layer 0, lr of layer 1), log axes
     centred at 10^cx, 10^cy (``window`` in log10 units), computed in the
-    working precision (:func:`_working_dtype`; its pixel function ``fn``
+    working precision (float64 under ``jax.enable_x64``, else float32; its pixel function ``fn``
     too, so call :func:`uncertainty` under the same ``jax.enable_x64``).
     A window whose pixels that precision does not tell apart
     (:func:`unresolved`) is refused."""

@@ -55,7 +55,7 @@ side, at most this)."""
 
 _ZOOM_FACTOR = 8.0
 """Each zoom is this many times narrower than the map or zoom it is taken
-from (zoom k: ``_ZOOM_FACTOR ** (k + 1)`` times narrower than the map)."""
+from (zoom k: 8^(k + 1) times narrower than the map)."""
 
 UNCERTAINTY_STARTS = 4096
 """Random points per perturbation size of the main map's uncertainty
@@ -97,7 +97,7 @@ def compute(
     """Validates, computes the map (in ``zoom``'s window if given: (cx, cy,
     w) in axis units, log10 on a log axis), then ``zoom_levels`` zooms of
     ``zoom_grid`` pixels (``"auto"``: half the map's side, at most
-    :data:`_ZOOM_GRID`) into a boundary point, then the main map's
+    256) into a boundary point, then the main map's
     uncertainty exponent from ``uncertainty`` random points per
     perturbation size (0: not measured; ``"auto"``: as many as cost about
     what the map costs, up to :data:`UNCERTAINTY_STARTS`; drawn from
