@@ -501,6 +501,12 @@ def _kept(command: Command, out: Path, run) -> str:
     return f"{out} holds an unfinished run (each file in it is whole); rerun with --overwrite"
 
 
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``, for every command with a progress bar
+    (:func:`progress_bar`)."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def add_descent_options(parser: argparse.ArgumentParser) -> None:
     """``--lr``, ``--steps`` and ``--tol``, shared by every descent command."""
     parser.add_argument(

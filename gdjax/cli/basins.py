@@ -28,6 +28,7 @@ from gdjax._format import duration
 from gdjax.cli._common import (
     Command,
     add_descent_options,
+    add_progress_option,
     positive_float,
     positive_int,
     progress_bar,
@@ -153,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_grid: int = 1024) 
         action="store_true",
         help="a tiled map: print the estimated time, disk and memory, then stop",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
     parser.set_defaults(default_grid=default_grid)
 
 

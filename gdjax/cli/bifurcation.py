@@ -6,7 +6,13 @@ import argparse
 import math
 from pathlib import Path
 
-from gdjax.cli._common import Command, positive_float, positive_int, progress_bar
+from gdjax.cli._common import (
+    Command,
+    add_progress_option,
+    positive_float,
+    positive_int,
+    progress_bar,
+)
 from gdjax.lessons import bifurcation as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run", "start_type"]
@@ -126,7 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         action="store_true",
         help="compute in float64 (float32 resolves only the first 4 or 5 doublings)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
 
 
 def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:

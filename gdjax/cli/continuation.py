@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gdjax.cli._common import (
     Command,
+    add_progress_option,
     add_uncertainty_option,
     positive_float,
     positive_int,
@@ -97,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         action="store_true",
         help="compute in float64 (float32 runs can stay at a minimum past its stability limit)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
 
 
 def run(

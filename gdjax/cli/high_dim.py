@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gdjax.cli._common import Command, positive_int, progress_bar
+from gdjax.cli._common import Command, add_progress_option, positive_int, progress_bar
 from gdjax.lessons import high_dim as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1024,
         help="Newton starts per landscape (default: 1024)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
 
 
 def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:

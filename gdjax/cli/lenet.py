@@ -23,7 +23,7 @@ import argparse
 from pathlib import Path
 
 from gdjax import plot, train
-from gdjax.cli._common import Command, positive_int, seed_type, setting_type
+from gdjax.cli._common import Command, add_progress_option, positive_int, seed_type, setting_type
 from gdjax.data import fashion_mnist
 from gdjax.lessons.chapter import chapter_schedule
 from gdjax.report import write_training_report
@@ -66,7 +66,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue a killed run from the checkpoints in --out"
     )
     parser.add_argument("--data-dir", default=None, help="where the Fashion-MNIST files are")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
     parser.add_argument(
         "--mode",
         choices=("auto", "population", "sequential"),

@@ -21,6 +21,7 @@ from gdjax.cli._common import (
     Command,
     add_descent_options,
     add_parser,
+    add_progress_option,
     open_out,
     positive_float,
     positive_int,
@@ -180,7 +181,7 @@ def _options_edge_of_stability(parser: argparse.ArgumentParser) -> None:
         default=3000,
         help="full-batch steps of the network, at least 100 (default: %(default)s)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
 
 
 def _run_edge_of_stability(out: Path, *, seed: int = 0, no_progress: bool = False, **options):

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 
 from gdjax import optimizers as O
-from gdjax.cli._common import Command, positive_float, positive_int, progress_bar
+from gdjax.cli._common import (
+    Command,
+    add_progress_option,
+    positive_float,
+    positive_int,
+    progress_bar,
+)
 from gdjax.lessons import optimizer_maps as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -108,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         "continued from its end point with its own optimizer and a fresh optimizer state "
         "(off by default, as for gdjax basins)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
 
 
 def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:

@@ -6,7 +6,13 @@ import argparse
 import math
 from pathlib import Path
 
-from gdjax.cli._common import Command, add_uncertainty_option, positive_int, progress_bar
+from gdjax.cli._common import (
+    Command,
+    add_progress_option,
+    add_uncertainty_option,
+    positive_int,
+    progress_bar,
+)
 from gdjax.lessons import trainability_maps as lesson
 
 __all__ = ["COMMAND", "add_arguments", "run"]
@@ -113,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, defaults: dict | None = No
         "map took 2.4x the time, the deep zooms 4-9x): float32 resolves no window narrower "
         "than 1e-7 decades per pixel, float64 about 2e-15 (docs/trainability.md)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(parser)
 
 
 def run(out: Path, *, seed: int = 0, no_progress: bool = False, **options) -> dict:
