@@ -26,6 +26,7 @@ import gdjax
 from gdjax import _validate, sharpness
 from gdjax import attractors as A
 from gdjax.lessons import bifurcation as B
+from gdjax.maps.config import grid_starts
 from gdjax.plot import attractors as P
 from gdjax.plot import run_colors
 from gdjax.report import Report, versions, write_json
@@ -200,10 +201,7 @@ def maps(
     lrs = np.asarray(lrs, np.float64)
     g = np.asarray(surf.global_minimum.location, np.float64)
     extent = (g[0] - half_width, g[0] + half_width, g[1] - half_width, g[1] + half_width)
-    xs = extent[0] + (np.arange(grid) + 0.5) * (2 * half_width) / grid
-    ys = extent[2] + (np.arange(grid) + 0.5) * (2 * half_width) / grid
-    X, Y = np.meshgrid(xs, ys)
-    starts = np.stack([X.ravel(), Y.ravel()], axis=-1)
+    starts = grid_starts((extent[:2], extent[2:]), grid, np.float64)
     t0 = time.perf_counter()
     o = A.orbits(surf, starts, lrs, transient=transient, window=256, keep=128, max_period=16)
     seconds = time.perf_counter() - t0
