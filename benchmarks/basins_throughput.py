@@ -5,6 +5,7 @@ Run by hand (not a test):
     python benchmarks/basins_throughput.py            # N = 1e4, 1e5, 1e6
     python benchmarks/basins_throughput.py --big      # also the 4096^2 x 1000-step map
     python benchmarks/basins_throughput.py --sizes 1e5 --attractors   # with attractors on / off
+    python benchmarks/basins_throughput.py --sizes 1e6 --chunks 131072 262144 1048576
 
 Prints restart-steps per second for gdjax (``map_basins`` end to end:
 descent, minima, labels and counts; float32, lr 0.01, 1000 steps, random
@@ -107,6 +108,27 @@ def attractor_runner(n: int, steps: int, lr: float, on: bool):
     return run, last
 
 
+def chunk_runner(n: int, steps: int, chunk: int, check_every: int):
+    """(run() -> restart-steps/s of the map's chunk calls alone: the runner
+    over every chunk, ends back on the host, no labelling; the chunk
+    actually used)."""
+    from gdjax.maps import runner as maps_runner
+
+    config = basins.MapConfig(
+        "peaks", starts=n, steps=steps, lr=0.01, check_every=check_every, chunk_size=chunk
+    )
+    pts = maps_runner.make_starts(config, jax.random.key(0))
+    runner = maps_runner.Runner(config)
+    runner(pts, None)  # compiles
+
+    def run() -> float:
+        t = time.perf_counter()
+        runner(pts, None)
+        return n * steps / (time.perf_counter() - t)
+
+    return run, runner.chunk
+
+
 def ceiling_runner(n: int, steps: int):
     """run() -> restart-steps/s of the most XLA makes of this descent here:
     jit(vmap(scan(jax.grad))) with no convergence tracking and no labels,
@@ -196,6 +218,15 @@ def main() -> None:
         help="gdjax's convergence-check interval (default: %(default)s; 1 checks every step)",
     )
     parser.add_argument(
+        "--chunks",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="SIZE",
+        help="also time the runner's chunk calls alone (no labelling) at these chunk sizes "
+        "against the ceiling, at the largest of --sizes",
+    )
+    parser.add_argument(
         "--label-on",
         nargs="+",
         choices=("host", "device"),
@@ -224,6 +255,17 @@ def main() -> None:
                 f"{n:>10,} {where:>9} {rate:>10.3g} {base:>10.3g} {rate / base:>7.1f} "
                 f"{ceil:>10.3g} {rate / ceil:>10.2f} {compile_s:>10.2f}"
             )
+    if args.chunks:
+        n = int(max(args.sizes))
+        print(
+            f"\nthe runner's chunk calls alone at N = {n:,} (ends to the host, no labels; "
+            f"check every {args.check_every}; best of {args.rounds} rounds in turns)"
+        )
+        print(f"{'chunk':>10} {'runner':>10} {'ceiling':>10} {'runner/ceil':>11}")
+        for size in args.chunks:
+            run, used = chunk_runner(n, args.steps, size, args.check_every)
+            rate, ceil = best_of_alternating([run, ceiling_runner(n, args.steps)], args.rounds)
+            print(f"{used:>10,} {rate:>10.3g} {ceil:>10.3g} {rate / ceil:>11.2f}")
     if args.attractors:
         print(
             "\nattractor labelling on against off (end to end, labels on the host; best of "
