@@ -396,6 +396,36 @@ def test_a_swallowed_ctrl_c_stops_the_work_at_the_next_progress_update():
     _common.check_interrupted()  # reset once the command is over
 
 
+def test_a_ctrl_c_in_a_gc_callback_prints_nothing_and_arrives_outside_it(capfd):
+    """A Ctrl-C that landed in jax's garbage-collection callback printed
+    "Exception ignored in: <function _xla_gc_callback ...>" and a traceback
+    above gdjax's one line: it is now silent there and raised again a moment
+    later, outside the callback."""
+    import gc
+
+    from gdjax.cli import _common
+
+    calls, hook = [], sys.unraisablehook
+
+    def callback(phase, info):
+        if not calls:
+            calls.append(phase)
+            _common._on_interrupt(signal.SIGINT, None)
+
+    with _common._catching_ctrl_c():
+        gc.callbacks.append(callback)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                gc.collect()  # the callback's exception is swallowed here
+                for _ in range(200):  # ... and delivered again within 2 s
+                    time.sleep(0.01)
+        finally:
+            gc.callbacks.remove(callback)
+    assert calls
+    assert capfd.readouterr().err == ""
+    assert sys.unraisablehook is hook
+
+
 def test_no_lock_file_is_left_by_a_refused_finished_or_abandoned_run(tmp_path):
     """Refused runs left `.gdjax.lock` in a folder they did not touch."""
     out = tmp_path / "run"

@@ -377,6 +377,8 @@ def open_out(command: Command, args: dict):
 
 
 _interrupted = False  # set by Ctrl-C (SIGINT) during a command
+_catching = False  # a command's Ctrl-C handler is installed
+_unraisablehook = sys.__unraisablehook__  # the hook in place before the command
 
 
 def _on_interrupt(signum, frame) -> None:
@@ -385,23 +387,47 @@ def _on_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _on_unraisable(unraisable) -> None:
+    """``sys.unraisablehook`` during a command: a KeyboardInterrupt that
+    Python swallowed (raised inside a garbage-collection callback, a weakref
+    callback or a ``__del__``) prints nothing, since the Ctrl-C is remembered,
+    and is delivered again a moment later, outside the callback; anything
+    else goes to the hook in place before the command."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) or (
+        unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt)
+    ):
+        threading.Timer(0.01, _interrupt_again).start()
+        return
+    _unraisablehook(unraisable)
+
+
+def _interrupt_again() -> None:
+    if _catching:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 @contextlib.contextmanager
 def _catching_ctrl_c():
     """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered: when
     the exception is swallowed (raised inside a garbage-collection callback
-    or a ``__del__``, whose exceptions Python only prints), the next progress
-    update raises it again, and so does the end of the command, so a run cut
-    short never ends as if it had finished."""
-    global _interrupted
+    or a ``__del__``, whose exceptions Python only prints), nothing is
+    printed, the signal is sent again a moment later, and the next progress
+    update and the end of the command raise it too, so a run cut short never
+    ends as if it had finished."""
+    global _interrupted, _catching, _unraisablehook
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _interrupted = False
     previous = signal.signal(signal.SIGINT, _on_interrupt)
+    _unraisablehook, sys.unraisablehook = sys.unraisablehook, _on_unraisable
+    _catching = True
     try:
         yield
     finally:
+        _catching = False
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = _unraisablehook
         _interrupted = False
 
 
