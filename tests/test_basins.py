@@ -488,3 +488,49 @@ def test_each_device_gets_an_even_number_of_starts(grid, chunk_size):
         config = basins.MapConfig("peaks", grid=grid, chunk_size=chunk_size, devices=devices)
         share, rest = divmod(config.chunk, devices)
         assert rest == 0 and share % 2 == 0, (devices, config.chunk)
+
+
+def test_labels_in_blocks_equal_the_nearest_minimum_of_every_point():
+    """The host labeller works in cache-sized blocks; its labels equal the
+    nearest minimum (the first on ties) within the claim radius, over
+    several blocks, with two minima closer than the radius, NaN ends, ties,
+    and diverged runs. The clustering's per-cell sums equal np.add.at's."""
+    from gdjax.maps import critical
+    from gdjax.maps.summary import DIVERGED, NOT_CONVERGED, CriticalPoint
+
+    rng = np.random.default_rng(3)
+    n = 3 * critical._BLOCK + 7
+    centres = np.array([[0.5, 0.5], [0.51, 0.5], [-1.0, 2.0]], np.float32)
+    final = (centres[rng.integers(0, 3, n)] + rng.normal(0, 0.01, (n, 2))).astype(np.float32)
+    final[::97] = np.nan
+    final[5] = [0.505, 0.5]  # about equidistant from the first two minima
+    converged = rng.random(n) < 0.8
+    diverged = ~converged & (rng.random(n) < 0.3)
+    converged[5], diverged[5] = True, False
+    minima = tuple(CriticalPoint(tuple(map(float, c)), 0.0, (1.0, 1.0), "min") for c in centres)
+    tol = 0.02
+    labels = critical._label(final, converged, diverged, minima, tol)
+
+    d2 = np.stack(
+        [np.square(final[:, 0] - c[0]) + np.square(final[:, 1] - c[1]) for c in centres], axis=1
+    )
+    nearest = np.argmin(np.where(np.isnan(d2), np.inf, d2), axis=1)
+    claimed = converged & (np.nanmin(np.where(np.isnan(d2), np.inf, d2), axis=1) < tol**2)
+    expected = np.where(claimed, nearest, NOT_CONVERGED)
+    expected[diverged] = DIVERGED
+    np.testing.assert_array_equal(labels, expected)
+    assert labels[5] == 0
+    assert {0, 1, 2, NOT_CONVERGED} <= set(labels.tolist())
+
+    pts = rng.normal(size=(5000, 2)).astype(np.float32)
+    cell = np.round(pts / 0.3).astype(np.int64)
+    cell -= cell.min(axis=0)
+    key = cell[:, 0] * (int(cell[:, 1].max()) + 1) + cell[:, 1]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    sums = np.zeros((len(counts), 2))
+    np.add.at(sums, inverse.ravel(), pts)
+    means = sums / counts[:, None]
+    order = np.argsort(-counts, kind="stable")
+    kept = critical._cluster(pts, 0.3)
+    assert np.array_equal(kept[0], means[order[0]])  # bitwise: the same sums in the same order
+    assert all(any(np.array_equal(k, m) for m in means) for k in kept)
