@@ -129,11 +129,12 @@ def chunk_runner(n: int, steps: int, chunk: int, check_every: int):
     return run, runner.chunk
 
 
-def ceiling_runner(n: int, steps: int):
+def ceiling_runner(n: int, steps: int, chunk: int | None = None):
     """run() -> restart-steps/s of the most XLA makes of this descent here:
     jit(vmap(scan(jax.grad))) with no convergence tracking and no labels,
-    sharded like map_basins, final points only. gdjax's rate over this is the
-    cost of its bookkeeping."""
+    sharded like map_basins, final points only, in one call (or, with
+    ``chunk``, in calls of ``chunk`` starts, as gdjax's runner makes them).
+    gdjax's rate over this is the cost of its bookkeeping."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from gdjax import surfaces
@@ -141,20 +142,26 @@ def ceiling_runner(n: int, steps: int):
     grad = jax.grad(surfaces.peaks)
     n_dev = jax.device_count()
     n = -(-n // n_dev) * n_dev
+    size = n if chunk is None else chunk
     sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("s",)), PartitionSpec("s"))
 
     def one(x0):
         step = lambda x, _: (x - 0.01 * grad(x), None)  # noqa: E731
         return jax.lax.scan(step, x0, None, length=steps, unroll=10)[0]
 
-    x = jax.device_put(np.random.default_rng(0).uniform(-3, 3, (n, 2)).astype(np.float32), sharding)
-    compiled = jax.jit(jax.vmap(one)).lower(x).compile()
-    jax.block_until_ready(compiled(x))
+    pts = np.random.default_rng(0).uniform(-3, 3, (n, 2)).astype(np.float32)
+    parts = [
+        jax.device_put(pts[i : i + size], sharding)
+        for i in range(0, n - size + 1, size)  # whole chunks only
+    ]
+    compiled = jax.jit(jax.vmap(one)).lower(parts[0]).compile()
+    jax.block_until_ready(compiled(parts[0]))
+    done = size * len(parts)
 
     def run() -> float:
         t = time.perf_counter()
-        jax.block_until_ready(compiled(x))
-        return n * steps / (time.perf_counter() - t)
+        jax.block_until_ready([compiled(x) for x in parts])
+        return done * steps / (time.perf_counter() - t)
 
     return run
 
@@ -224,7 +231,8 @@ def main() -> None:
         default=[],
         metavar="SIZE",
         help="also time the runner's chunk calls alone (no labelling) at these chunk sizes "
-        "against the ceiling, at the largest of --sizes",
+        "against the ceiling, at the largest of --sizes; and the ceiling itself in calls of "
+        "that size (what cutting into chunks costs a program with no bookkeeping)",
     )
     parser.add_argument(
         "--label-on",
@@ -261,11 +269,18 @@ def main() -> None:
             f"\nthe runner's chunk calls alone at N = {n:,} (ends to the host, no labels; "
             f"check every {args.check_every}; best of {args.rounds} rounds in turns)"
         )
-        print(f"{'chunk':>10} {'runner':>10} {'ceiling':>10} {'runner/ceil':>11}")
+        print(
+            f"{'chunk':>10} {'runner':>10} {'ceiling':>10} {'runner/ceil':>11} "
+            f"{'ceil chunked':>12} {'chunked/ceil':>12}"
+        )
         for size in args.chunks:
             run, used = chunk_runner(n, args.steps, size, args.check_every)
-            rate, ceil = best_of_alternating([run, ceiling_runner(n, args.steps)], args.rounds)
-            print(f"{used:>10,} {rate:>10.3g} {ceil:>10.3g} {rate / ceil:>11.2f}")
+            runs = [run, ceiling_runner(n, args.steps), ceiling_runner(n, args.steps, used)]
+            rate, ceil, chunked = best_of_alternating(runs, args.rounds)
+            print(
+                f"{used:>10,} {rate:>10.3g} {ceil:>10.3g} {rate / ceil:>11.2f} "
+                f"{chunked:>12.3g} {chunked / ceil:>12.2f}"
+            )
     if args.attractors:
         print(
             "\nattractor labelling on against off (end to end, labels on the host; best of "

@@ -426,6 +426,25 @@ def test_a_ctrl_c_in_a_gc_callback_prints_nothing_and_arrives_outside_it(capfd):
     assert sys.unraisablehook is hook
 
 
+def test_a_swallowed_ctrl_c_raised_at_a_progress_update_is_not_sent_again():
+    """Once the remembered Ctrl-C has stopped the work, the signal scheduled
+    to arrive again is not sent: it would land in the clean-up that puts the
+    run folder back."""
+    import types
+
+    from gdjax.cli import _common
+
+    with _common._catching_ctrl_c():
+        try:
+            _common._on_interrupt(signal.SIGINT, None)
+        except KeyboardInterrupt as err:
+            swallowed = types.SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=err)
+        _common._on_unraisable(swallowed)  # as Python reports it: the signal is due again
+        with pytest.raises(KeyboardInterrupt):
+            _common.check_interrupted()
+        time.sleep(0.2)  # no second KeyboardInterrupt arrives here
+
+
 def test_no_lock_file_is_left_by_a_refused_finished_or_abandoned_run(tmp_path):
     """Refused runs left `.gdjax.lock` in a folder they did not touch."""
     out = tmp_path / "run"

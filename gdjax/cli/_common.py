@@ -378,12 +378,13 @@ def open_out(command: Command, args: dict):
 
 _interrupted = False  # set by Ctrl-C (SIGINT) during a command
 _catching = False  # a command's Ctrl-C handler is installed
+_resend = False  # a swallowed Ctrl-C is to be sent again
 _unraisablehook = sys.__unraisablehook__  # the hook in place before the command
 
 
 def _on_interrupt(signum, frame) -> None:
-    global _interrupted
-    _interrupted = True
+    global _interrupted, _resend
+    _interrupted, _resend = True, False
     raise KeyboardInterrupt
 
 
@@ -393,17 +394,26 @@ def _on_unraisable(unraisable) -> None:
     callback or a ``__del__``) prints nothing, since the Ctrl-C is remembered,
     and is delivered again a moment later, outside the callback; anything
     else goes to the hook in place before the command."""
+    global _resend
     if isinstance(unraisable.exc_value, KeyboardInterrupt) or (
         unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt)
     ):
+        _resend = True
         threading.Timer(0.01, _interrupt_again).start()
         return
     _unraisablehook(unraisable)
 
 
 def _interrupt_again() -> None:
-    if _catching:
+    """Sends the swallowed Ctrl-C again, unless the command already stopped
+    (then the signal would land in the clean-up that puts the folder back)."""
+    if _catching and _resend:
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def _stop_resending() -> None:
+    global _resend
+    _resend = False
 
 
 @contextlib.contextmanager
@@ -414,11 +424,11 @@ def _catching_ctrl_c():
     printed, the signal is sent again a moment later, and the next progress
     update and the end of the command raise it too, so a run cut short never
     ends as if it had finished."""
-    global _interrupted, _catching, _unraisablehook
+    global _interrupted, _catching, _unraisablehook, _resend
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _interrupted = False
+    _interrupted = _resend = False
     previous = signal.signal(signal.SIGINT, _on_interrupt)
     _unraisablehook, sys.unraisablehook = sys.unraisablehook, _on_unraisable
     _catching = True
@@ -433,7 +443,9 @@ def _catching_ctrl_c():
 
 def check_interrupted() -> None:
     """Raises KeyboardInterrupt if Ctrl-C was pressed during this command."""
+    global _resend
     if _interrupted:
+        _resend = False
         raise KeyboardInterrupt
 
 
@@ -459,6 +471,7 @@ def run_and_print(command: Command, args: dict, *, run=None) -> Any:
                 results = command.run(out, **args)
                 check_interrupted()  # a Ctrl-C swallowed on the way
             except BaseException:
+                _stop_resending()
                 run.abandon()  # nothing written: the folder is left as it was
                 raise
             run.finish()
