@@ -93,3 +93,26 @@ def test_label_on_is_checked_and_a_new_minima_table_does_not_recompile():
     # other minima and other rates: the same compiled program
     basins.map_basins("peaks", grid=32, steps=100, lr=0.02, chunk_size=128, label_on="device")
     assert runner.compiled_programs() == before
+
+
+def test_orphans_come_back_alone_and_a_chunk_with_more_sends_every_end(monkeypatch):
+    """A chunk's runs that converged where no known minimum is come back by
+    themselves (peaks' plateau leaves some in every chunk, which sent every
+    chunk's ends back); a chunk with more than MAX_ORPHANS of them sends all
+    its ends, as before. Both give the host path's labels."""
+    kw = dict(grid=48, steps=300, lr=0.01, chunk_size=256)
+    host = basins.map_basins("peaks", label_on="host", **kw)
+    real = runner.distributed.fetch
+    whole = []
+
+    def fetch(tree):
+        if isinstance(tree, tuple) and len(tree) == 4 and tree[0].ndim == 3:
+            whole.append(tree[0].shape)  # a chunk's end points, every run
+        return real(tree)
+
+    monkeypatch.setattr(runner.distributed, "fetch", fetch)
+    _same(host, basins.map_basins("peaks", label_on="device", **kw))
+    assert whole == []
+    monkeypatch.setattr(runner, "MAX_ORPHANS", 3)
+    _same(host, basins.map_basins("peaks", label_on="device", **kw))
+    assert 0 < len(whole) < 9  # the chunks with more than 3 orphans, not all 9
