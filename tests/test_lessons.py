@@ -215,20 +215,20 @@ def test_cli_lessons_runs_again_over_its_own_lessons(tmp_path, capsys, monkeypat
     holds another command's run is still refused, and nothing runs."""
     from gdjax.cli import lessons as cli_lessons
 
-    two = {k: cli_lessons.LESSONS[k] for k in ("schedules", "1d")}
+    two = {k: cli_lessons.LESSONS[k] for k in ("local-minima", "2d")}  # two short ones
     monkeypatch.setattr(cli_lessons, "LESSONS", two)
     assert main(["lessons", "--out", str(tmp_path)]) == 0
-    first = (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns
+    first = (tmp_path / "lesson_2d" / "results.json").stat().st_mtime_ns
     # a run cut short leaves an unfinished manifest: replaced as well
-    manifest = tmp_path / "lesson_schedules" / ".gdjax-run.json"
+    manifest = tmp_path / "lesson_local_minima" / ".gdjax-run.json"
     manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": false'))
     assert main(["lessons", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "lesson_1d" / "results.json").stat().st_mtime_ns > first
+    assert (tmp_path / "lesson_2d" / "results.json").stat().st_mtime_ns > first
     assert json.loads(manifest.read_text())["complete"]
     # another command's run in a lesson folder: refused before any lesson runs
-    other = json.loads((tmp_path / "lesson_1d" / ".gdjax-run.json").read_text())
+    other = json.loads((tmp_path / "lesson_2d" / ".gdjax-run.json").read_text())
     other["command"] = "basins"
-    (tmp_path / "lesson_1d" / ".gdjax-run.json").write_text(json.dumps(other))
+    (tmp_path / "lesson_2d" / ".gdjax-run.json").write_text(json.dumps(other))
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(SystemExit) as err:
         main(["lessons", "--out", str(tmp_path)])
