@@ -38,6 +38,7 @@ import jax
 import numpy as np
 
 from gdjax import basins
+from gdjax.cli._common import positive_int
 from gdjax.maps import orbit_labels
 
 basins.use_all_cores()
@@ -127,6 +128,25 @@ def chunk_runner(n: int, steps: int, chunk: int, check_every: int):
         return n * steps / (time.perf_counter() - t)
 
     return run, runner.chunk
+
+
+def labelling_seconds(n: int, steps: int, rounds: int) -> float:
+    """The best of ``rounds`` timings of the host's labelling alone
+    (:func:`gdjax.maps.critical.find_and_label`: minima found among the
+    ends, every run labelled) on the ends of one N-start map."""
+    from gdjax.maps import critical
+    from gdjax.maps import runner as maps_runner
+
+    config = basins.MapConfig("peaks", starts=n, steps=steps, lr=0.01)
+    ends, _ = maps_runner.Runner(config)(maps_runner.make_starts(config, jax.random.key(0)), None)
+    args = (ends.final[0], ends.converged[0], ends.diverged[0], config.domain)
+    critical.find_and_label(config.surface, *args)  # compiles Newton's programs
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        critical.find_and_label(config.surface, *args)
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def ceiling_runner(n: int, steps: int, chunk: int | None = None):
@@ -226,7 +246,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--chunks",
-        type=int,
+        type=positive_int("--chunks"),
         nargs="+",
         default=[],
         metavar="SIZE",
@@ -281,6 +301,11 @@ def main() -> None:
                 f"{used:>10,} {rate:>10.3g} {ceil:>10.3g} {rate / ceil:>11.2f} "
                 f"{chunked:>12.3g} {chunked / ceil:>12.2f}"
             )
+        label_s = labelling_seconds(n, args.steps, args.rounds)
+        print(
+            f"host labelling alone (find_and_label on the {n:,} ends): {label_s:.3f} s, "
+            f"{label_s / (n * args.steps / ceil):.1%} of the ceiling's time for the descent"
+        )
     if args.attractors:
         print(
             "\nattractor labelling on against off (end to end, labels on the host; best of "
