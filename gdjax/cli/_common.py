@@ -395,9 +395,7 @@ def _on_unraisable(unraisable) -> None:
     and is delivered again a moment later, outside the callback; anything
     else goes to the hook in place before the command."""
     global _resend
-    if isinstance(unraisable.exc_value, KeyboardInterrupt) or (
-        unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt)
-    ):
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
         _resend = True
         threading.Timer(0.01, _interrupt_again).start()
         return
