@@ -500,13 +500,19 @@ def test_labels_in_blocks_equal_the_nearest_minimum_of_every_point():
 
     rng = np.random.default_rng(3)
     n = 3 * critical._BLOCK + 7
-    centres = np.array([[0.5, 0.5], [0.51, 0.5], [-1.0, 2.0]], np.float32)
+    # the last two are 1/64 apart, both binary fractions: exact ties between them
+    centres = np.array([[0.5, 0.5], [0.51, 0.5], [-1.0, 2.0], [2.0, 2.0], [2.015625, 2.0]])
+    centres = centres.astype(np.float32)
     final = (centres[rng.integers(0, 3, n)] + rng.normal(0, 0.01, (n, 2))).astype(np.float32)
     final[::97] = np.nan
     final[5] = [0.505, 0.5]  # about equidistant from the first two minima
+    final[6] = [2.0078125, 2.0]  # exactly equidistant from the last two
+    final[7] = [np.inf, 2.0]
+    final[8] = [2.0, -np.inf]
+    final[9] = [2.0078125, np.nan]
     converged = rng.random(n) < 0.8
     diverged = ~converged & (rng.random(n) < 0.3)
-    converged[5], diverged[5] = True, False
+    converged[5:10], diverged[5:10] = True, False
     minima = tuple(CriticalPoint(tuple(map(float, c)), 0.0, (1.0, 1.0), "min") for c in centres)
     tol = 0.02
     labels = critical._label(final, converged, diverged, minima, tol)
@@ -520,7 +526,9 @@ def test_labels_in_blocks_equal_the_nearest_minimum_of_every_point():
     expected[diverged] = DIVERGED
     np.testing.assert_array_equal(labels, expected)
     assert labels[5] == 0
-    assert {0, 1, 2, NOT_CONVERGED} <= set(labels.tolist())
+    assert labels[6] == 3  # the first on a tie
+    assert labels[7:10].tolist() == [NOT_CONVERGED] * 3
+    assert {0, 1, 2, NOT_CONVERGED, DIVERGED} <= set(labels.tolist())
 
     pts = rng.normal(size=(5000, 2)).astype(np.float32)
     cell = np.round(pts / 0.3).astype(np.int64)
@@ -534,3 +542,10 @@ def test_labels_in_blocks_equal_the_nearest_minimum_of_every_point():
     kept = critical._cluster(pts, 0.3)
     assert np.array_equal(kept[0], means[order[0]])  # bitwise: the same sums in the same order
     assert all(any(np.array_equal(k, m) for m in means) for k in kept)
+
+    # cells counted (keys in a small range) or sorted (a wide one, or beyond int64):
+    # np.unique's answer either way
+    for key in (rng.integers(0, 300, 5000), rng.integers(0, 1 << 40, 5000), np.array([-5, 3, 3])):
+        want = np.unique(key, return_inverse=True, return_counts=True)
+        got = critical._unique(key)
+        assert all(np.array_equal(a.ravel(), b) for a, b in zip(want, got, strict=True))
