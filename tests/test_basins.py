@@ -29,6 +29,8 @@ def test_himmelblau_every_converged_start_ends_at_a_literature_minimum(himmelbla
     assert d.max() < 1e-3
     assert sum(f[0] for f in b.fractions.values()) == pytest.approx(1.0)
     assert len(b.minima) == 4
+    # the map's arrays are the caller's own: writable NumPy, not views of JAX's buffers
+    assert all(a.flags.writeable for a in (b.starts, b.final, b.labels, b.converged_step))
     for m in b.minima:
         res = scipy.optimize.minimize(
             lambda x: float(surfaces.himmelblau(x)),

@@ -418,7 +418,7 @@ def make_starts(config: MapConfig, key: Array | None = None) -> np.ndarray:
     lo = jnp.asarray([d[0] for d in config.domain], jnp.float32)
     hi = jnp.asarray([d[1] for d in config.domain], jnp.float32)
     pts = jax.random.uniform(key, (config.starts, 2), minval=lo, maxval=hi)
-    return np.asarray(pts).astype(config.np_dtype, copy=False)
+    return np.asarray(pts).astype(config.np_dtype)  # a copy: writable, the caller's own
 
 
 def summarise(config: MapConfig, pts, ends, timing: Timing) -> BasinMap:
