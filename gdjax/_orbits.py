@@ -191,11 +191,14 @@ def _analyse(fn, method, plan: _Plan, x0, h, tols, minima, transient) -> _One:
     return _One(kind, period, lyap, centroid, nearest, distance, cyc, xs[R - plan.keep :])
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "method", "plan"))
-def _program(fn, method, plan, x0s, h, tols, minima, transient) -> _One:
-    """Axes of the result: (start, hyperparameters)."""
+@functools.partial(jax.jit, static_argnames=("fn", "method", "plan", "paired"))
+def _program(fn, method, plan, x0s, h, tols, minima, transient, paired=False) -> _One:
+    """Axes of the result: (start, hyperparameters); ``paired``: start i with
+    hyperparameter set i only, axis (pair,)."""
     one = functools.partial(_analyse, fn, method, plan)
     over_h = jax.vmap(one, in_axes=(None, 0, None, None, None))
+    if paired:
+        return jax.vmap(one, in_axes=(0, 0, None, None, None))(x0s, h, tols, minima, transient)
     return jax.vmap(over_h, in_axes=(0, None, None, None, None))(x0s, h, tols, minima, transient)
 
 
@@ -321,6 +324,33 @@ def _run(
             out[name][:, idx] = a[:, :m]
 
     _chunks.run_chunks(call, jax.tree.map(np.asarray, hflat), chunk, collect)
+    return out
+
+
+def _run_pairs(
+    fn, method, plan, x0s, hflat, tols, minima, dtype, chunk, transient
+) -> dict[str, np.ndarray]:
+    """The program over pairs (start i, hyperparameter set i), in chunks of
+    ``chunk`` pairs; NumPy results with axis (pair,)."""
+    total = x0s.shape[0]
+    tols_j, minima_j = jnp.asarray(tols, dtype), jnp.asarray(minima, dtype)
+    steps = jnp.asarray(transient, jnp.int32)
+    out: dict[str, np.ndarray] = {}
+
+    def call(parts):
+        x0, h = parts
+        h = jax.tree.map(jnp.asarray, h)
+        return _program(fn, method, plan, jnp.asarray(x0, dtype), h, tols_j, minima_j, steps, True)
+
+    def collect(idx, m, res):
+        for name, a in res._asdict().items():
+            a = np.asarray(a)
+            if name not in out:
+                out[name] = np.empty((total,) + a.shape[1:], a.dtype)
+            out[name][idx] = a[:m]
+
+    arrays = (np.asarray(x0s), jax.tree.map(np.asarray, hflat))
+    _chunks.run_chunks(call, arrays, max(1, min(total, chunk)), collect)
     return out
 
 

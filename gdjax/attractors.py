@@ -137,6 +137,7 @@ from gdjax._orbits import (
     _plan,
     _rates,
     _run,
+    _run_pairs,
     _starts,
     _surface,
     _tols,
@@ -331,9 +332,11 @@ def orbits(
     minima: Sequence | ArrayLike | None = None,
     dtype: Any = None,
     chunk_size: int = 4096,
+    paired: bool = False,
 ) -> Orbits:
     """Where gradient descent goes from every start at every rate, in one
-    compiled program vmapped over starts and rates (chunked over the rates).
+    compiled program vmapped over starts and rates (chunked over the rates);
+    or, ``paired``, from start i at rate (and settings) i only.
 
     Args:
         surface: a surface's name, a :class:`gdjax.surfaces.Surface`, or a
@@ -355,11 +358,13 @@ def orbits(
             orbits to; default the surface's listed minima.
         dtype: float32 or float64 (default: JAX's default float; float64
             runs under ``jax.enable_x64``).
-        chunk_size: rate sets per compiled call.
+        chunk_size: rate sets per compiled call (``paired``: pairs).
+        paired: start i runs with hyperparameter set i alone: the rates'
+            (and settings') batch must be (S,), one per start of a batch of S.
 
     Returns:
         :class:`Orbits`, axes (start, *rates' batch), without the start axis
-        for one start.
+        for one start; ``paired``: axis (start,).
     """
     dt = _validate.check_dtype(dtype)
     fn, surf = _surface(surface)
@@ -372,9 +377,20 @@ def orbits(
     mins = _minima(minima, surf, int(np.prod(x0s.shape[1:], dtype=np.int64)))
     with jax.enable_x64(dt == np.float64):
         method, hflat, batch = _hyper(rule, lrs, dt, bound)
-        budget = max(1, chunk // x0s.shape[0])
-        res = _run(fn, method, plan, x0s, hflat, tols, mins, dt, budget, transient)
+        if paired:
+            if single or batch != (x0s.shape[0],):
+                raise ValueError(
+                    "paired runs start i at rate (and settings) i: give a batch of S starts and "
+                    f"rates (settings) of shape ({len(x0s)},); got "
+                    f"{'one start' if single else f'{len(x0s)} starts'} and a batch of {batch}"
+                )
+            res = _run_pairs(fn, method, plan, x0s, hflat, tols, mins, dt, chunk, transient)
+        else:
+            budget = max(1, chunk // x0s.shape[0])
+            res = _run(fn, method, plan, x0s, hflat, tols, mins, dt, budget, transient)
         lr = np.asarray(jnp.broadcast_to(jnp.asarray(lrs, dt), batch))
+    if paired:
+        return Orbits(lr=lr, **res, rtol=float(tols[0]), chaos=float(tols[1]))
 
     def shaped(a):
         a = a.reshape((a.shape[0],) + batch + a.shape[2:])

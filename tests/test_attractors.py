@@ -112,6 +112,31 @@ def peaks():
     return A.orbits("peaks", [PEAKS_START, (0.2, -1.7)], PEAKS_LRS)
 
 
+def test_paired_orbits_equal_each_rate_run_alone():
+    """paired: start i at rate i only, one program over every pair; each run
+    as when its rate's starts run alone in a batch of the same size, bit for
+    bit (a run's last bits may depend on the batch's size, as XLA's CPU code
+    does: map labelling keeps one size). A batch that does not pair is
+    refused before any compute."""
+    starts = np.asarray([PEAKS_START, (0.2, -1.7), (0.3, -1.55), (-0.3, 1.5)] * 4)
+    lrs = np.repeat([0.068, 0.15, 0.2, 0.09], 4)
+    o = A.orbits("peaks", starts, lrs, paired=True, **FAST)
+    assert o.kind.shape == (16,) and o.cycle.shape[:1] == o.tail.shape[:1] == (16,)
+    np.testing.assert_array_equal(o.lr, lrs.astype(np.float32))
+    assert {A.PERIODIC, A.FIXED} <= set(o.kind.tolist())
+    for r in np.unique(lrs):
+        rows = np.flatnonzero(lrs == r)
+        batch = np.concatenate([rows, np.repeat(rows[-1], 16 - len(rows))])  # 16 starts too
+        alone = A.orbits("peaks", starts[batch], float(r), **FAST)  # axes (start,): one rate
+        for name in ("kind", "period", "lyapunov", "centroid", "minimum", "distance", "cycle"):
+            got, want = getattr(o, name)[rows], getattr(alone, name)[: len(rows)]
+            np.testing.assert_array_equal(got, want, name)
+        np.testing.assert_array_equal(o.tail[rows], alone.tail[: len(rows)])
+    for bad in (dict(starts=starts, lrs=[0.1, 0.2]), dict(starts=PEAKS_START, lrs=0.1)):
+        with pytest.raises(ValueError, match="paired runs start i at rate"):
+            A.orbits("peaks", bad["starts"], bad["lrs"], paired=True)
+
+
 def test_double_well_two_cycle_matches_the_closed_form(x64):
     """The 2-cycle at lr 1.1. From 1.0, the minimum, float64 stays on the
     fixed point: unstable at lr 1.1 (exponent ln|1 - 2 lr| = ln 1.2 > 0),

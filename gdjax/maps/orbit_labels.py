@@ -189,15 +189,13 @@ def _set_settings(config: MapConfig) -> dict[str, np.ndarray]:
     }
 
 
-def _set_rule(config: MapConfig, numbers: dict[str, np.ndarray], k: int):
-    """The rule that continues set ``k``'s runs: ``"fixed"``, or the map's
-    optax factory with that set's settings (numbers: data in
+def _rule(config: MapConfig, numbers: dict[str, np.ndarray]):
+    """The rule that continues runs: ``"fixed"``, or the map's optax factory
+    with each run's settings (``numbers``: one value per run; data in
     :func:`gdjax.attractors.orbits`, so every set is one program)."""
     if config.method.factory is None:
         return "fixed"
-    kwargs = dict(config.method.static_kwargs)
-    kwargs.update({name: float(v[k]) for name, v in numbers.items()})
-    return optimizer(config.method.factory, **kwargs)
+    return optimizer(config.method.factory, **dict(config.method.static_kwargs), **numbers)
 
 
 def _slow_runs(
@@ -252,27 +250,29 @@ def _keep_cycles(kept: list, cycles: np.ndarray, period: int) -> None:
         rest = rest[np.max(np.abs(rest - rep[None]), axis=(1, 2)) > _match_tol(rest, rep)]
 
 
-def _continue(config, ends, lr, cand, chunk, report, rule="fixed") -> _Found:
-    """Continues one set's runs from ``ends`` through
-    :func:`gdjax.attractors.orbits` (``rule``: the set's, see
-    :func:`_set_rule`), in chunks of ``chunk`` (one size for every set: one
-    compiled program); ``cand`` the candidate minima's locations."""
+_FIELDS = ("kind", "period", "lyapunov", "centroid", "minimum", "distance", "cycle", "tail")
+"""The fields of :class:`gdjax.attractors.Orbits` the labelling reads."""
+
+
+def _continue(config, ends, lrs, numbers, bounds, cand, chunk, report) -> list[_Found]:
+    """Continues every set's runs from ``ends`` (sorted by set: set k's are
+    ``ends[bounds[k]:bounds[k + 1]]``, each with its rate in ``lrs`` and its
+    settings in ``numbers``) through :func:`gdjax.attractors.orbits`, paired:
+    one compiled program for every set, in chunks of ``chunk`` runs. Then
+    each set's attractors are gathered in blocks of ``chunk`` of its runs,
+    as when each set ran alone (the same cycles kept, the same Lyapunov
+    sums); ``cand`` the candidate minima's locations."""
     s = config.attractors
     n = len(ends)
-    kind = np.zeros(n, np.int8)
-    period = np.zeros(n, np.int16)
-    around = np.full(n, -1, np.int32)
-    cycles: dict = {}
-    lyap: dict = {}
-    chaos_points: list = []
-    reach = claim_radius(config.domain)
+    outs: dict[str, np.ndarray] = {}
 
-    def call(part):
+    def call(parts):
+        part, lr, nums = parts
         return attractors.orbits(
             config.surface,
             part,
             lr,
-            rule=rule,
+            rule=_rule(config, nums),
             transient=s.transient,
             window=s.window,
             keep=ORBIT_KEEP,
@@ -281,43 +281,72 @@ def _continue(config, ends, lr, cand, chunk, report, rule="fixed") -> _Found:
             bound=config.bound,
             minima=cand,
             dtype=config.np_dtype,
-            chunk_size=1,
+            chunk_size=chunk,
+            paired=True,
         )
 
     def collect(idx, m, o):
-        k = o.kind[:m]
-        periodic = k == attractors.PERIODIC
-        chaotic = k == attractors.CHAOTIC
-        cyc, cen = o.cycle[:m], o.centroid[:m]
-        with np.errstate(invalid="ignore"):  # NaN past the period, and for non-cycles
-            spread = np.linalg.norm(cyc - cen[:, None, :], axis=2)
-            radius = np.max(np.where(np.isfinite(spread), spread, 0.0), axis=1)
-            inside = o.distance[:m] <= radius + reach
-        arnd = np.where(periodic & inside & (o.minimum[:m] >= 0), o.minimum[:m], -1)
-        kind[idx] = np.where(periodic, 1, np.where(chaotic, 2, 0))
-        period[idx] = np.where(periodic, o.period[:m], 0)
-        around[idx] = arnd
-        ly = o.lyapunov[:m]
-        pairs = np.unique(np.stack([o.period[:m][periodic], arnd[periodic]], axis=1), axis=0)
-        for p, a in pairs.tolist():
-            sel = periodic & (o.period[:m] == p) & (arnd == a)
-            _keep_cycles(cycles.setdefault((p, a), []), cyc[sel], p)
-            total, count = lyap.get((p, a), (0.0, 0))
-            lyap[(p, a)] = (total + float(np.sum(ly[sel])), count + int(sel.sum()))
-        if chaotic.any():
-            total, count = lyap.get("chaotic", (0.0, 0))
-            lyap["chaotic"] = (total + float(np.sum(ly[chaotic])), count + int(chaotic.sum()))
-            room = s.max_period * CYCLES_KEPT - sum(len(p) for p in chaos_points)
-            for tail in o.tail[:m][chaotic]:
-                if room <= 0:
-                    break
-                chaos_points.append(tail[:room])
-                room -= len(tail)
+        for name in _FIELDS:
+            a = getattr(o, name)
+            outs.setdefault(name, np.empty((n,) + a.shape[1:], a.dtype))[idx] = a[:m]
         report(m)
 
     if n:
-        _chunks.run_chunks(call, ends, chunk, collect, ahead=False)
-    return _Found(kind, period, around, cycles, lyap, chaos_points)
+        _chunks.run_chunks(call, (ends, lrs, numbers), chunk, collect, ahead=False)
+    found = []
+    for k in range(len(bounds) - 1):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        size = hi - lo
+        one = _Found(
+            np.zeros(size, np.int8),
+            np.zeros(size, np.int16),
+            np.full(size, -1, np.int32),
+            {},
+            {},
+            [],
+        )
+        for at in range(lo, hi, chunk):
+            block = slice(at, min(hi, at + chunk))
+            _gather(config, one, slice(at - lo, block.stop - lo), {f: outs[f][block] for f in outs})
+        found.append(one)
+    return found
+
+
+def _gather(config, found: _Found, idx: slice, o: dict) -> None:
+    """Adds one block of a set's continued runs (``o``: their orbits'
+    fields) to what the set reached: kinds, periods and the minima cycles
+    surround at ``idx``, distinct cycles, Lyapunov sums, chaos's points."""
+    s = config.attractors
+    reach = claim_radius(config.domain)
+    k = o["kind"]
+    periodic = k == attractors.PERIODIC
+    chaotic = k == attractors.CHAOTIC
+    cyc, cen = o["cycle"], o["centroid"]
+    with np.errstate(invalid="ignore"):  # NaN past the period, and for non-cycles
+        spread = np.linalg.norm(cyc - cen[:, None, :], axis=2)
+        radius = np.max(np.where(np.isfinite(spread), spread, 0.0), axis=1)
+        inside = o["distance"] <= radius + reach
+    arnd = np.where(periodic & inside & (o["minimum"] >= 0), o["minimum"], -1)
+    found.kind[idx] = np.where(periodic, 1, np.where(chaotic, 2, 0))
+    found.period[idx] = np.where(periodic, o["period"], 0)
+    found.around[idx] = arnd
+    ly = o["lyapunov"]
+    cycles, lyap, chaos_points = found.cycles, found.lyapunov, found.chaos_points
+    pairs = np.unique(np.stack([o["period"][periodic], arnd[periodic]], axis=1), axis=0)
+    for p, a in pairs.tolist():
+        sel = periodic & (o["period"] == p) & (arnd == a)
+        _keep_cycles(cycles.setdefault((p, a), []), cyc[sel], p)
+        total, count = lyap.get((p, a), (0.0, 0))
+        lyap[(p, a)] = (total + float(np.sum(ly[sel])), count + int(sel.sum()))
+    if chaotic.any():
+        total, count = lyap.get("chaotic", (0.0, 0))
+        lyap["chaotic"] = (total + float(np.sum(ly[chaotic])), count + int(chaotic.sum()))
+        room = s.max_period * CYCLES_KEPT - sum(len(p) for p in chaos_points)
+        for tail in o["tail"][chaotic]:
+            if room <= 0:
+                break
+            chaos_points.append(tail[:room])
+            room -= len(tail)
 
 
 @functools.lru_cache(maxsize=32)
@@ -386,18 +415,8 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
         progress(0, total)
     bounds = np.searchsorted(go_set, np.arange(sets + 1))  # np.nonzero: sorted by set
     chunk = min(ORBIT_CHUNK, pow2(int(np.max(np.diff(bounds), initial=1))))
-    found = [
-        _continue(
-            config,
-            final[k, go_run[bounds[k] : bounds[k + 1]]],
-            float(lrs[k]),
-            locs,
-            chunk,
-            report,
-            _set_rule(config, numbers, k),
-        )
-        for k in range(sets)
-    ]
+    nums = {name: v[go_set] for name, v in numbers.items()}
+    found = _continue(config, final[go_set, go_run], lrs[go_set], nums, bounds, locs, chunk, report)
 
     # the minima: the map's and the surface's in the domain, sorted by value
     n_map = len(bmap.minima)
