@@ -301,56 +301,34 @@ def _tols(tol, chaos, dtype) -> np.ndarray:
 
 
 def _run(
-    fn, method, plan, x0s, hflat, tols, minima, dtype, chunk, transient
+    fn, method, plan, x0s, hflat, tols, minima, dtype, chunk, transient, paired=False
 ) -> dict[str, np.ndarray]:
     """The program over (start, hyperparameter set), chunked over the sets;
-    NumPy results with axes (start, set)."""
+    NumPy results with axes (start, set). ``paired``: over the pairs (start
+    i, set i), chunked over the pairs; axis (pair,)."""
     total = jax.tree.leaves(hflat)[0].shape[0]
     chunk = max(1, min(total, chunk))
-    x0s_j = jnp.asarray(x0s, dtype)
+    x0s_j = None if paired else jnp.asarray(x0s, dtype)  # every chunk's starts
     tols_j, minima_j = jnp.asarray(tols, dtype), jnp.asarray(minima, dtype)
     steps = jnp.asarray(transient, jnp.int32)
     out: dict[str, np.ndarray] = {}
 
     def call(parts):
-        h = jax.tree.map(jnp.asarray, parts)
-        return _program(fn, method, plan, x0s_j, h, tols_j, minima_j, steps)
+        x0, h = parts if paired else (x0s_j, parts)
+        h, x0 = jax.tree.map(jnp.asarray, h), jnp.asarray(x0, dtype)
+        return _program(fn, method, plan, x0, h, tols_j, minima_j, steps, paired)
 
     def collect(idx, m, res):
         for name, a in res._asdict().items():
             a = np.asarray(a)
-            if name not in out:
-                out[name] = np.empty((a.shape[0], total) + a.shape[2:], a.dtype)
-            out[name][:, idx] = a[:, :m]
+            if paired:
+                out.setdefault(name, np.empty((total,) + a.shape[1:], a.dtype))[idx] = a[:m]
+            else:
+                shape = (a.shape[0], total) + a.shape[2:]
+                out.setdefault(name, np.empty(shape, a.dtype))[:, idx] = a[:, :m]
 
-    _chunks.run_chunks(call, jax.tree.map(np.asarray, hflat), chunk, collect)
-    return out
-
-
-def _run_pairs(
-    fn, method, plan, x0s, hflat, tols, minima, dtype, chunk, transient
-) -> dict[str, np.ndarray]:
-    """The program over pairs (start i, hyperparameter set i), in chunks of
-    ``chunk`` pairs; NumPy results with axis (pair,)."""
-    total = x0s.shape[0]
-    tols_j, minima_j = jnp.asarray(tols, dtype), jnp.asarray(minima, dtype)
-    steps = jnp.asarray(transient, jnp.int32)
-    out: dict[str, np.ndarray] = {}
-
-    def call(parts):
-        x0, h = parts
-        h = jax.tree.map(jnp.asarray, h)
-        return _program(fn, method, plan, jnp.asarray(x0, dtype), h, tols_j, minima_j, steps, True)
-
-    def collect(idx, m, res):
-        for name, a in res._asdict().items():
-            a = np.asarray(a)
-            if name not in out:
-                out[name] = np.empty((total,) + a.shape[1:], a.dtype)
-            out[name][idx] = a[:m]
-
-    arrays = (np.asarray(x0s), jax.tree.map(np.asarray, hflat))
-    _chunks.run_chunks(call, arrays, max(1, min(total, chunk)), collect)
+    hosts = jax.tree.map(np.asarray, hflat)
+    _chunks.run_chunks(call, (np.asarray(x0s), hosts) if paired else hosts, chunk, collect)
     return out
 
 

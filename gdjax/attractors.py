@@ -137,7 +137,6 @@ from gdjax._orbits import (
     _plan,
     _rates,
     _run,
-    _run_pairs,
     _starts,
     _surface,
     _tols,
@@ -384,7 +383,7 @@ def orbits(
                     f"rates (settings) of shape ({len(x0s)},); got "
                     f"{'one start' if single else f'{len(x0s)} starts'} and a batch of {batch}"
                 )
-            res = _run_pairs(fn, method, plan, x0s, hflat, tols, mins, dt, chunk, transient)
+            res = _run(fn, method, plan, x0s, hflat, tols, mins, dt, chunk, transient, True)
         else:
             budget = max(1, chunk // x0s.shape[0])
             res = _run(fn, method, plan, x0s, hflat, tols, mins, dt, budget, transient)
