@@ -551,3 +551,20 @@ def test_labels_in_blocks_equal_the_nearest_minimum_of_every_point():
         want = np.unique(key, return_inverse=True, return_counts=True)
         got = critical._unique(key)
         assert all(np.array_equal(a.ravel(), b) for a, b in zip(want, got, strict=True))
+
+
+def test_reach_global_counts_every_global_minimum_over_the_last_axis():
+    """One helper for the chance of a global minimum (the in-memory map and
+    attractor labelling both call it): equal to counting with np.isin, floats
+    for one map, arrays over a batch."""
+    from gdjax.maps.summary import reach_global, wilson_interval
+
+    labels = np.random.default_rng(5).integers(-3, 4, (3, 2, 500))
+    for glob in ((), (0,), (0, 2)):
+        batched = reach_global(labels, glob)
+        want = wilson_interval(np.isin(labels, glob).sum(axis=-1), 500)
+        for got, w in zip(batched, want, strict=True):
+            np.testing.assert_array_equal(got, w)
+        one = reach_global(labels[0, 0], glob)
+        assert all(isinstance(v, float) for v in one)
+        assert one.fraction == float(np.isin(labels[0, 0], glob).mean())

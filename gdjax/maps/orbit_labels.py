@@ -95,10 +95,9 @@ from gdjax.maps.summary import (
     AttractorTable,
     BasinMap,
     CriticalPoint,
-    Estimate,
     fractions,
     global_minima,
-    wilson_interval,
+    reach_global,
 )
 
 __all__ = ["CYCLES_KEPT", "attractor_name", "classify", "run_map"]
@@ -479,9 +478,7 @@ def classify(config: MapConfig, bmap: BasinMap, *, progress: Progress | None = N
     labels = labels.reshape(batch + (n,))
     minima = tuple(minima)
     glob = global_minima(minima, config.global_tol)
-    p_glob = Estimate(*wilson_interval(np.isin(labels, glob).sum(axis=-1), n))
-    if not batch:
-        p_glob = Estimate(*(float(v) for v in p_glob))
+    p_glob = reach_global(labels, glob)
     return dataclasses.replace(
         bmap,
         labels=labels,

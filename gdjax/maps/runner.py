@@ -35,11 +35,10 @@ from gdjax.maps.summary import (
     NOT_CONVERGED,
     BasinMap,
     CriticalPoint,
-    Estimate,
     Timing,
     fractions,
     global_minima,
-    wilson_interval,
+    reach_global,
 )
 
 __all__ = [
@@ -440,12 +439,7 @@ def summarise(config: MapConfig, pts, ends, timing: Timing) -> BasinMap:
         final = ends.final.reshape(batch + (total, 2))
     labels = labels.reshape(batch + (total,))
     glob = global_minima(minima, config.global_tol)
-    hits = np.zeros(labels.shape[:-1], np.int64)  # runs that reach a global minimum
-    for g in glob:
-        hits += np.count_nonzero(labels == g, axis=-1)  # np.isin: 4x slower
-    p_glob = Estimate(*wilson_interval(hits, total))
-    if not batch:
-        p_glob = Estimate(*(float(v) for v in p_glob))
+    p_glob = reach_global(labels, glob)
     return BasinMap(
         surface=config.surface,
         domain=dom,

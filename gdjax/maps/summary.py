@@ -52,6 +52,7 @@ __all__ = [
     "best_of_k",
     "fractions",
     "global_minima",
+    "reach_global",
     "simulate_best_of_k",
     "wilson_interval",
 ]
@@ -419,6 +420,19 @@ def global_minima(minima: tuple[CriticalPoint, ...], tol: float = 1e-6) -> tuple
     lowest = min(m.value for m in minima)
     slack = tol * max(1.0, abs(lowest))
     return tuple(i for i, m in enumerate(minima) if m.value - lowest <= slack)
+
+
+def reach_global(labels: np.ndarray, glob: Sequence[int]) -> Estimate:
+    """The chance that a run reaches one of the global minima ``glob``, with
+    its Wilson interval, over the last axis of ``labels`` (floats for one
+    map, arrays over a batch's leading axes)."""
+    hits = np.zeros(labels.shape[:-1], np.int64)
+    for g in glob:
+        hits += np.count_nonzero(labels == g, axis=-1)  # np.isin: 4x slower
+    estimate = Estimate(*wilson_interval(hits, labels.shape[-1]))
+    if labels.ndim == 1:
+        return Estimate(*(float(v) for v in estimate))
+    return estimate
 
 
 def simulate_best_of_k(
