@@ -441,9 +441,8 @@ def _catching_ctrl_c():
 
 def check_interrupted() -> None:
     """Raises KeyboardInterrupt if Ctrl-C was pressed during this command."""
-    global _resend
     if _interrupted:
-        _resend = False
+        _stop_resending()
         raise KeyboardInterrupt
 
 

@@ -282,11 +282,9 @@ class MapConfig:
             practice, but end points may in their last bit: XLA's CPU code
             computes the last rows of each of a kernel's tasks apart, and
             which rows those are depends on the chunk and the number of
-            devices (peaks, 200,000 starts, chunks of 1,000 to 131,072 on 1,
-            2 or 8 devices: 0 to 28 end points differed in their last bit;
-            convergence, divergence and steps were equal): a label or a
-            step can change only for a run on an edge (the tolerance, the
-            claim radius).
+            devices; a label or a step can change only for a run on an edge
+            (the tolerance, the claim radius). docs/basins.md gives the
+            measured size.
         devices: how many devices each chunk is sharded over (default: all).
         unroll: ``lax.scan`` unrolling (speed only).
         check_every: the gradient norm is checked every this many steps (and
