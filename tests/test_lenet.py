@@ -75,6 +75,19 @@ def test_xavier_init_and_seeds():
     assert not np.array_equal(params["fc1"]["kernel"], other["params"]["fc1"]["kernel"])
 
 
+def test_the_initial_state_compiled_for_one_run_equals_the_default_compile():
+    """The initial state compiles at LLVM's level 0 on the CPU
+    (gdjax._compile.jit_once): every value of a population's initial state
+    equals the default compile's bit for bit."""
+    default = jax.jit(lenet._init_state.__wrapped__, static_argnums=1)
+    seeds = jnp.arange(5, 7, dtype=jnp.uint32)
+    batched = lambda init: jax.vmap(init, in_axes=(0, None, None))(seeds, lenet.SGD, {})  # noqa: E731
+    quick, slow = jax.tree.leaves(batched(lenet._init_state)), jax.tree.leaves(batched(default))
+    assert len(quick) == len(slow) == 12  # 5 kernels, 5 biases, the step, the seed
+    for a, b in zip(quick, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def _numpy_lenet(params, images):
     """An independent NumPy forward pass: convolutions as sums over the 25 offsets."""
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
