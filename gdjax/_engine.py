@@ -162,10 +162,17 @@ def batch_shape(h: Hyper) -> tuple[int, ...]:
         ) from None
 
 
+def _xp(h):
+    """NumPy for concrete leaves (no program compiled per shape for what only
+    copies numbers), jax.numpy under a trace."""
+    return jnp if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(h)) else np
+
+
 def broadcast(h: Hyper, shape: tuple[int, ...]) -> Hyper:
     """Every leaf of ``h`` broadcast to ``shape + item shape``."""
+    xp = _xp(h)
     return jax.tree.map(
-        lambda a, n: jnp.broadcast_to(a, tuple(shape) + np.shape(a)[np.ndim(a) - n :]),
+        lambda a, n: xp.broadcast_to(a, tuple(shape) + np.shape(a)[np.ndim(a) - n :]),
         h,
         _item_ndims(h),
     )
@@ -182,14 +189,15 @@ def stack(hypers: Sequence[Hyper]) -> Hyper:
     shape, their schedules' milestones padded with +inf to one length)."""
     shape = tuple(np.broadcast_shapes(*[batch_shape(h) for h in hypers]))
     m = max(h.rate.milestones.shape[-1] for h in hypers)
+    xp = _xp(list(hypers))
 
     def pad(h):
         h = broadcast(h, shape)
         ms = h.rate.milestones
-        extra = jnp.full(ms.shape[:-1] + (m - ms.shape[-1],), jnp.inf, ms.dtype)
-        return h._replace(rate=h.rate._replace(milestones=jnp.concatenate([ms, extra], -1)))
+        extra = xp.full(ms.shape[:-1] + (m - ms.shape[-1],), np.inf, ms.dtype)
+        return h._replace(rate=h.rate._replace(milestones=xp.concatenate([ms, extra], -1)))
 
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *[pad(h) for h in hypers])
+    return jax.tree.map(lambda *xs: xp.stack(xs), *[pad(h) for h in hypers])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
