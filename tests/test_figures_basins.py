@@ -399,6 +399,46 @@ def test_continuation_gif_frames_have_axes_title_and_legend(small_continuation, 
     assert width > height  # the legend beside the map
 
 
+def test_continuation_gif_frames_keep_their_layout_and_show_their_own_map(
+    small_continuation, monkeypatch
+):
+    """Each frame redraws the map and the title over the parts that stay: the
+    legend, ticks and axis labels are the same pixels in every frame, and
+    every cell shows its own rate's outcome, in that outcome's colour."""
+    rgb, closed = [], []
+    fromarray, close = Image.fromarray, plt.close
+    monkeypatch.setattr(Image, "fromarray", lambda a: rgb.append(a.copy()) or fromarray(a))
+    monkeypatch.setattr(plt, "close", lambda fig=None: closed.append(fig) or close(fig))
+    plot.continuation.animation(small_continuation)
+    (ax,) = closed[-1].axes
+    bmap = small_continuation.bmap
+    grids = bmap.label_grid()
+    assert len(rgb) == len(grids) == 4
+    height = rgb[0].shape[0]
+    # the map's pixels, and the title's band above it left of the legend
+    # (display y counts up, rows down)
+    moving = np.zeros(rgb[0].shape[:2], bool)
+    x0, y0, x1, y1 = ax.get_window_extent().extents
+    moving[int(height - y1) - 2 : int(height - y0) + 3, int(x0) - 2 : int(x1) + 3] = True
+    (legend,) = closed[-1].legends
+    moving[: int(height - y1), : int(legend.get_window_extent().x0)] = True
+    for frame in rgb[1:]:
+        assert np.array_equal(frame[~moving], rgb[0][~moving])
+    styles = plot.basins.outcome_styles(bmap)
+    (x0, x1), (y0, y1) = bmap.domain
+    n = grids.shape[-1]
+    centres = (np.arange(n) + 0.5) / n
+    xs, ys = np.meshgrid(x0 + (x1 - x0) * centres, y0 + (y1 - y0) * centres)
+    px, py = ax.transData.transform(np.stack([xs.ravel(), ys.ravel()], 1)).T
+    rows, cols = (height - py).astype(int), px.astype(int)
+    for frame, labels in zip(rgb, grids, strict=True):
+        want = np.asarray([mcolors.to_rgb(styles[int(v)][0]) for v in labels.ravel()])
+        got = frame[rows, cols] / 255.0
+        same = np.all(np.abs(got - want) < 1.5 / 255, axis=1)
+        assert same.mean() > 0.9, same.mean()  # markers cover a few cells
+    assert len({g.tobytes() for g in grids}) >= 3  # the maps differ: each frame its own
+
+
 def test_continuation_map_panel_ticks_read_at_nine_points_or_more(small_continuation):
     fig = plot.continuation.map_panel(small_continuation)
     fig.canvas.draw()

@@ -38,6 +38,7 @@ __all__ = [
     "NOISE",
     "basin_map",
     "draw_labels",
+    "label_pixels",
     "mark_orbits",
     "legend_outcomes",
     "minor_name",
@@ -175,6 +176,12 @@ def outcome_order(bmap) -> list[int]:
     return order + [NOT_CONVERGED, DIVERGED]
 
 
+def label_pixels(bmap, labels) -> np.ndarray:
+    """``labels`` as the values :func:`draw_labels`' image holds (the index of
+    each outcome's colour): for ``image.set_data`` on a drawn map."""
+    return np.asarray(labels) - min(outcome_styles(bmap))
+
+
 def draw_labels(ax, bmap, labels, **kwargs):
     """A label image drawn in the outcomes' colours (``labels``: (ny, nx)
     of ``bmap``'s labels; ``kwargs`` to ``imshow``)."""
@@ -183,7 +190,7 @@ def draw_labels(ax, bmap, labels, **kwargs):
     colors = [styles[label][0] for label in range(low, high + 1)]
     (x0, x1), (y0, y1) = bmap.domain
     return ax.imshow(
-        np.asarray(labels) - low,
+        label_pixels(bmap, labels),
         origin="lower",
         extent=(x0, x1, y0, y1),
         cmap=mcolors.ListedColormap(colors),

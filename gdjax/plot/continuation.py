@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from gdjax.plot._style import _basin_colors, _centre_note, _mark_critical, _title
 from gdjax.plot.basins import (
     draw_labels,
+    label_pixels,
     legend_outcomes,
     mark_orbits,
     minor_name,
@@ -397,35 +398,70 @@ def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -
     """An animated GIF of the basin map as the rate grows (one frame per
     rate, about ``seconds`` long in all), with axes, the rate and the share
     reaching the global minimum in each frame's title, and map_panel's
-    legend; returns its bytes."""
+    legend; returns its bytes.
+
+    The layout is fixed once, for the widest title, and what stays (legend,
+    axes, ticks) is drawn once: each frame redraws only the map, the
+    orbits, the minima, the frame and the title over a copy of the rest."""
     from PIL import Image
 
     bmap = cont.bmap
     grids = bmap.label_grid()
-    frames = []
+    titles = [
+        f"{bmap.surface.name}, gradient descent, lr = {lr:.4g}:\n{_share_words(cont, i)}"
+        for i, lr in enumerate(cont.lrs)
+    ]
     handles, names = _map_legend(bmap)
     # a legend with the attractors is longer and wider: room for it beside the map
     wide = bmap.attractors is not None
     width = size + (4.4 if wide else 2.6)
+    # the attractors' shades need more than 64 colours to stay apart
+    colours = 128 if wide else 64
     fig, ax = plt.subplots(figsize=(width, size + 0.4), dpi=dpi, layout="constrained")
     fig.legend(handles, names, loc="outside right upper", fontsize=8 if wide else 9)
+    frames = []
     try:
-        for i, lr in enumerate(cont.lrs):
-            ax.clear()
-            _draw_map(ax, bmap, grids[i], i)
-            _mark_critical(ax, list(bmap.minima))
-            ax.set_title(
-                f"{bmap.surface.name}, gradient descent, lr = {lr:.4g}:\n{_share_words(cont, i)}",
-                fontsize=10,
-            )
-            ax.set_xlabel("x", fontsize=10)
-            ax.set_ylabel("y", fontsize=10)
-            ax.tick_params(labelsize=10)  # 11 px at 80 dpi
-            fig.canvas.draw()
+        image = draw_labels(ax, bmap, grids[0])
+        ax.set_aspect("equal")
+        if wide:
+            (x0, x1), (y0, y1) = bmap.domain  # orbit points may lie outside the box
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(y0, y1)
+        _mark_critical(ax, list(bmap.minima))
+        minima = list(ax.lines)
+        title = ax.set_title("", fontsize=10)
+        ax.set_xlabel("x", fontsize=10)
+        ax.set_ylabel("y", fontsize=10)
+        ax.tick_params(labelsize=10)  # 11 px at 80 dpi
+        renderer = fig.canvas.get_renderer()
+
+        def title_width(text):
+            title.set_text(text)
+            return title.get_window_extent(renderer).width
+
+        title.set_text(max(titles, key=title_width))
+        fig.canvas.draw()  # the layout, for the widest title
+        fig.set_layout_engine("none")
+        moving = [image, *minima, title, *ax.spines.values()]
+        for artist in moving:
+            artist.set_animated(True)
+        fig.canvas.draw()  # all that stays
+        still = fig.canvas.copy_from_bbox(fig.bbox)
+        for i, text in enumerate(titles):
+            fig.canvas.restore_region(still)
+            image.set_data(label_pixels(bmap, grids[i]))
+            before = set(ax.lines)
+            if wide:
+                mark_orbits(ax, bmap.at(i), size=4.5)
+            orbits = [line for line in ax.lines if line not in before]
+            title.set_text(text)
+            # in the order a full draw takes: map, frame, title, minima, orbits
+            for artist in [image, *ax.spines.values(), title, *minima, *orbits]:
+                ax.draw_artist(artist)
             rgba = np.asarray(fig.canvas.buffer_rgba())
-            # the attractors' shades need more than 64 colours to stay apart
-            colours = 128 if wide else 64
             frames.append(Image.fromarray(rgba[..., :3]).quantize(colors=colours, dither=0))
+            for line in orbits:
+                line.remove()
     finally:
         plt.close(fig)
     out = io.BytesIO()
