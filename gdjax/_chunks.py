@@ -29,9 +29,8 @@ def pad(a: np.ndarray, size: int) -> np.ndarray:
 
 ALIGN = 2
 """Rows per device are a multiple of this: XLA's CPU code for a vmapped 2-D
-descent ran 5.5x slower on an odd number of rows per device (peaks, 1000
-steps, 124,751 rows: 1.95 s; 124,752: 0.35 s); even numbers (multiples of
-2, 4, 8 and 16) ran alike."""
+descent ran several times slower on an odd number of rows per device; even
+numbers (multiples of 2, 4, 8 and 16) ran alike (docs/basins.md)."""
 
 
 def aligned(chunk: int, devices: int) -> int:

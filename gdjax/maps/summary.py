@@ -428,7 +428,7 @@ def reach_global(labels: np.ndarray, glob: Sequence[int]) -> Estimate:
     map, arrays over a batch's leading axes)."""
     hits = np.zeros(labels.shape[:-1], np.int64)
     for g in glob:
-        hits += np.count_nonzero(labels == g, axis=-1)  # np.isin: 4x slower
+        hits += np.count_nonzero(labels == g, axis=-1)  # faster than np.isin (docs/basins.md)
     estimate = Estimate(*wilson_interval(hits, labels.shape[-1]))
     if labels.ndim == 1:
         return Estimate(*(float(v) for v in estimate))
