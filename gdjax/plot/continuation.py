@@ -234,15 +234,28 @@ def panel_indices(n_rates: int, panels: int = 6, include=()) -> list[int]:
     return sorted(picked)
 
 
-def _draw_map(ax, bmap, labels, index: int | None = None) -> None:
-    """The map ``labels`` (of rate ``index`` of the batch: its orbits marked)."""
-    draw_labels(ax, bmap, labels)
-    if index is not None and bmap.attractors is not None:
-        mark_orbits(ax, bmap.at(index), size=4.5)
-        (x0, x1), (y0, y1) = bmap.domain  # orbit points may lie outside the box
+def _draw_map(ax, bmap, labels, index: int | None = None):
+    """The map ``labels`` (of rate ``index`` of the batch: its orbits
+    marked); returns its image. With attractors the axes stay on the domain:
+    orbit points may lie outside it."""
+    image = draw_labels(ax, bmap, labels)
+    if bmap.attractors is not None:
+        (x0, x1), (y0, y1) = bmap.domain
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
+    if index is not None:
+        _mark_rate_orbits(ax, bmap, index)
     ax.set_aspect("equal")
+    return image
+
+
+def _mark_rate_orbits(ax, bmap, index: int) -> list:
+    """Marks the orbits of rate ``index`` of the batch (none without
+    attractors); returns the lines drawn."""
+    before = set(ax.lines)
+    if bmap.attractors is not None:
+        mark_orbits(ax, bmap.at(index), size=4.5)
+    return [line for line in ax.lines if line not in before]
 
 
 def _map_legend(bmap) -> tuple[list, list[str]]:
@@ -421,12 +434,7 @@ def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -
     fig.legend(handles, names, loc="outside right upper", fontsize=8 if wide else 9)
     frames = []
     try:
-        image = draw_labels(ax, bmap, grids[0])
-        ax.set_aspect("equal")
-        if wide:
-            (x0, x1), (y0, y1) = bmap.domain  # orbit points may lie outside the box
-            ax.set_xlim(x0, x1)
-            ax.set_ylim(y0, y1)
+        image = _draw_map(ax, bmap, grids[0])  # the orbits come with each frame
         _mark_critical(ax, list(bmap.minima))
         minima = list(ax.lines)
         title = ax.set_title("", fontsize=10)
@@ -450,10 +458,7 @@ def animation(cont, *, size: float = 4.2, dpi: int = 80, seconds: float = 8.0) -
         for i, text in enumerate(titles):
             fig.canvas.restore_region(still)
             image.set_data(label_pixels(bmap, grids[i]))
-            before = set(ax.lines)
-            if wide:
-                mark_orbits(ax, bmap.at(i), size=4.5)
-            orbits = [line for line in ax.lines if line not in before]
+            orbits = _mark_rate_orbits(ax, bmap, i)
             title.set_text(text)
             # in the order a full draw takes: map, frame, title, minima, orbits
             for artist in [image, *ax.spines.values(), title, *minima, *orbits]:
