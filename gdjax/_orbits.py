@@ -196,9 +196,9 @@ def _program(fn, method, plan, x0s, h, tols, minima, transient, paired=False) ->
     """Axes of the result: (start, hyperparameters); ``paired``: start i with
     hyperparameter set i only, axis (pair,)."""
     one = functools.partial(_analyse, fn, method, plan)
-    over_h = jax.vmap(one, in_axes=(None, 0, None, None, None))
     if paired:
         return jax.vmap(one, in_axes=(0, 0, None, None, None))(x0s, h, tols, minima, transient)
+    over_h = jax.vmap(one, in_axes=(None, 0, None, None, None))
     return jax.vmap(over_h, in_axes=(0, None, None, None, None))(x0s, h, tols, minima, transient)
 
 
@@ -314,8 +314,8 @@ def _run(
     out: dict[str, np.ndarray] = {}
 
     def call(parts):
-        x0, h = parts if paired else (x0s_j, parts)
-        h, x0 = jax.tree.map(jnp.asarray, h), jnp.asarray(x0, dtype)
+        x0, h = (jnp.asarray(parts[0], dtype), parts[1]) if paired else (x0s_j, parts)
+        h = jax.tree.map(jnp.asarray, h)
         return _program(fn, method, plan, x0, h, tols_j, minima_j, steps, paired)
 
     def collect(idx, m, res):
