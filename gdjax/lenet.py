@@ -391,8 +391,8 @@ def make_train_step(
 
 def make_eval(batch_size: int = 250) -> Callable[[Any, Array, Array], Array]:
     """Returns a jitted ``accuracy(params, images_uint8, labels)``, computed in
-    padded batches of ``batch_size`` inside one program (a ``lax.map``; batches
-    of 200-400 were fastest on a 2-core CPU, 1000 and more about 1.3x slower)."""
+    padded batches of ``batch_size`` inside one program (a ``lax.map``; the
+    default's timing: docs/lenet.md)."""
 
     @jax.jit
     def accuracy(params, images, labels):
